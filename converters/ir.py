@@ -1,0 +1,83 @@
+"""A tiny layer graph shared by every converter: one description, emitted to ONNX and to TFLite.
+
+Weights are stored in one canonical layout so the emitters never guess:
+conv kernels OIHW (depthwise: (C, 1, kH, kW) with ``group == C``), dense weights (in, out),
+PReLU slopes (C,). Activations are NHWC in the graph's input spec; the ONNX emitter works in
+NCHW and the TensorFlow emitter in NHWC.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+OPS = ("conv", "prelu", "relu", "maxpool", "dense", "flatten_wh", "softmax", "add", "flatten")
+
+
+@dataclass
+class Layer:
+    """One operation: ``op`` on ``inputs`` producing ``output``."""
+
+    op: str
+    inputs: list[str]
+    output: str
+    attrs: dict[str, object] = field(default_factory=dict)
+    weights: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.op not in OPS:
+            raise ValueError(f"unknown op {self.op!r}")
+
+
+@dataclass
+class Graph:
+    """A network: NHWC float input, layers in topological order, named outputs."""
+
+    name: str
+    input_name: str
+    input_shape: tuple[int | None, int | None, int | None, int]  # N, H, W, C; None = dynamic
+    layers: list[Layer]
+    outputs: list[str]
+
+    def params(self) -> int:
+        """Number of weights and biases."""
+        return int(sum(w.size for layer in self.layers for w in layer.weights.values()))
+
+
+def conv_out(size: int, kernel: int, stride: int, padding: str) -> int:
+    """Spatial output size of a conv/pool ('valid', 'same' or 'ceil' = Caffe ceil mode)."""
+    if padding == "same":
+        return -(-size // stride)
+    if padding == "ceil":
+        return -(-(size - kernel) // stride) + 1
+    return (size - kernel) // stride + 1
+
+
+def count_macs(graph: Graph, height: int, width: int) -> int:
+    """Multiply-accumulates for one image of the given size (conv: kW·kH·Cin/g·Cout·Hout·Wout)."""
+    shapes: dict[str, tuple[int, ...]] = {graph.input_name: (height, width, graph.input_shape[3])}
+    macs = 0
+    for layer in graph.layers:
+        src = shapes[layer.inputs[0]]
+        if layer.op == "conv":
+            kernel = layer.weights["kernel"]
+            cout, cin_g, kh, kw = kernel.shape
+            stride = int(layer.attrs.get("stride", 1))
+            pad = str(layer.attrs.get("padding", "valid"))
+            h, w = conv_out(src[0], kh, stride, pad), conv_out(src[1], kw, stride, pad)
+            macs += kh * kw * cin_g * cout * h * w
+            shapes[layer.output] = (h, w, cout)
+        elif layer.op == "maxpool":
+            k, s = int(layer.attrs["kernel"]), int(layer.attrs["stride"])
+            pad = str(layer.attrs.get("padding", "ceil"))
+            shapes[layer.output] = (conv_out(src[0], k, s, pad), conv_out(src[1], k, s, pad), src[2])
+        elif layer.op == "dense":
+            din, dout = layer.weights["kernel"].shape
+            macs += din * dout
+            shapes[layer.output] = (dout,)
+        elif layer.op in ("flatten_wh", "flatten"):
+            shapes[layer.output] = (int(np.prod(src)),)
+        else:
+            shapes[layer.output] = src
+    return int(macs)

@@ -1,0 +1,120 @@
+"""Emit a layer graph as ONNX: NHWC float input and outputs (same I/O as the TFLite files), NCHW inside."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from converters.ir import Graph, Layer
+
+OPSET = 17
+
+
+def _dim(value: int | None, name: str) -> int | str:
+    return value if value is not None else name
+
+
+class _Emitter:
+    def __init__(self, graph: Graph) -> None:
+        self.graph = graph
+        self.nodes: list[onnx.NodeProto] = []
+        self.inits: list[onnx.TensorProto] = []
+        self.rank: dict[str, int] = {"x_nchw": 4}
+
+    def const(self, name: str, value: np.ndarray) -> str:
+        self.inits.append(numpy_helper.from_array(value, name))
+        return name
+
+    def node(self, op: str, inputs: list[str], output: str, **attrs: object) -> None:
+        self.nodes.append(helper.make_node(op, inputs, [output], name=output, **attrs))
+
+    def emit(self, layer: Layer, src: str) -> None:
+        out, rank = layer.output, self.rank[src]
+        w = layer.weights
+        if layer.op == "conv":
+            kernel = w["kernel"]
+            attrs: dict[str, object] = {"strides": [int(layer.attrs.get("stride", 1))] * 2,
+                                        "group": int(layer.attrs.get("group", 1)),
+                                        "kernel_shape": list(kernel.shape[2:])}
+            if layer.attrs.get("padding") == "same":
+                attrs["auto_pad"] = "SAME_UPPER"
+            ins = [src, self.const(out + "_w", kernel)]
+            if "bias" in w:
+                ins.append(self.const(out + "_b", w["bias"]))
+            self.node("Conv", ins, out, **attrs)
+        elif layer.op == "prelu":
+            slope = w["slope"].reshape((-1, 1, 1) if rank == 4 else (-1,))
+            self.node("PRelu", [src, self.const(out + "_s", slope)], out)
+        elif layer.op == "relu":
+            self.node("Relu", [src], out)
+        elif layer.op == "maxpool":
+            k, s = int(layer.attrs["kernel"]), int(layer.attrs["stride"])
+            ceil = 1 if layer.attrs.get("padding", "ceil") == "ceil" else 0
+            self.node("MaxPool", [src], out, kernel_shape=[k, k], strides=[s, s], ceil_mode=ceil)
+        elif layer.op in ("flatten_wh", "flatten"):
+            perm = [0, 3, 2, 1] if layer.op == "flatten_wh" else [0, 2, 3, 1]
+            self.node("Transpose", [src], out + "_t", perm=perm)
+            self.node("Flatten", [out + "_t"], out, axis=1)
+            rank = 2
+        elif layer.op == "dense":
+            ins = [src, self.const(out + "_w", w["kernel"]), self.const(out + "_b", w["bias"])]
+            self.node("Gemm", ins, out)
+        elif layer.op == "softmax":
+            self.node("Softmax", [src], out, axis=1 if rank == 4 else -1)
+        elif layer.op == "add":
+            self.node("Add", [src, self._src(layer.inputs[1])], out)
+        self.rank[out] = rank
+
+    def _src(self, name: str) -> str:
+        return "x_nchw" if name == self.graph.input_name else name
+
+    def model(self) -> onnx.ModelProto:
+        g = self.graph
+        n, h, w, c = g.input_shape
+        shape = [_dim(n, "batch"), _dim(h, "height"), _dim(w, "width"), c]
+        self.node("Transpose", [g.input_name], "x_nchw", perm=[0, 3, 1, 2])
+        for layer in g.layers:
+            self.emit(layer, self._src(layer.inputs[0]))
+        outputs = []
+        for name in g.outputs:  # internal tensors are renamed so outputs keep the graph's names
+            internal = "_" + name
+            self._rename(name, internal)
+            if self.rank[name] == 4:
+                self.node("Transpose", [internal], name, perm=[0, 2, 3, 1])
+            else:
+                self.node("Identity", [internal], name)
+            rank = self.rank[name]
+            outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, [None] * rank))
+        inp = helper.make_tensor_value_info(g.input_name, TensorProto.FLOAT, shape)
+        graph = helper.make_graph(self.nodes, g.name, [inp], outputs, self.inits)
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
+                                  producer_name="facegate-converters")
+        model.ir_version = 8
+        return model
+
+    def _rename(self, old: str, new: str) -> None:
+        for node in self.nodes:
+            node.output[:] = [new if o == old else o for o in node.output]
+            node.input[:] = [new if i == old else i for i in node.input]
+            if node.name == old:
+                node.name = new
+
+
+def to_onnx(graph: Graph) -> onnx.ModelProto:
+    """Convert ``graph`` to a checked ONNX model (dynamic batch; dynamic H×W where the graph has it)."""
+    model = _Emitter(graph).model()
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def save(model: onnx.ModelProto, path: Path, metadata: dict[str, str] | None = None) -> Path:
+    """Write ``model`` with optional metadata properties that travel inside the file."""
+    for key, value in (metadata or {}).items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(path))
+    return path

@@ -1,0 +1,27 @@
+"""Inference backends: one interface, one implementation per model file format."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edge.backends.base import Backend
+from edge.errors import ModelError
+
+FORMATS = ("onnx", "tflite")
+
+
+def open_backend(path: Path, fmt: str, threads: int = 1, output_names: list[str] | None = None
+                 ) -> Backend:
+    """Open ``path`` with the runtime for ``fmt`` (``onnx`` -> onnxruntime, ``tflite`` -> LiteRT)."""
+    if fmt == "onnx":
+        from edge.backends.onnxruntime import OnnxRuntimeBackend
+
+        return OnnxRuntimeBackend(path, threads, output_names)
+    if fmt == "tflite":
+        from edge.backends.litert import LiteRTBackend
+
+        return LiteRTBackend(path, threads, output_names)
+    raise ModelError(f"unknown model format {fmt!r} (expected one of {', '.join(FORMATS)})")
+
+
+__all__ = ["FORMATS", "Backend", "open_backend"]
