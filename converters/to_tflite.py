@@ -40,8 +40,7 @@ def _apply(tf: object, layer: Layer, x: object, env: dict[str, object]) -> objec
             y = tf.nn.conv2d(x, kernel.transpose(2, 3, 1, 0), stride, pad)
         return tf.nn.bias_add(y, w["bias"])
     if layer.op == "prelu":
-        slope = tf.constant(w["slope"])
-        return tf.nn.relu(x) - slope * tf.nn.relu(-x)  # the form the converter fuses to PRELU
+        return env["_prelu_" + layer.output](x)
     if layer.op == "relu":
         return tf.nn.relu(x)
     if layer.op == "maxpool":
@@ -59,16 +58,44 @@ def _apply(tf: object, layer: Layer, x: object, env: dict[str, object]) -> objec
     raise ValueError(f"op {layer.op} has no TensorFlow form")
 
 
+def _prelu_layers(graph: Graph) -> dict[str, object]:
+    """Keras PReLU layers: with the slope as a variable the converter emits one PRELU op,
+    where a constant slope leaves five elementwise ops (measured on TF 2.21)."""
+    import keras
+
+    ranks = _ranks(graph)
+    out = {}
+    for layer in graph.layers:
+        if layer.op != "prelu":
+            continue
+        slope = layer.weights["slope"]
+        rank = ranks[layer.inputs[0]]
+        prelu = keras.layers.PReLU(shared_axes=[1, 2] if rank == 4 else None)
+        prelu.build((None, 1, 1, slope.size) if rank == 4 else (None, slope.size))
+        prelu.set_weights([slope.reshape((1, 1, -1) if rank == 4 else (-1,))])
+        out["_prelu_" + layer.output] = prelu
+    return out
+
+
+def _ranks(graph: Graph) -> dict[str, int]:
+    ranks = {graph.input_name: 4}
+    for layer in graph.layers:
+        flat = layer.op in ("flatten_wh", "flatten", "dense")
+        ranks[layer.output] = 2 if flat else ranks[layer.inputs[0]]
+    return ranks
+
+
 def tf_function(graph: Graph, batch: int | None = None) -> object:
     """A ``tf.function`` computing ``graph`` on an NHWC float input; outputs in ``graph.outputs`` order."""
     import tensorflow as tf
 
     _, h, w, c = graph.input_shape
     spec = tf.TensorSpec([batch, h, w, c], tf.float32, name=graph.input_name)
+    layers = _prelu_layers(graph)
 
     @tf.function(input_signature=[spec])
     def run(x: object) -> tuple[object, ...]:
-        env: dict[str, object] = {graph.input_name: x}
+        env: dict[str, object] = {graph.input_name: x, **layers}
         for layer in graph.layers:
             env[layer.output] = _apply(tf, layer, env[layer.inputs[0]], env)
         return tuple(env[name] for name in graph.outputs)  # TFLite keeps this order

@@ -1,0 +1,142 @@
+"""Calibration and parity data: real faces from photos, with augmentation.
+
+Calibration (INT8 ranges) and parity (quantized vs FP32 agreement) use *different* augmentations
+of the photos, so a variant is never judged on the data it was calibrated on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edge.align import align
+from edge.detect.mtcnn import MTCNN
+from edge.image import load_image
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+MAX_SIDE = 640  # photos are shrunk first: calibration needs faces, not megapixels
+
+Augment = Callable[[np.ndarray], np.ndarray]
+
+
+def _rotate(deg: float) -> Augment:
+    def run(img: np.ndarray) -> np.ndarray:
+        h, w = img.shape[:2]
+        m = cv2.getRotationMatrix2D((w / 2, h / 2), deg, 1.0)
+        return cv2.warpAffine(img, m, (w, h), borderMode=cv2.BORDER_REFLECT)
+    return run
+
+
+def _gain(g: float) -> Augment:
+    return lambda img: np.clip(img.astype(np.float32) * g, 0, 255).astype(np.uint8)
+
+
+def _blur(img: np.ndarray) -> np.ndarray:
+    h, w = img.shape[:2]
+    small = cv2.resize(img, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def _noise(img: np.ndarray) -> np.ndarray:
+    rng = np.random.default_rng(7)
+    return np.clip(img + rng.normal(0, 8, img.shape), 0, 255).astype(np.uint8)
+
+
+def _grey(img: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
+
+
+def _tint(r: float, g: float, b: float) -> Augment:
+    return lambda img: np.clip(img * np.float32([r, g, b]), 0, 255).astype(np.uint8)
+
+
+def _gamma(value: float) -> Augment:
+    lut = (255 * (np.arange(256) / 255) ** value).astype(np.uint8)
+    return lambda img: lut[img]
+
+
+def _jpeg(img: np.ndarray) -> np.ndarray:
+    ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 30])
+    return cv2.imdecode(buf, cv2.IMREAD_UNCHANGED) if ok else img
+
+
+def _flip(img: np.ndarray) -> np.ndarray:
+    return img[:, ::-1].copy()
+
+
+# Varied light, colour, pose and quality, so INT8 ranges cover more than a few clean photos.
+CALIBRATION_AUGMENTS: tuple[Augment, ...] = (
+    lambda img: img, _flip, _gain(0.6), _gain(1.35), _rotate(8), _rotate(-8), _blur, _noise,
+    _grey, _tint(1.15, 1.0, 0.8), _tint(0.8, 1.0, 1.2), _gamma(0.6), _gamma(1.6), _jpeg,
+    lambda img: _rotate(12)(_flip(img)), lambda img: _gain(0.75)(_blur(img)),
+)
+PARITY_AUGMENTS: tuple[Augment, ...] = (
+    lambda img: img, _gain(0.8), _rotate(4), lambda img: _gain(1.15)(_flip(img)),
+)
+
+
+@dataclass
+class FaceData:
+    """Aligned crops plus the stage inputs MTCNN's nets see, for one augmentation set."""
+
+    photos: list[np.ndarray]
+    crops: list[np.ndarray]  # 112x112 RGB uint8
+    rnet: list[np.ndarray]  # 24x24 RGB uint8
+    onet: list[np.ndarray]  # 48x48 RGB uint8
+
+
+def photo_paths(folder: Path) -> list[Path]:
+    """Image files under ``folder`` (recursive), skipping folders that start with ``_``."""
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES
+                  and not any(part.startswith("_") for part in p.relative_to(folder).parts))
+
+
+def _shrink(img: np.ndarray) -> np.ndarray:
+    scale = MAX_SIDE / max(img.shape[:2])
+    if scale >= 1:
+        return img
+    size = (round(img.shape[1] * scale), round(img.shape[0] * scale))
+    return cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+
+
+def _box_crop(img: np.ndarray, box: tuple[float, ...], size: int, jitter: float) -> np.ndarray:
+    x1, y1, x2, y2 = box
+    side = max(x2 - x1, y2 - y1) * (1 + jitter)
+    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+    m = np.float32([[size / side, 0, size / 2 - cx * size / side],
+                    [0, size / side, size / 2 - cy * size / side]])
+    return cv2.warpAffine(img, m, (size, size), flags=cv2.INTER_AREA)
+
+
+def collect(paths: list[Path], detector: MTCNN, augments: tuple[Augment, ...]) -> FaceData:
+    """Detect and align every face in every augmented photo."""
+    data = FaceData([], [], [], [])
+    for path in paths:
+        base = _shrink(load_image(path))
+        for aug in augments:
+            img = np.ascontiguousarray(aug(base))
+            data.photos.append(img)
+            for i, face in enumerate(detector.detect(img)):
+                data.crops.append(align(img, face).crop)
+                jitter = (-0.1, 0.0, 0.15)[i % 3]
+                data.rnet.append(_box_crop(img, face.box, 24, jitter))
+                data.onet.append(_box_crop(img, face.box, 48, jitter))
+    return data
+
+
+def normalise(images: list[np.ndarray], mean: float, std: float) -> np.ndarray:
+    """Stack uint8 RGB images into a float32 NHWC batch, ``(x - mean) / std``."""
+    return (np.stack(images).astype(np.float32) - mean) / std
+
+
+PNET_CALIB_SIZE = (160, 120)  # one fixed size, so all P-Net calibration images form one batch
+
+
+def pnet_inputs(photos: list[np.ndarray], mean: float, std: float) -> np.ndarray:
+    """P-Net sees whole pyramid levels: each photo shrunk to one small size, as one batch."""
+    small = [cv2.resize(img, PNET_CALIB_SIZE, interpolation=cv2.INTER_AREA) for img in photos]
+    return normalise(small, mean, std)

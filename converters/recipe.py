@@ -1,0 +1,82 @@
+"""Bundle recipes (``models/*.json``): pinned sources, models, and the variants to build."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from converters import CONVERTER_VERSION
+from converters.sources import Source
+from edge.errors import BundleError
+
+RECIPES_DIR = Path(__file__).resolve().parents[1] / "models"
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRecipe:
+    """How to obtain one network."""
+
+    role: str
+    source: str
+    member: str
+    reader: str
+    task: str
+    latency_shape: tuple[int, ...]
+    input: dict
+
+
+@dataclass(frozen=True, slots=True)
+class Variant:
+    """One (format, precision) to build for some models."""
+
+    format: str
+    precision: str
+    models: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Recipe:
+    """A whole bundle recipe."""
+
+    name: str
+    version: str
+    description: str
+    sources: dict[str, Source]
+    models: dict[str, ModelRecipe]
+    variants: tuple[Variant, ...]
+    samples: dict
+    digest: str
+
+    def build_key(self) -> str:
+        """Changes whenever the recipe, its pinned sources or the converter change."""
+        text = f"{self.digest}:{CONVERTER_VERSION}"
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def available() -> list[str]:
+    """Names of the recipes shipped in ``models/``."""
+    return sorted(p.stem for p in RECIPES_DIR.glob("*.json"))
+
+
+def load(name: str) -> Recipe:
+    """Load the recipe ``models/<name>.json``."""
+    path = RECIPES_DIR / f"{name}.json"
+    if not path.is_file():
+        raise BundleError(f"no bundle recipe named {name!r} (available: {', '.join(available())})")
+    text = path.read_text(encoding="utf-8")
+    raw = json.loads(text)
+    try:
+        sources = {k: Source(k, **v) for k, v in raw["sources"].items()}
+        models = {
+            role: ModelRecipe(role, m["source"], m["member"], m["reader"], m["task"],
+                              tuple(m["latency_shape"]), raw["input"][role])
+            for role, m in raw["models"].items()
+        }
+        variants = tuple(Variant(v["format"], v["precision"], tuple(v["models"]))
+                         for v in raw["variants"])
+        return Recipe(raw["bundle"], raw["version"], raw.get("description", ""), sources, models,
+                      variants, raw["samples"], hashlib.sha256(text.encode()).hexdigest())
+    except (KeyError, TypeError) as err:
+        raise BundleError(f"{path}: malformed recipe ({err})") from err

@@ -1,0 +1,110 @@
+"""Measure built models (size, params, MACs, latency) and decide which variants pay their way."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from edge.backends import open_backend
+
+LATENCY_WARMUP = 5
+LATENCY_RUNS = 30
+KEEP_IF_FASTER = 0.85  # >= 15% faster than FP32 pays in time; smaller gaps are timing noise here
+KEEP_INT8_IF_SMALLER = 0.5  # an INT8 variant half the size of FP32 is kept as the small option
+
+
+@dataclass
+class VariantReport:
+    """Everything measured about one built file."""
+
+    role: str
+    format: str
+    precision: str
+    file: str
+    bytes: int
+    params: int
+    macs: int
+    latency_ms: float | None = None
+    parity: dict[str, float] = field(default_factory=dict)
+    parity_ok: bool | None = None
+    error: str | None = None
+    kept: bool = False
+    why: str = ""
+
+    def as_dict(self) -> dict:
+        """JSON-ready form."""
+        return asdict(self)
+
+
+def median_latency_ms(path: Path, fmt: str, shape: tuple[int, ...], threads: int = 1) -> float:
+    """Median wall time of one run at ``shape`` on ``threads`` threads."""
+    backend = open_backend(path, fmt, threads)
+    x = np.random.default_rng(0).uniform(-1, 1, size=shape).astype(np.float32)
+    for _ in range(LATENCY_WARMUP):
+        backend.run(x)
+    times = []
+    for _ in range(LATENCY_RUNS):
+        start = time.perf_counter()
+        backend.run(x)
+        times.append(time.perf_counter() - start)
+    backend.close()
+    return float(np.median(times) * 1000)
+
+
+def decide(reports: list[VariantReport]) -> None:
+    """Set ``kept``/``why`` on every report: FP32 always; others only where they pay."""
+    base = {(r.role, r.format): r for r in reports if r.precision == "fp32"}
+    for r in reports:
+        ref = base.get((r.role, r.format))
+        if r.error:
+            r.kept, r.why = False, f"failed: {r.error}"
+        elif r.precision == "fp32":
+            r.kept, r.why = True, "reference precision"
+        elif not r.parity_ok:
+            r.kept, r.why = False, "parity below the thresholds"
+        elif ref and ref.latency_ms and r.latency_ms <= KEEP_IF_FASTER * ref.latency_ms:
+            r.kept, r.why = True, f"{ref.latency_ms / r.latency_ms:.2f}x faster than fp32"
+        elif (ref and r.precision.startswith("int8") and r.bytes <= KEEP_INT8_IF_SMALLER * ref.bytes
+              and not _has_better_int8(r, reports)):
+            r.kept, r.why = True, f"{ref.bytes / r.bytes:.1f}x smaller than fp32 at parity"
+        else:
+            slower = f"{r.latency_ms / ref.latency_ms:.2f}x fp32 time" if ref and ref.latency_ms else ""
+            r.kept, r.why = False, f"does not pay ({slower})"
+
+
+def _has_better_int8(r: VariantReport, reports: list[VariantReport]) -> bool:
+    """Keep one INT8 flavour per role and format: the faster one passing parity."""
+    rivals = [o for o in reports if o is not r and o.role == r.role and o.format == r.format
+              and o.precision.startswith("int8") and o.parity_ok and not o.error]
+    return any((o.latency_ms or 1e9) < (r.latency_ms or 1e9) for o in rivals)
+
+
+def parity_text(parity: dict[str, float]) -> str:
+    """Compact parity figures: cosine mean/min for embedders, worst IoU and landmark error."""
+    if "mean_cos" in parity:
+        return f"cos {parity['mean_cos']:.4f}/{parity['min_cos']:.4f}"
+    if "min_iou" in parity:
+        return f"IoU {parity['min_iou']:.3f}, {parity['max_landmark_px']:.2f} px"
+    return "-"
+
+
+def table(reports: list[VariantReport], title: str) -> Table:
+    """A rich table: model × format × precision -> size, latency, parity, kept."""
+    t = Table(title=title)
+    for col in ("model", "fmt", "prec", "MB", "MMACs", "ms", "parity vs fp32", "kept"):
+        t.add_column(col, justify="right" if col in ("MB", "MMACs", "ms") else "left")
+    for r in reports:
+        kept = ("yes: " if r.kept else "no: ") + r.why
+        t.add_row(r.role, r.format, r.precision, f"{r.bytes / 1e6:.2f}", f"{r.macs / 1e6:.1f}",
+                  f"{r.latency_ms:.2f}" if r.latency_ms else "-", parity_text(r.parity), kept)
+    return t
+
+
+def print_table(reports: list[VariantReport], title: str) -> None:
+    """Print the table to the terminal."""
+    Console().print(table(reports, title))

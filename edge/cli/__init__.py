@@ -1,0 +1,50 @@
+"""The ``facegate`` command: models, gallery, identify, verify, eval, run."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from edge import __version__
+from edge.errors import FacegateError
+
+log = logging.getLogger("facegate")
+
+
+def _parser() -> argparse.ArgumentParser:
+    from edge.cli import demo, gallery, models, recognise
+
+    parser = argparse.ArgumentParser(prog="facegate", description="Face recognition for edge devices")
+    parser.add_argument("--version", action="version", version=f"facegate {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    models.register(sub)
+    gallery.register(sub)
+    recognise.register(sub)
+    demo.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run one command; user errors become one line on stderr and exit 1."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    level = logging.WARNING - 10 * min(args.verbose, 2)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except FacegateError as err:
+        print(f"facegate: error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("facegate: interrupted", file=sys.stderr)
+        return 130
+    except OSError as err:  # disk full, permissions: the OS says it best
+        where = f" ({err.filename})" if getattr(err, "filename", None) else ""
+        print(f"facegate: error: {err.strerror or err}{where}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,241 @@
+"""``facegate gallery``: enroll, list, show, rename, remove, export, import, reembed."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+from rich.progress import track
+from rich.table import Table
+
+from edge.cli.common import (
+    add_gallery_option,
+    add_recognizer_options,
+    console,
+    emit_json,
+    gallery_path,
+    recognizer,
+)
+from edge.errors import FacegateError
+from edge.gallery.exchange import export_gallery, import_gallery
+from edge.gallery.store import GalleryStore, Template
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``gallery`` command group."""
+    p = sub.add_parser("gallery", help="manage enrolled people")
+    gsub = p.add_subparsers(dest="gallery_command", required=True, metavar="ACTION")
+    e = gsub.add_parser("enroll", help="enrol NAME from photos, or every sub-folder of --from-dir")
+    e.add_argument("name", nargs="?", help="person's name")
+    e.add_argument("images", nargs="*", type=Path, help="photos of that person")
+    e.add_argument("--from-dir", type=Path, help="folder with one sub-folder of photos per person")
+    e.add_argument("--largest", action="store_true", help="take the largest face of a group photo")
+    e.set_defaults(func=cmd_enroll)
+    for name, func, helptext in (("list", cmd_list, "enrolled people"),
+                                 ("reembed", cmd_reembed, "recompute embeddings with this bundle")):
+        q = gsub.add_parser(name, help=helptext)
+        q.set_defaults(func=func)
+    s = gsub.add_parser("show", help="one person's templates")
+    s.add_argument("name")
+    s.set_defaults(func=cmd_show)
+    r = gsub.add_parser("rename", help="rename a person")
+    r.add_argument("old")
+    r.add_argument("new")
+    r.set_defaults(func=cmd_rename)
+    d = gsub.add_parser("remove", help="delete a person and all their templates")
+    d.add_argument("name")
+    d.add_argument("--yes", action="store_true", help="do not ask")
+    d.set_defaults(func=cmd_remove)
+    x = gsub.add_parser("export", help="write a portable, checksummed gallery file")
+    x.add_argument("file", type=Path)
+    x.set_defaults(func=cmd_export)
+    i = gsub.add_parser("import", help="add the people of an exported gallery file")
+    i.add_argument("file", type=Path)
+    i.set_defaults(func=cmd_import)
+    for q in gsub.choices.values():
+        add_gallery_option(q)
+        add_recognizer_options(q)
+        q.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def _open(args: argparse.Namespace, allow_mismatch: bool = False) -> tuple[object, GalleryStore]:
+    rec = recognizer(args)
+    store = GalleryStore.open(gallery_path(args), rec.model_id, rec.embedder.size,
+                              allow_model_mismatch=allow_mismatch)
+    return rec, store
+
+
+def _people_from_dir(root: Path) -> list[tuple[str, list[Path]]]:
+    if not root.is_dir():
+        raise FacegateError(f"{root}: not a folder")
+    people = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("_")):
+        files = sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+        people.append((folder.name, files))
+    return people
+
+
+def _plan(args: argparse.Namespace) -> list[tuple[str, list[Path]]]:
+    if args.from_dir:
+        if args.name or args.images:
+            raise FacegateError("give either NAME IMAGE... or --from-dir DIR, not both")
+        return _people_from_dir(args.from_dir)
+    if not args.name or not args.images:
+        raise FacegateError("enroll needs NAME and at least one IMAGE (or --from-dir DIR)")
+    return [(args.name, list(args.images))]
+
+
+def cmd_enroll(args: argparse.Namespace) -> int:
+    """Enrol people; refused photos are reported with reasons and never abort the run."""
+    from edge.enroll import template_from_file
+
+    plan = _plan(args)
+    rec, store = _open(args)
+    enrolled, skipped = {}, []
+    with store:
+        jobs = [(name, path) for name, paths in plan for path in paths]
+        per_person: dict[str, list[Template]] = {name: [] for name, _ in plan}
+        for name, path in track(jobs, description="enrolling", console=console(),
+                                disable=args.json or len(jobs) < 4):
+            outcome = template_from_file(rec, path, args.largest)
+            if outcome.template is None:
+                skipped.append({"person": name, "file": str(path), "reason": outcome.reason})
+            else:
+                per_person[name].append(outcome.template)
+        for name, templates in per_person.items():
+            if templates:
+                store.enroll(name, templates)  # one transaction per person
+                enrolled[name] = len(templates)
+    return _enrol_summary(args, enrolled, skipped)
+
+
+def _enrol_summary(args: argparse.Namespace, enrolled: dict, skipped: list[dict]) -> int:
+    if args.json:
+        emit_json({"enrolled": enrolled, "skipped": skipped})
+    else:
+        out = console()
+        for name, n in enrolled.items():
+            out.print(f"enrolled {name}: {n} template(s)")
+        for s in skipped:
+            out.print(f"skipped {s['file']} ({s['person']}): {s['reason']}")
+        reasons = Counter(s["reason"].split(" (")[0] for s in skipped)
+        out.print(f"{len(enrolled)} people enrolled, {sum(enrolled.values())} templates, "
+                  f"{len(skipped)} photos skipped" + (f": {dict(reasons)}" if reasons else ""))
+    return 0 if enrolled else 1
+
+
+def _when(ts: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts))
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    """List enrolled people."""
+    _, store = _open(args)
+    with store:
+        people = store.people()
+    if args.json:
+        emit_json([{"name": p.name, "templates": p.template_count, "created": p.created}
+                   for p in people])
+        return 0
+    t = Table(title=f"{len(people)} people in {store.path}")
+    t.add_column("name")
+    t.add_column("templates", justify="right")
+    t.add_column("enrolled")
+    for p in people:
+        t.add_row(p.name, str(p.template_count), _when(p.created))
+    console().print(t)
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    """Show one person's templates (source, time, model)."""
+    _, store = _open(args)
+    with store:
+        p = store.person(args.name)
+    rows = [{"source": t.source, "created": t.created, "model_id": t.model_id}
+            for t in p.templates]
+    if args.json:
+        emit_json({"name": p.name, "created": p.created, "templates": rows})
+        return 0
+    t = Table(title=f"{p.name}: {p.template_count} template(s)")
+    for col in ("source", "enrolled", "model"):
+        t.add_column(col)
+    for r in rows:
+        t.add_row(r["source"], _when(r["created"]), r["model_id"])
+    console().print(t)
+    return 0
+
+
+def cmd_rename(args: argparse.Namespace) -> int:
+    """Rename a person."""
+    _, store = _open(args)
+    with store:
+        store.rename(args.old, args.new)
+    _say(args, {"renamed": args.old, "to": args.new}, f"renamed {args.old} to {args.new}")
+    return 0
+
+
+def _confirm(question: str) -> bool:
+    if not sys.stdin.isatty():
+        raise FacegateError("refusing to delete without confirmation: add --yes")
+    return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+
+
+def cmd_remove(args: argparse.Namespace) -> int:
+    """Delete a person after asking (``--yes`` skips the question)."""
+    _, store = _open(args)
+    with store:
+        person = store.person(args.name)
+        if not args.yes and not _confirm(f"delete {person.name} and {person.template_count} "
+                                         "template(s)?"):
+            console().print("nothing deleted")
+            return 1
+        count = store.remove(args.name)
+    _say(args, {"removed": args.name, "templates": count},
+         f"removed {args.name} ({count} templates)")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Export the gallery to a portable file."""
+    _, store = _open(args)
+    with store:
+        s = export_gallery(store, args.file)
+    _say(args, {"file": str(s.path), "people": s.people, "templates": s.templates},
+         f"exported {s.people} people ({s.templates} templates) to {s.path}")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    """Import an exported gallery file (all or nothing)."""
+    _, store = _open(args)
+    with store:
+        s = import_gallery(store, args.file)
+    _say(args, {"added": s.people_added, "merged": s.people_merged, "templates": s.templates_added},
+         f"imported {s.templates_added} templates: {s.people_added} new people, "
+         f"{s.people_merged} merged")
+    return 0
+
+
+def cmd_reembed(args: argparse.Namespace) -> int:
+    """Recompute every template from its stored crop with the current bundle."""
+    rec, store = _open(args, allow_mismatch=True)
+    with store:
+        before = store.model_id
+        count = store.reembed(rec.embedder.embed, rec.model_id)
+    _say(args, {"templates": count, "from": before, "to": rec.model_id},
+         f"re-embedded {count} templates: {before} -> {rec.model_id}")
+    return 0
+
+
+def _say(args: argparse.Namespace, data: dict, text: str) -> None:
+    if args.json:
+        emit_json(data)
+    else:
+        console().print(text)
+

