@@ -28,7 +28,7 @@ WIDE_SHIFT = 8.0
 
 
 def template(size: int = TEMPLATE_SIZE) -> np.ndarray:
-    """The five template points for a ``size`` x ``size`` crop, as InsightFace's ``estimate_norm``."""
+    """The five template points for a ``size`` x ``size`` crop (InsightFace ``estimate_norm``)."""
     if size % TEMPLATE_SIZE == 0:
         return ARCFACE_TEMPLATE * (size / TEMPLATE_SIZE)
     if size % WIDE_SIZE == 0:
@@ -79,6 +79,8 @@ def align(image: np.ndarray, face: Face, size: int = TEMPLATE_SIZE) -> AlignedFa
     return AlignedFace(face=face, crop=crop)
 
 
-def align_many(image: np.ndarray, faces: list[Face], size: int = TEMPLATE_SIZE) -> list[AlignedFace]:
+def align_many(
+    image: np.ndarray, faces: list[Face], size: int = TEMPLATE_SIZE
+) -> list[AlignedFace]:
     """Align every face of one image, in order."""
     return [align(image, face, size) for face in faces]

@@ -8,7 +8,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from rich.progress import track
+from rich.progress import Progress
 from rich.table import Table
 
 from edge.cli.common import (
@@ -96,22 +96,28 @@ def cmd_enroll(args: argparse.Namespace) -> int:
 
     plan = _plan(args)
     rec, store = _open(args)
-    enrolled, skipped = {}, []
-    with store:
-        jobs = [(name, path) for name, paths in plan for path in paths]
-        per_person: dict[str, list[Template]] = {name: [] for name, _ in plan}
-        for name, path in track(jobs, description="enrolling", console=console(),
-                                disable=args.json or len(jobs) < 4):
-            outcome = template_from_file(rec, path, args.largest)
-            if outcome.template is None:
-                skipped.append({"person": name, "file": str(path), "reason": outcome.reason})
-            else:
-                per_person[name].append(outcome.template)
-        for name, templates in per_person.items():
-            if templates:
-                store.enroll(name, templates)  # one transaction per person
+    enrolled: dict[str, int] = {}
+    skipped: list[dict] = []
+    total = sum(len(paths) for _, paths in plan)
+    with store, _progress(args, total) as progress:
+        task = progress.add_task("enrolling", total=total)
+        for name, paths in plan:
+            templates = []
+            for path in paths:
+                outcome = template_from_file(rec, path, args.largest)
+                progress.advance(task)
+                if outcome.template is None:
+                    skipped.append({"person": name, "file": str(path), "reason": outcome.reason})
+                else:
+                    templates.append(outcome.template)
+            if templates:  # one transaction per person: whole or absent after a crash
+                store.enroll(name, templates)
                 enrolled[name] = len(templates)
     return _enrol_summary(args, enrolled, skipped)
+
+
+def _progress(args: argparse.Namespace, total: int) -> Progress:
+    return Progress(console=console(), transient=True, disable=args.json or total < 4)
 
 
 def _enrol_summary(args: argparse.Namespace, enrolled: dict, skipped: list[dict]) -> int:

@@ -11,7 +11,7 @@ import pytest
 
 from edge.backends import open_backend
 from edge.detect import MTCNN, MTCNNConfig, nms
-from edge.errors import ConfigError, ModelError
+from edge.errors import ConfigError, ImageError, ModelError
 from edge.types import Face
 
 NETS = ("pnet", "rnet", "onet")
@@ -116,6 +116,13 @@ def test_grayscale_arrays_are_accepted(onnx_detector: MTCNN) -> None:
         pytest.skip(f"test photos not found at {FACES}")
     gray = cv2.imread(str(BBT_CROPS[0]), cv2.IMREAD_GRAYSCALE)
     assert len(onnx_detector.detect(gray)) == 1
+
+
+def test_bad_images_are_rejected(onnx_detector: MTCNN) -> None:
+    with pytest.raises(ImageError):
+        onnx_detector.detect(np.zeros((48, 48, 3), dtype=np.float32))
+    with pytest.raises(ImageError):
+        onnx_detector.detect(np.zeros((0, 48, 3), dtype=np.uint8))
 
 
 def test_nms_union_and_min() -> None:

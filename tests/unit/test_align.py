@@ -30,7 +30,8 @@ def _face(landmarks: np.ndarray) -> Face:
 @pytest.mark.parametrize("seed", range(5))
 def test_umeyama_recovers_a_known_similarity(seed: int) -> None:
     rng = np.random.default_rng(seed)
-    truth = _similarity(rng.uniform(-np.pi, np.pi), rng.uniform(0.2, 5.0), *rng.uniform(-200, 200, 2))
+    angle, scale = rng.uniform(-np.pi, np.pi), rng.uniform(0.2, 5.0)
+    truth = _similarity(angle, scale, *rng.uniform(-200, 200, 2))
     src = rng.uniform(0, 500, (5, 2))
     np.testing.assert_allclose(umeyama(src, _apply(truth, src)), truth, atol=1e-9)
 
@@ -91,7 +92,7 @@ def test_opencv_lmeds_agrees_with_umeyama(noise: float) -> None:
 
 def test_template_scales_like_norm_crop() -> None:
     np.testing.assert_allclose(template(224), ARCFACE_TEMPLATE * 2)
-    np.testing.assert_allclose(template(128), ARCFACE_TEMPLATE + [8.0, 0.0])
+    np.testing.assert_allclose(template(128), ARCFACE_TEMPLATE + np.array([8.0, 0.0]))
     with pytest.raises(ValueError, match="multiple"):
         template(100)
 

@@ -84,7 +84,7 @@ def test_wrong_input_signature_is_refused(copy: Path) -> None:
     emb["file"], emb["sha256"] = onet["file"], onet["sha256"]
     (copy / "manifest.json").write_text(json.dumps(manifest))
     bundle = Bundle.load(copy)
-    with pytest.raises(ModelError, match="input shape|outputs"):
+    with pytest.raises(ModelError, match=r"input shape|outputs"):
         bundle.open(bundle.entry("embedder", "onnx"))
 
 
