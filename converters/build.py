@@ -1,4 +1,4 @@
-"""Build a model bundle: fetch, convert, quantize, verify, measure, keep what pays, write manifest."""
+"""Build a model bundle: fetch, convert, quantize, verify, measure, keep what pays."""
 
 from __future__ import annotations
 
@@ -27,8 +27,12 @@ from edge.parity import detector_ok, detector_parity, embed, embedder_ok, embedd
 log = logging.getLogger(__name__)
 
 EXT = {"onnx": "onnx", "tflite": "tflite"}
-TFLITE_PRECISION = {"fp32": "fp32", "fp16": "fp16", "int8": "int8-dynamic",
-                    "int8-full": "int8-full"}
+TFLITE_PRECISION = {
+    "fp32": "fp32",
+    "fp16": "fp16",
+    "int8": "int8-dynamic",
+    "int8-full": "int8-full",
+}
 DETECTOR_ROLES = ("pnet", "rnet", "onet")
 
 
@@ -63,8 +67,14 @@ def _read_graph(state: BuildState, m: ModelRecipe) -> Graph:
     raise BundleError(f"unknown reader {m.reader!r} for {m.role}")
 
 
-def _emit(state: BuildState, role: str, fmt: str, precision: str, graph: Graph,
-          calib: list[np.ndarray] | None) -> Path:
+def _emit(
+    state: BuildState,
+    role: str,
+    fmt: str,
+    precision: str,
+    graph: Graph,
+    calib: list[np.ndarray] | None,
+) -> Path:
     path = state.staging / f"{role}.{precision}.{EXT[fmt]}"
     if fmt == "onnx":
         if precision == "fp32":
@@ -88,8 +98,7 @@ def _emit(state: BuildState, role: str, fmt: str, precision: str, graph: Graph,
 
 
 def _open(state: BuildState, role: str, fmt: str, precision: str) -> Backend:
-    return open_backend(state.files[(role, fmt, precision)], fmt, 1,
-                        state.graphs[role].outputs)
+    return open_backend(state.files[(role, fmt, precision)], fmt, 1, state.graphs[role].outputs)
 
 
 def _detector(state: BuildState, fmt: str, override: dict[str, str] | None = None) -> MTCNN:
@@ -107,8 +116,10 @@ def _calibration_sets(state: BuildState, samples: Path) -> tuple[dict, dict]:
     cal = calibration.collect(calib_photos, det, calibration.CALIBRATION_AUGMENTS)
     par = calibration.collect(calibration.photo_paths(samples), det, calibration.PARITY_AUGMENTS)
     if len(cal.crops) < 8 or len(par.crops) < 4:
-        raise BundleError(f"too few faces found for calibration ({len(cal.crops)}) or parity "
-                          f"({len(par.crops)}): give --calib DIR with photos of faces")
+        raise BundleError(
+            f"too few faces found for calibration ({len(cal.crops)}) or parity "
+            f"({len(par.crops)}): give --calib DIR with photos of faces"
+        )
     norm = state.recipe.models["embedder"].input
     mean, std = float(norm["mean"]), float(norm["std"])
     calib = {
@@ -117,10 +128,13 @@ def _calibration_sets(state: BuildState, samples: Path) -> tuple[dict, dict]:
         "onet": [calibration.normalise(cal.onet, mean, std)],
         "pnet": [calibration.pnet_inputs(cal.photos, mean, std)],
     }
-    parity = {"crops": calibration.normalise(par.crops, mean, std), "photos": par.photos,
-              "rnet": calibration.normalise(par.rnet, mean, std),
-              "onet": calibration.normalise(par.onet, mean, std),
-              "pnet": calibration.pnet_inputs(par.photos[:4], mean, std)}
+    parity = {
+        "crops": calibration.normalise(par.crops, mean, std),
+        "photos": par.photos,
+        "rnet": calibration.normalise(par.rnet, mean, std),
+        "onet": calibration.normalise(par.onet, mean, std),
+        "pnet": calibration.pnet_inputs(par.photos[:4], mean, std),
+    }
     state.checks["calibration_faces"] = len(cal.crops)
     state.checks["parity_faces"] = len(par.crops)
     return calib, parity
@@ -131,13 +145,14 @@ def _reference_checks(state: BuildState, parity: dict) -> None:
     backends = {r: _open(state, r, "onnx", "fp32") for r in DETECTOR_ROLES}
     inputs = {r: parity[r] for r in DETECTOR_ROLES}
     state.checks["mtcnn_vs_published_max_abs"] = check_mtcnn_reference(
-        state.sources["mtcnn"], state.graphs, backends, inputs)
+        state.sources["mtcnn"], state.graphs, backends, inputs
+    )
     original = state.staging / "raw" / "MobileFaceNet.tflite"
     ref = open_backend(original, "tflite", 1)
     crops = parity["crops"]
     batch = ref.input_shape[0] or 1  # the published graph has a fixed batch of 2
     usable = len(crops) - len(crops) % batch
-    want = np.concatenate([ref.run(crops[i:i + batch])[0] for i in range(0, usable, batch)])
+    want = np.concatenate([ref.run(crops[i : i + batch])[0] for i in range(0, usable, batch)])
     want /= np.linalg.norm(want, axis=1, keepdims=True)
     got = embed(_open(state, "embedder", "onnx", "fp32"), crops[:usable])
     figures = embedder_parity(want, got)
@@ -146,13 +161,21 @@ def _reference_checks(state: BuildState, parity: dict) -> None:
         raise ParityError(f"FP32 MobileFaceNet differs from the published TFLite: {figures}")
 
 
-def _variant_report(state: BuildState, role: str, fmt: str, precision: str, parity: dict
-                    ) -> VariantReport:
+def _variant_report(
+    state: BuildState, role: str, fmt: str, precision: str, parity: dict
+) -> VariantReport:
     path = state.files[(role, fmt, precision)]
     graph, m = state.graphs[role], state.recipe.models[role]
     shape = m.latency_shape
-    r = VariantReport(role, fmt, precision, path.name, path.stat().st_size, graph.params(),
-                      count_macs(graph, shape[1], shape[2]) * shape[0])
+    r = VariantReport(
+        role,
+        fmt,
+        precision,
+        path.name,
+        path.stat().st_size,
+        graph.params(),
+        count_macs(graph, shape[1], shape[2]) * shape[0],
+    )
     r.latency_ms = report.median_latency_ms(path, fmt, shape)
     if role == "embedder":
         ref = embed(_open(state, role, "onnx", "fp32"), parity["crops"])
@@ -174,15 +197,19 @@ def _build_variants(state: BuildState, calib: dict, parity: dict) -> None:
         try:
             if (role, fmt, precision) not in state.files:
                 state.files[(role, fmt, precision)] = _emit(
-                    state, role, fmt, precision, state.graphs[role], calib.get(role))
+                    state, role, fmt, precision, state.graphs[role], calib.get(role)
+                )
             state.reports.append(_variant_report(state, role, fmt, precision, parity))
         except (ValueError, RuntimeError, OSError) as err:
             if precision == "fp32":
                 raise
             graph, path = state.graphs[role], state.staging / f"{role}.{precision}.{EXT[fmt]}"
             size = path.stat().st_size if path.exists() else 0
-            state.reports.append(VariantReport(role, fmt, precision, path.name, size,
-                                               graph.params(), 0, error=str(err)[:160]))
+            state.reports.append(
+                VariantReport(
+                    role, fmt, precision, path.name, size, graph.params(), 0, error=str(err)[:160]
+                )
+            )
         state.progress.advance(task)
 
 
@@ -191,20 +218,36 @@ def _entry(state: BuildState, r: VariantReport) -> dict:
     src = state.recipe.sources[m.source]
     path = state.files[(r.role, r.format, r.precision)]
     entry = {
-        "role": r.role, "file": path.name, "format": r.format, "precision": r.precision,
-        "sha256": sha256_file(path), "bytes": r.bytes,
+        "role": r.role,
+        "file": path.name,
+        "format": r.format,
+        "precision": r.precision,
+        "sha256": sha256_file(path),
+        "bytes": r.bytes,
         "input": {"shape": list(graph.input_shape), "dtype": "float32", **m.input},
         "outputs": [{"name": name} for name in graph.outputs],
         "model_id": state.checks["model_ids"][r.role],
-        "params": r.params, "macs": r.macs, "macs_shape": list(m.latency_shape),
-        "latency_ms": r.latency_ms, "parity": r.parity,
-        "source": {"package": src.package, "version": src.version, "registry": src.registry,
-                   "sha256": src.sha256, "licence": src.licence, "member": m.member},
+        "params": r.params,
+        "macs": r.macs,
+        "macs_shape": list(m.latency_shape),
+        "latency_ms": r.latency_ms,
+        "parity": r.parity,
+        "source": {
+            "package": src.package,
+            "version": src.version,
+            "registry": src.registry,
+            "sha256": src.sha256,
+            "licence": src.licence,
+            "member": m.member,
+        },
         "converter_version": CONVERTER_VERSION,
     }
     if r.role == "embedder":
-        entry["embedding_size"] = int(embed(_open(state, "embedder", "onnx", "fp32"),
-                                            np.zeros((1, 112, 112, 3), np.float32)).shape[1])
+        entry["embedding_size"] = int(
+            embed(
+                _open(state, "embedder", "onnx", "fp32"), np.zeros((1, 112, 112, 3), np.float32)
+            ).shape[1]
+        )
     return entry
 
 
@@ -220,10 +263,14 @@ def _model_ids(state: BuildState) -> dict[str, str]:
 def _write(state: BuildState, samples_count: int) -> None:
     kept = [r for r in state.reports if r.kept]
     manifest = {
-        "schema": SCHEMA_VERSION, "bundle": state.recipe.name, "version": state.recipe.version,
-        "description": state.recipe.description, "build_key": state.recipe.build_key(),
+        "schema": SCHEMA_VERSION,
+        "bundle": state.recipe.name,
+        "version": state.recipe.version,
+        "description": state.recipe.description,
+        "build_key": state.recipe.build_key(),
         "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "converter_version": CONVERTER_VERSION, "samples": samples_count,
+        "converter_version": CONVERTER_VERSION,
+        "samples": samples_count,
         "models": [_entry(state, r) for r in kept],
     }
     for r in state.reports:
@@ -232,13 +279,18 @@ def _write(state: BuildState, samples_count: int) -> None:
             path.unlink()
     shutil.rmtree(state.staging / "raw", ignore_errors=True)
     (state.staging / "manifest.json").write_text(json.dumps(manifest, indent=2))
-    full = {"bundle": state.recipe.name, "build_key": state.recipe.build_key(),
-            "checks": state.checks, "variants": [r.as_dict() for r in state.reports]}
+    full = {
+        "bundle": state.recipe.name,
+        "build_key": state.recipe.build_key(),
+        "checks": state.checks,
+        "variants": [r.as_dict() for r in state.reports],
+    }
     (state.staging / "report.json").write_text(json.dumps(full, indent=2, default=float))
 
 
-def build(recipe: Recipe, out_dir: Path, source_dir: Path | None, calib_dir: Path | None,
-          progress: object) -> list[VariantReport]:
+def build(
+    recipe: Recipe, out_dir: Path, source_dir: Path | None, calib_dir: Path | None, progress: object
+) -> list[VariantReport]:
     """Build ``recipe`` into ``out_dir`` (replaced atomically when everything passed)."""
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".build-", dir=out_dir.parent))
@@ -250,13 +302,17 @@ def build(recipe: Recipe, out_dir: Path, source_dir: Path | None, calib_dir: Pat
             progress.advance(task)
         state.graphs = {role: _read_graph(state, m) for role, m in recipe.models.items()}
         state.checks["model_ids"] = _model_ids(state)
-        samples = extract_members(state.sources[recipe.samples["source"]],
-                                  recipe.samples["prefix"], staging / "samples",
-                                  tuple(recipe.samples["suffixes"]))
+        samples = extract_members(
+            state.sources[recipe.samples["source"]],
+            recipe.samples["prefix"],
+            staging / "samples",
+            tuple(recipe.samples["suffixes"]),
+        )
         for role in recipe.models:
             for fmt in ("onnx", "tflite"):
-                state.files[(role, fmt, "fp32")] = _emit(state, role, fmt, "fp32",
-                                                         state.graphs[role], None)
+                state.files[(role, fmt, "fp32")] = _emit(
+                    state, role, fmt, "fp32", state.graphs[role], None
+                )
         calib, parity = _calibration_sets(state, staging / "samples")
         _reference_checks(state, parity)
         _build_variants(state, calib, parity)

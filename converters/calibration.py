@@ -28,6 +28,7 @@ def _rotate(deg: float) -> Augment:
         h, w = img.shape[:2]
         m = cv2.getRotationMatrix2D((w / 2, h / 2), deg, 1.0)
         return cv2.warpAffine(img, m, (w, h), borderMode=cv2.BORDER_REFLECT)
+
     return run
 
 
@@ -70,12 +71,28 @@ def _flip(img: np.ndarray) -> np.ndarray:
 
 # Varied light, colour, pose and quality, so INT8 ranges cover more than a few clean photos.
 CALIBRATION_AUGMENTS: tuple[Augment, ...] = (
-    lambda img: img, _flip, _gain(0.6), _gain(1.35), _rotate(8), _rotate(-8), _blur, _noise,
-    _grey, _tint(1.15, 1.0, 0.8), _tint(0.8, 1.0, 1.2), _gamma(0.6), _gamma(1.6), _jpeg,
-    lambda img: _rotate(12)(_flip(img)), lambda img: _gain(0.75)(_blur(img)),
+    lambda img: img,
+    _flip,
+    _gain(0.6),
+    _gain(1.35),
+    _rotate(8),
+    _rotate(-8),
+    _blur,
+    _noise,
+    _grey,
+    _tint(1.15, 1.0, 0.8),
+    _tint(0.8, 1.0, 1.2),
+    _gamma(0.6),
+    _gamma(1.6),
+    _jpeg,
+    lambda img: _rotate(12)(_flip(img)),
+    lambda img: _gain(0.75)(_blur(img)),
 )
 PARITY_AUGMENTS: tuple[Augment, ...] = (
-    lambda img: img, _gain(0.8), _rotate(4), lambda img: _gain(1.15)(_flip(img)),
+    lambda img: img,
+    _gain(0.8),
+    _rotate(4),
+    lambda img: _gain(1.15)(_flip(img)),
 )
 
 
@@ -91,8 +108,12 @@ class FaceData:
 
 def photo_paths(folder: Path) -> list[Path]:
     """Image files under ``folder`` (recursive), skipping folders that start with ``_``."""
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES
-                  and not any(part.startswith("_") for part in p.relative_to(folder).parts))
+    return sorted(
+        p
+        for p in folder.rglob("*")
+        if p.suffix.lower() in IMAGE_SUFFIXES
+        and not any(part.startswith("_") for part in p.relative_to(folder).parts)
+    )
 
 
 def _shrink(img: np.ndarray) -> np.ndarray:
@@ -107,8 +128,12 @@ def _box_crop(img: np.ndarray, box: tuple[float, ...], size: int, jitter: float)
     x1, y1, x2, y2 = box
     side = max(x2 - x1, y2 - y1) * (1 + jitter)
     cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
-    m = np.float32([[size / side, 0, size / 2 - cx * size / side],
-                    [0, size / side, size / 2 - cy * size / side]])
+    m = np.float32(
+        [
+            [size / side, 0, size / 2 - cx * size / side],
+            [0, size / side, size / 2 - cy * size / side],
+        ]
+    )
     return cv2.warpAffine(img, m, (size, size), flags=cv2.INTER_AREA)
 
 

@@ -71,7 +71,11 @@ def count_macs(graph: Graph, height: int, width: int) -> int:
         elif layer.op == "maxpool":
             k, s = int(layer.attrs["kernel"]), int(layer.attrs["stride"])
             pad = str(layer.attrs.get("padding", "ceil"))
-            shapes[layer.output] = (conv_out(src[0], k, s, pad), conv_out(src[1], k, s, pad), src[2])
+            shapes[layer.output] = (
+                conv_out(src[0], k, s, pad),
+                conv_out(src[1], k, s, pad),
+                src[2],
+            )
         elif layer.op == "dense":
             din, dout = layer.weights["kernel"].shape
             macs += din * dout

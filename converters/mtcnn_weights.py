@@ -19,8 +19,14 @@ _TRUNKS: dict[str, list[tuple]] = {
     "pnet": [("conv", 3), ("pool", 2, 2), ("conv", 3), ("conv", 3)],
     "rnet": [("conv", 3), ("pool", 3, 2), ("conv", 3), ("pool", 3, 2), ("conv", 2), ("fc",)],
     "onet": [
-        ("conv", 3), ("pool", 3, 2), ("conv", 3), ("pool", 3, 2),
-        ("conv", 3), ("pool", 2, 2), ("conv", 2), ("fc",),
+        ("conv", 3),
+        ("pool", 3, 2),
+        ("conv", 3),
+        ("pool", 3, 2),
+        ("conv", 3),
+        ("pool", 2, 2),
+        ("conv", 2),
+        ("fc",),
     ],
 }
 _HEADS: dict[str, list[str]] = {
@@ -57,12 +63,20 @@ def build(name: str, weights: list[np.ndarray]) -> Graph:
             continue
         if spec[0] == "conv":
             kernel = next(it).transpose(3, 2, 0, 1)  # (kh, kw, cin, cout) -> OIHW
-            layers.append(Layer("conv", [x], out + "c", {"stride": 1, "padding": "valid"},
-                                {"kernel": kernel, "bias": next(it)}))
+            layers.append(
+                Layer(
+                    "conv",
+                    [x],
+                    out + "c",
+                    {"stride": 1, "padding": "valid"},
+                    {"kernel": kernel, "bias": next(it)},
+                )
+            )
         else:
             layers.append(Layer("flatten_wh", [x], out + "f"))
-            layers.append(Layer("dense", [out + "f"], out + "c", {},
-                                {"kernel": next(it), "bias": next(it)}))
+            layers.append(
+                Layer("dense", [out + "f"], out + "c", {}, {"kernel": next(it), "bias": next(it)})
+            )
         slope = next(it).reshape(-1)
         layers.append(Layer("prelu", [out + "c"], out, {}, {"slope": slope}))
         x = out
@@ -72,8 +86,15 @@ def build(name: str, weights: list[np.ndarray]) -> Graph:
         pre = head if head != "prob" else "logits"
         if name == "pnet":
             conv = kernel.transpose(3, 2, 0, 1)
-            layers.append(Layer("conv", [x], pre, {"stride": 1, "padding": "valid"},
-                                {"kernel": conv, "bias": bias}))
+            layers.append(
+                Layer(
+                    "conv",
+                    [x],
+                    pre,
+                    {"stride": 1, "padding": "valid"},
+                    {"kernel": conv, "bias": bias},
+                )
+            )
         else:
             layers.append(Layer("dense", [x], pre, {}, {"kernel": kernel, "bias": bias}))
         if head == "prob":

@@ -1,4 +1,4 @@
-"""Reduced-precision variants: ONNX FP16 weights, ONNX static INT8 (QDQ), and cross-layer equalization.
+"""Reduced precision: ONNX FP16 weights, ONNX static INT8 (QDQ), cross-layer equalization.
 
 Measured choices (see the build report for the figures on each machine):
 - ONNX INT8 is static QDQ, per-channel, on Conv only (PReLU stays float), calibrated after
@@ -69,8 +69,11 @@ def equalize(graph: Graph) -> Graph:
             w1, w2 = conv1.weights["kernel"], conv2.weights["kernel"]
             r1 = np.abs(w1).reshape(w1.shape[0], -1).max(axis=1)
             depthwise = int(conv2.attrs.get("group", 1)) > 1
-            r2 = (np.abs(w2).reshape(w2.shape[0], -1).max(axis=1) if depthwise
-                  else np.abs(w2).max(axis=(0, 2, 3)))
+            r2 = (
+                np.abs(w2).reshape(w2.shape[0], -1).max(axis=1)
+                if depthwise
+                else np.abs(w2).max(axis=(0, 2, 3))
+            )
             s = np.sqrt(np.maximum(r1, 1e-8) / np.maximum(r2, 1e-8)).astype(np.float32)
             conv1.weights["kernel"] = w1 / s[:, None, None, None]
             conv1.weights["bias"] = conv1.weights["bias"] / s
@@ -93,8 +96,11 @@ def to_fp16_weights(model: onnx.ModelProto) -> onnx.ModelProto:
             continue
         half = numpy_helper.from_array(arr.astype(np.float16), init.name + "_fp16")
         keep.append(half)
-        casts.append(helper.make_node("Cast", [half.name], [init.name], to=TensorProto.FLOAT,
-                                      name=init.name + "_cast"))
+        casts.append(
+            helper.make_node(
+                "Cast", [half.name], [init.name], to=TensorProto.FLOAT, name=init.name + "_cast"
+            )
+        )
     del graph.initializer[:]
     graph.initializer.extend(keep)
     nodes = casts + list(graph.node)
@@ -123,9 +129,14 @@ def to_int8(model: onnx.ModelProto, calibration: list[np.ndarray], path: Path) -
         src = Path(tmp) / "float.onnx"
         onnx.save(model, str(src))
         quantize_static(
-            str(src), str(path), _Reader(model.graph.input[0].name, iter(calibration)),
-            quant_format=QuantFormat.QDQ, op_types_to_quantize=["Conv"], per_channel=True,
-            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+            str(src),
+            str(path),
+            _Reader(model.graph.input[0].name, iter(calibration)),
+            quant_format=QuantFormat.QDQ,
+            op_types_to_quantize=["Conv"],
+            per_channel=True,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
             calibrate_method=CalibrationMethod.MinMax,
         )
     onnx.checker.check_model(onnx.load(str(path)))

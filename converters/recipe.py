@@ -70,13 +70,29 @@ def load(name: str) -> Recipe:
     try:
         sources = {k: Source(k, **v) for k, v in raw["sources"].items()}
         models = {
-            role: ModelRecipe(role, m["source"], m["member"], m["reader"], m["task"],
-                              tuple(m["latency_shape"]), raw["input"][role])
+            role: ModelRecipe(
+                role,
+                m["source"],
+                m["member"],
+                m["reader"],
+                m["task"],
+                tuple(m["latency_shape"]),
+                raw["input"][role],
+            )
             for role, m in raw["models"].items()
         }
-        variants = tuple(Variant(v["format"], v["precision"], tuple(v["models"]))
-                         for v in raw["variants"])
-        return Recipe(raw["bundle"], raw["version"], raw.get("description", ""), sources, models,
-                      variants, raw["samples"], hashlib.sha256(text.encode()).hexdigest())
+        variants = tuple(
+            Variant(v["format"], v["precision"], tuple(v["models"])) for v in raw["variants"]
+        )
+        return Recipe(
+            raw["bundle"],
+            raw["version"],
+            raw.get("description", ""),
+            sources,
+            models,
+            variants,
+            raw["samples"],
+            hashlib.sha256(text.encode()).hexdigest(),
+        )
     except (KeyError, TypeError) as err:
         raise BundleError(f"{path}: malformed recipe ({err})") from err

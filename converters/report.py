@@ -69,18 +69,32 @@ def decide(reports: list[VariantReport]) -> None:
             r.kept, r.why = False, "parity below the thresholds"
         elif ref and ref.latency_ms and r.latency_ms <= KEEP_IF_FASTER * ref.latency_ms:
             r.kept, r.why = True, f"{ref.latency_ms / r.latency_ms:.2f}x faster than fp32"
-        elif (ref and r.precision.startswith("int8") and r.bytes <= KEEP_INT8_IF_SMALLER * ref.bytes
-              and not _has_better_int8(r, reports)):
+        elif (
+            ref
+            and r.precision.startswith("int8")
+            and r.bytes <= KEEP_INT8_IF_SMALLER * ref.bytes
+            and not _has_better_int8(r, reports)
+        ):
             r.kept, r.why = True, f"{ref.bytes / r.bytes:.1f}x smaller than fp32 at parity"
         else:
-            slower = f"{r.latency_ms / ref.latency_ms:.2f}x fp32 time" if ref and ref.latency_ms else ""
+            slower = (
+                f"{r.latency_ms / ref.latency_ms:.2f}x fp32 time" if ref and ref.latency_ms else ""
+            )
             r.kept, r.why = False, f"does not pay ({slower})"
 
 
 def _has_better_int8(r: VariantReport, reports: list[VariantReport]) -> bool:
     """Keep one INT8 flavour per role and format: the faster one passing parity."""
-    rivals = [o for o in reports if o is not r and o.role == r.role and o.format == r.format
-              and o.precision.startswith("int8") and o.parity_ok and not o.error]
+    rivals = [
+        o
+        for o in reports
+        if o is not r
+        and o.role == r.role
+        and o.format == r.format
+        and o.precision.startswith("int8")
+        and o.parity_ok
+        and not o.error
+    ]
     return any((o.latency_ms or 1e9) < (r.latency_ms or 1e9) for o in rivals)
 
 
@@ -100,8 +114,16 @@ def table(reports: list[VariantReport], title: str) -> Table:
         t.add_column(col, justify="right" if col in ("MB", "MMACs", "ms") else "left")
     for r in reports:
         kept = ("yes: " if r.kept else "no: ") + r.why
-        t.add_row(r.role, r.format, r.precision, f"{r.bytes / 1e6:.2f}", f"{r.macs / 1e6:.1f}",
-                  f"{r.latency_ms:.2f}" if r.latency_ms else "-", parity_text(r.parity), kept)
+        t.add_row(
+            r.role,
+            r.format,
+            r.precision,
+            f"{r.bytes / 1e6:.2f}",
+            f"{r.macs / 1e6:.1f}",
+            f"{r.latency_ms:.2f}" if r.latency_ms else "-",
+            parity_text(r.parity),
+            kept,
+        )
     return t
 
 

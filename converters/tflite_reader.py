@@ -43,16 +43,24 @@ class _Reader:
             op = self.sub.Operators(i)
             code = self.model.OperatorCodes(op.OpcodeIndex())
             kind = names[max(code.BuiltinCode(), code.DeprecatedBuiltinCode())]
-            self.ops.append(_Op(kind, list(op.InputsAsNumpy()), list(op.OutputsAsNumpy()),
-                                self._options(op, kind)))
+            self.ops.append(
+                _Op(
+                    kind,
+                    list(op.InputsAsNumpy()),
+                    list(op.OutputsAsNumpy()),
+                    self._options(op, kind),
+                )
+            )
         self.producer = {o: op for op in self.ops for o in op.outputs}
 
     @staticmethod
     def _options(op: object, kind: str) -> object:
         import tflite
 
-        cls = {"CONV_2D": tflite.Conv2DOptions,
-               "DEPTHWISE_CONV_2D": tflite.DepthwiseConv2DOptions}.get(kind)
+        cls = {
+            "CONV_2D": tflite.Conv2DOptions,
+            "DEPTHWISE_CONV_2D": tflite.DepthwiseConv2DOptions,
+        }.get(kind)
         if cls is None:
             return None
         table = op.BuiltinOptions()
@@ -89,10 +97,15 @@ def _conv(reader: _Reader, op: _Op) -> list[Layer]:
     out = reader.name(op.outputs[0])
     act = opts.FusedActivationFunction()
     conv_out = out + "_pre" if act == _FUSED_RELU else out
-    layers = [Layer("conv", [reader.name(op.inputs[0])], conv_out,
-                    {"stride": int(opts.StrideH()), "padding": _PADDING[opts.Padding()],
-                     "group": group},
-                    {"kernel": kernel, "bias": reader.const(op.inputs[2])})]
+    layers = [
+        Layer(
+            "conv",
+            [reader.name(op.inputs[0])],
+            conv_out,
+            {"stride": int(opts.StrideH()), "padding": _PADDING[opts.Padding()], "group": group},
+            {"kernel": kernel, "bias": reader.const(op.inputs[2])},
+        )
+    ]
     if act == _FUSED_RELU:
         layers.append(Layer("relu", [conv_out], out))
     elif act != _FUSED_NONE:
@@ -110,8 +123,9 @@ def _prelu_slope(reader: _Reader, add: _Op) -> tuple[int, np.ndarray] | None:
         return None
     consts = [reader.const(i) for i in mul.inputs]
     c = next((v for v in consts if v is not None), None)
-    sub = next((reader.producer.get(i) for i, v in zip(mul.inputs, consts, strict=True)
-                if v is None), None)
+    sub = next(
+        (reader.producer.get(i) for i, v in zip(mul.inputs, consts, strict=True) if v is None), None
+    )
     if c is None or sub is None or sub.kind != "SUB":
         return None
     x = relu.inputs[0]
@@ -134,8 +148,15 @@ def read(path: Path, name: str = "mobilefacenet") -> Graph:
         elif op.kind == "ADD":
             match = _prelu_slope(reader, op)
             if match:
-                layers.append(Layer("prelu", [reader.name(match[0])], out, {},
-                                    {"slope": match[1].astype(np.float32)}))
+                layers.append(
+                    Layer(
+                        "prelu",
+                        [reader.name(match[0])],
+                        out,
+                        {},
+                        {"slope": match[1].astype(np.float32)},
+                    )
+                )
             else:
                 layers.append(Layer("add", [reader.name(i) for i in op.inputs], out))
         elif op.kind == "RESHAPE":
@@ -146,8 +167,13 @@ def read(path: Path, name: str = "mobilefacenet") -> Graph:
     sub = reader.sub
     inp = sub.Tensors(sub.Inputs(0)).ShapeAsNumpy()
     outputs = [reader.name(sub.Outputs(i)) for i in range(sub.OutputsLength())]
-    graph = Graph(name, reader.name(sub.Inputs(0)), (None, int(inp[1]), int(inp[2]), int(inp[3])),
-                  layers, outputs)
+    graph = Graph(
+        name,
+        reader.name(sub.Inputs(0)),
+        (None, int(inp[1]), int(inp[2]), int(inp[3])),
+        layers,
+        outputs,
+    )
     return _rename(graph, {outputs[0]: "embedding", graph.input_name: "input"})
 
 

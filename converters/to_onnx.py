@@ -1,4 +1,4 @@
-"""Emit a layer graph as ONNX: NHWC float input and outputs (same I/O as the TFLite files), NCHW inside."""
+"""Emit a layer graph as ONNX: NHWC float I/O (as the TFLite files), NCHW inside."""
 
 from __future__ import annotations
 
@@ -36,9 +36,11 @@ class _Emitter:
         w = layer.weights
         if layer.op == "conv":
             kernel = w["kernel"]
-            attrs: dict[str, object] = {"strides": [int(layer.attrs.get("stride", 1))] * 2,
-                                        "group": int(layer.attrs.get("group", 1)),
-                                        "kernel_shape": list(kernel.shape[2:])}
+            attrs: dict[str, object] = {
+                "strides": [int(layer.attrs.get("stride", 1))] * 2,
+                "group": int(layer.attrs.get("group", 1)),
+                "kernel_shape": list(kernel.shape[2:]),
+            }
             if layer.attrs.get("padding") == "same":
                 attrs["auto_pad"] = "SAME_UPPER"
             ins = [src, self.const(out + "_w", kernel)]
@@ -90,8 +92,11 @@ class _Emitter:
             outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, [None] * rank))
         inp = helper.make_tensor_value_info(g.input_name, TensorProto.FLOAT, shape)
         graph = helper.make_graph(self.nodes, g.name, [inp], outputs, self.inits)
-        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
-                                  producer_name="facegate-converters")
+        model = helper.make_model(
+            graph,
+            opset_imports=[helper.make_opsetid("", OPSET)],
+            producer_name="facegate-converters",
+        )
         model.ir_version = 8
         return model
 
@@ -104,7 +109,7 @@ class _Emitter:
 
 
 def to_onnx(graph: Graph) -> onnx.ModelProto:
-    """Convert ``graph`` to a checked ONNX model (dynamic batch; dynamic H×W where the graph has it)."""
+    """Convert ``graph`` to a checked ONNX model (dynamic batch; dynamic H×W where possible)."""
     model = _Emitter(graph).model()
     onnx.checker.check_model(model, full_check=True)
     return model

@@ -1,4 +1,4 @@
-"""Emit a layer graph as TFLite through TensorFlow: FP32, FP16 weights, dynamic-range and full INT8."""
+"""Emit a layer graph as TFLite via TensorFlow: FP32, FP16 weights, dynamic and full INT8."""
 
 from __future__ import annotations
 
@@ -86,7 +86,7 @@ def _ranks(graph: Graph) -> dict[str, int]:
 
 
 def tf_function(graph: Graph, batch: int | None = None) -> object:
-    """A ``tf.function`` computing ``graph`` on an NHWC float input; outputs in ``graph.outputs`` order."""
+    """A ``tf.function`` of ``graph`` on NHWC float input; outputs in ``graph.outputs`` order."""
     import tensorflow as tf
 
     _, h, w, c = graph.input_shape
@@ -103,8 +103,9 @@ def tf_function(graph: Graph, batch: int | None = None) -> object:
     return run
 
 
-def convert(graph: Graph, precision: str,
-            calibration: Callable[[], Iterator[np.ndarray]] | None = None) -> bytes:
+def convert(
+    graph: Graph, precision: str, calibration: Callable[[], Iterator[np.ndarray]] | None = None
+) -> bytes:
     """Convert ``graph`` to a TFLite flatbuffer at ``precision`` (INT8-full needs calibration)."""
     import tensorflow as tf
 
@@ -121,7 +122,9 @@ def convert(graph: Graph, precision: str,
             raise ValueError("full INT8 needs a calibration set")
         converter.representative_dataset = lambda: ([x[None]] for x in calibration())
         converter.target_spec.supported_ops = [
-            tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
+            tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
+            tf.lite.OpsSet.TFLITE_BUILTINS,
+        ]
     return converter.convert()
 
 

@@ -18,8 +18,12 @@ class ParityError(RuntimeError):
     """A converted model disagrees with its reference beyond the stated tolerance."""
 
 
-def check_mtcnn_reference(wheel: Path, graphs: dict[str, Graph], backends: dict[str, Backend],
-                          inputs: dict[str, np.ndarray]) -> dict[str, float]:
+def check_mtcnn_reference(
+    wheel: Path,
+    graphs: dict[str, Graph],
+    backends: dict[str, Backend],
+    inputs: dict[str, np.ndarray],
+) -> dict[str, float]:
     """Compare our FP32 nets with the wheel's own Keras nets on the same inputs."""
     from converters.mtcnn_weights import load_lz4
 

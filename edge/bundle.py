@@ -59,12 +59,21 @@ def _sha256(path: Path) -> str:
 def _entry(raw: dict) -> ModelEntry:
     spec = raw["input"]
     return ModelEntry(
-        role=raw["role"], file=raw["file"], format=raw["format"], precision=raw["precision"],
+        role=raw["role"],
+        file=raw["file"],
+        format=raw["format"],
+        precision=raw["precision"],
         sha256=raw["sha256"],
-        input=InputSpec(tuple(spec["shape"]), spec["layout"], spec["colour"],
-                        float(spec["mean"]), float(spec["std"])),
+        input=InputSpec(
+            tuple(spec["shape"]),
+            spec["layout"],
+            spec["colour"],
+            float(spec["mean"]),
+            float(spec["std"]),
+        ),
         outputs=tuple(o["name"] for o in raw["outputs"]),
-        embedding_size=raw.get("embedding_size"), model_id=raw["model_id"],
+        embedding_size=raw.get("embedding_size"),
+        model_id=raw["model_id"],
     )
 
 
@@ -90,8 +99,10 @@ class Bundle:
             raise BundleError(f"{path}: unreadable manifest ({err})") from err
         if not isinstance(manifest, dict) or manifest.get("schema") != SCHEMA_VERSION:
             found = manifest.get("schema") if isinstance(manifest, dict) else None
-            raise BundleError(f"{path}: manifest schema {found!r} is not supported "
-                              f"(this facegate reads schema {SCHEMA_VERSION})")
+            raise BundleError(
+                f"{path}: manifest schema {found!r} is not supported "
+                f"(this facegate reads schema {SCHEMA_VERSION})"
+            )
         try:
             return cls(root, manifest)
         except (KeyError, TypeError, ValueError) as err:
@@ -103,8 +114,9 @@ class Bundle:
             for e in self.entries:
                 if e.role == role and e.format == fmt and e.precision == want:
                     if want != precision:
-                        log.info("%s: no %s %s variant in the bundle, using fp32", role, fmt,
-                                 precision)
+                        log.info(
+                            "%s: no %s %s variant in the bundle, using fp32", role, fmt, precision
+                        )
                     return e
         raise BundleError(f"bundle {self.name} has no {fmt} model for {role}")
 
@@ -115,16 +127,19 @@ class Bundle:
             raise ModelError(f"{path}: model file is missing; rebuild with `facegate models build`")
         actual = _sha256(path)
         if actual != entry.sha256:
-            raise ModelError(f"{path.name}: sha256 mismatch (file {actual[:12]}…, manifest "
-                             f"{entry.sha256[:12]}…): the file is truncated or was modified")
+            raise ModelError(
+                f"{path.name}: sha256 mismatch (file {actual[:12]}…, manifest "
+                f"{entry.sha256[:12]}…): the file is truncated or was modified"
+            )
         return path
 
     def open(self, entry: ModelEntry, threads: int = 1) -> Backend:
         """Verify and open ``entry`` with its runtime; check the input signature."""
         backend = open_backend(self.verify_file(entry), entry.format, threads, list(entry.outputs))
         got, want = backend.input_shape, entry.input.shape
-        if len(got) != len(want) or any(w is not None and g != w for g, w in zip(got, want,
-                                                                                 strict=False)):
+        if len(got) != len(want) or any(
+            w is not None and g != w for g, w in zip(got, want, strict=False)
+        ):
             raise ModelError(f"{entry.file}: input shape {got} differs from the manifest's {want}")
         return backend
 

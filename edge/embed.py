@@ -1,4 +1,4 @@
-"""Face embeddings: aligned 112x112 crops -> L2-normalised vectors, preprocessing from the manifest."""
+"""Face embeddings: aligned 112x112 crops -> unit vectors, preprocessing from the manifest."""
 
 from __future__ import annotations
 
@@ -41,7 +41,9 @@ class Embedder:
 
     def _prepare(self, crops: np.ndarray) -> np.ndarray:
         if crops.shape[1:] != (self.height, self.width, 3):
-            raise ModelError(f"embedder expects {self.height}x{self.width} crops, got {crops.shape}")
+            raise ModelError(
+                f"embedder expects {self.height}x{self.width} crops, got {crops.shape}"
+            )
         x = crops[..., ::-1] if self._bgr else crops
         return (x.astype(np.float32) - self._mean) * self._scale
 
@@ -60,7 +62,7 @@ class Embedder:
             return np.zeros((0, self.size), np.float32)
         parts = []
         for i in range(0, len(crops), MAX_BATCH):
-            x = self._prepare(crops[i:i + MAX_BATCH])
+            x = self._prepare(crops[i : i + MAX_BATCH])
             raw = self._raw(x)
             if self.flip:
                 raw = raw + self._raw(np.ascontiguousarray(x[:, :, ::-1]))

@@ -51,8 +51,9 @@ def _pick(faces: list[Face], largest: bool) -> tuple[Face | None, str | None]:
     return face, None
 
 
-def template_from_image(rec: Recognizer, image: np.ndarray, source: str, largest: bool = False
-                        ) -> EnrolOutcome:
+def template_from_image(
+    rec: Recognizer, image: np.ndarray, source: str, largest: bool = False
+) -> EnrolOutcome:
     """Detect one face in ``image`` and make its template, or say why not."""
     face, reason = _pick(rec.detect(image), largest)
     if face is None:
@@ -60,7 +61,9 @@ def template_from_image(rec: Recognizer, image: np.ndarray, source: str, largest
     aligned, emb = rec.embed(image, [face])
     sharp = sharpness(aligned[0].crop)
     if sharp < MIN_SHARPNESS:
-        return EnrolOutcome(source, None, f"too blurry (sharpness {sharp:.0f} < {MIN_SHARPNESS:.0f})")
+        return EnrolOutcome(
+            source, None, f"too blurry (sharpness {sharp:.0f} < {MIN_SHARPNESS:.0f})"
+        )
     return EnrolOutcome(source, Template(emb[0], aligned[0].crop, source))
 
 

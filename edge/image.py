@@ -22,8 +22,11 @@ MAX_PIXELS = 120_000_000  # a 108 MP phone photo decodes; a 1-gigapixel "bomb" i
 MAX_BYTES = 200 * 1024 * 1024
 REDUCE_ABOVE_PIXELS = 40_000_000  # decode huge JPEGs at 1/2..1/8 scale: faces stay large enough
 REDUCED_TARGET_PIXELS = 12_000_000
-_REDUCED = ((2, cv2.IMREAD_REDUCED_COLOR_2), (4, cv2.IMREAD_REDUCED_COLOR_4),
-            (8, cv2.IMREAD_REDUCED_COLOR_8))
+_REDUCED = (
+    (2, cv2.IMREAD_REDUCED_COLOR_2),
+    (4, cv2.IMREAD_REDUCED_COLOR_4),
+    (8, cv2.IMREAD_REDUCED_COLOR_8),
+)
 
 
 def header_size(data: bytes) -> tuple[int, int] | None:
@@ -41,9 +44,9 @@ def header_size(data: bytes) -> tuple[int, int] | None:
         if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7 or marker == 0xFF:
             i += 1 if marker == 0xFF else 2
             continue
-        length = struct.unpack(">H", data[i + 2:i + 4])[0]
+        length = struct.unpack(">H", data[i + 2 : i + 4])[0]
         if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-            height, width = struct.unpack(">HH", data[i + 5:i + 9])
+            height, width = struct.unpack(">HH", data[i + 5 : i + 9])
             return width, height
         i += 2 + length
     return None
@@ -73,14 +76,18 @@ def decode_image(data: bytes, name: str = "image") -> np.ndarray:
     if dims is not None:
         width, height = dims
         if width == 0 or height == 0 or width * height > MAX_PIXELS:
-            raise ImageError(f"{name}: {width}x{height} pixels is over the "
-                             f"{MAX_PIXELS // 1_000_000} MP limit (possible decompression bomb)")
+            raise ImageError(
+                f"{name}: {width}x{height} pixels is over the "
+                f"{MAX_PIXELS // 1_000_000} MP limit (possible decompression bomb)"
+            )
         if data[:2] == b"\xff\xd8":
             if b"\xff\xd9" not in data[-4096:]:
                 raise ImageError(f"{name}: truncated JPEG (no end-of-image marker)")
             if width * height > REDUCE_ABOVE_PIXELS:
-                flag = next((f for r, f in _REDUCED
-                             if width * height / r**2 <= REDUCED_TARGET_PIXELS), _REDUCED[-1][1])
+                flag = next(
+                    (f for r, f in _REDUCED if width * height / r**2 <= REDUCED_TARGET_PIXELS),
+                    _REDUCED[-1][1],
+                )
     buf = np.frombuffer(data, np.uint8)
     try:
         bgr = cv2.imdecode(buf, flag)

@@ -18,7 +18,9 @@ FP32_ABS = 1e-4  # converted FP32 nets vs the published nets, max abs difference
 
 def embed(backend: Backend, batch: np.ndarray, chunk: int = 32) -> np.ndarray:
     """L2-normalised embeddings of a normalised NHWC batch."""
-    out = np.concatenate([backend.run(batch[i:i + chunk])[0] for i in range(0, len(batch), chunk)])
+    out = np.concatenate(
+        [backend.run(batch[i : i + chunk])[0] for i in range(0, len(batch), chunk)]
+    )
     return out / np.linalg.norm(out, axis=1, keepdims=True)
 
 
@@ -64,12 +66,14 @@ def detector_parity(ref: MTCNN, got: MTCNN, photos: list[np.ndarray]) -> dict[st
         n_ref, n_got = n_ref + len(a), n_got + len(b)
         iou, px = _match(a, b)
         worst_iou, worst_px = min(worst_iou, iou), max(worst_px, px)
-    return {"min_iou": worst_iou, "max_landmark_px": worst_px, "faces": float(n_ref),
-            "faces_variant": float(n_got)}
+    return {
+        "min_iou": worst_iou,
+        "max_landmark_px": worst_px,
+        "faces": float(n_ref),
+        "faces_variant": float(n_got),
+    }
 
 
 def detector_ok(parity: dict[str, float]) -> bool:
     """Every reference face found again with IoU >= 0.95 and landmarks within 2 px."""
     return parity["min_iou"] >= BOX_IOU and parity["max_landmark_px"] <= LANDMARK_PX
-
-

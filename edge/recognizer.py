@@ -72,8 +72,10 @@ class Recognizer:
         """Open the bundle's detector and embedder for the configured backend and precision."""
         config = config or RecognizerConfig()
         fmt = resolve_format(config.backend)
-        nets = [bundle.open(bundle.entry(r, fmt, config.precision), config.threads)
-                for r in ("pnet", "rnet", "onet")]
+        nets = [
+            bundle.open(bundle.entry(r, fmt, config.precision), config.threads)
+            for r in ("pnet", "rnet", "onet")
+        ]
         entry = bundle.entry("embedder", fmt, config.precision)
         embedder = Embedder(bundle.open(entry, config.threads), entry, config.flip)
         log.info("recognizer: %s %s, embedder %s", fmt, config.precision, entry.file)
@@ -89,8 +91,9 @@ class Recognizer:
         if snapshot is None or len(snapshot.names) == 0:
             self.matcher = None
             return
-        self.matcher = ExactMatcher(snapshot, top_k=self.config.top_k,
-                                    strategy=self.config.strategy)
+        self.matcher = ExactMatcher(
+            snapshot, top_k=self.config.top_k, strategy=self.config.strategy
+        )
 
     def detect(self, image: np.ndarray) -> list[Face]:
         """Faces in an RGB image, detected on a copy no larger than ``max_side``."""
@@ -99,8 +102,10 @@ class Recognizer:
             return self.detector.detect(image)
         size = (round(image.shape[1] * scale), round(image.shape[0] * scale))
         small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-        return [Face(tuple(v / scale for v in f.box), f.score, f.landmarks / scale)
-                for f in self.detector.detect(small)]
+        return [
+            Face(tuple(v / scale for v in f.box), f.score, f.landmarks / scale)
+            for f in self.detector.detect(small)
+        ]
 
     def embed(self, image: np.ndarray, faces: list[Face]) -> tuple[list[AlignedFace], np.ndarray]:
         """Aligned crops and their embeddings for ``faces`` of ``image``."""
@@ -111,7 +116,10 @@ class Recognizer:
         """Every face in ``image`` with its embedding and best gallery match (or unknown)."""
         faces = self.detect(image)
         _, embeddings = self.embed(image, faces)
-        matches = self.matcher.search(embeddings) if self.matcher and len(faces) else [
-            [] for _ in faces]
-        return [FaceResult(f, e, decide(m, self.config.threshold), tuple(m))
-                for f, e, m in zip(faces, embeddings, matches, strict=True)]
+        matches = (
+            self.matcher.search(embeddings) if self.matcher and len(faces) else [[] for _ in faces]
+        )
+        return [
+            FaceResult(f, e, decide(m, self.config.threshold), tuple(m))
+            for f, e, m in zip(faces, embeddings, matches, strict=True)
+        ]

@@ -1,4 +1,4 @@
-"""Typed values that flow between stages: frame -> faces -> aligned crops -> embeddings -> matches."""
+"""Typed values between stages: frame -> faces -> aligned crops -> embeddings -> matches."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``facegate models verify``: re-check a bundle on this machine, file by file, with parity figures."""
+"""``facegate models verify``: re-check a bundle on this machine, file by file, with parity."""
 
 from __future__ import annotations
 
@@ -28,8 +28,13 @@ def _probe(entry: ModelEntry) -> np.ndarray:
 
 
 def _check_file(bundle: Bundle, entry: ModelEntry) -> tuple[dict, Backend | None]:
-    check: dict = {"file": entry.file, "role": entry.role, "format": entry.format,
-                   "precision": entry.precision, "ok": False}
+    check: dict = {
+        "file": entry.file,
+        "role": entry.role,
+        "format": entry.format,
+        "precision": entry.precision,
+        "ok": False,
+    }
     try:
         bundle.verify_file(entry)
         check["sha256_ok"] = True
@@ -85,5 +90,11 @@ def verify_bundle(bundle: Bundle) -> dict:
     _parity(bundle, checks, backends, photos)
     for c in checks:
         c["ok"] = bool(c.get("runs")) and c.get("parity_ok", True) is not False
-    return {"bundle": bundle.name, "version": bundle.version, "root": str(bundle.root),
-            "sample_photos": len(photos), "ok": all(c["ok"] for c in checks), "models": checks}
+    return {
+        "bundle": bundle.name,
+        "version": bundle.version,
+        "root": str(bundle.root),
+        "sample_photos": len(photos),
+        "ok": all(c["ok"] for c in checks),
+        "models": checks,
+    }

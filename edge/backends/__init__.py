@@ -10,9 +10,10 @@ from edge.errors import ModelError
 FORMATS = ("onnx", "tflite")
 
 
-def open_backend(path: Path, fmt: str, threads: int = 1, output_names: list[str] | None = None
-                 ) -> Backend:
-    """Open ``path`` with the runtime for ``fmt`` (``onnx`` -> onnxruntime, ``tflite`` -> LiteRT)."""
+def open_backend(
+    path: Path, fmt: str, threads: int = 1, output_names: list[str] | None = None
+) -> Backend:
+    """Open ``path`` with the runtime for ``fmt`` (onnx: onnxruntime, tflite: LiteRT)."""
     if fmt == "onnx":
         from edge.backends.onnxruntime import OnnxRuntimeBackend
 

@@ -27,7 +27,7 @@ class Backend(ABC):
     def run(self, batch: np.ndarray) -> list[np.ndarray]:
         """Run one batch (float32, NHWC) and return the outputs in manifest order."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook, most runtimes free on GC
         """Release the runtime's resources."""
 
     def __enter__(self) -> Backend:

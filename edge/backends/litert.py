@@ -36,8 +36,7 @@ class LiteRTBackend(Backend):
 
     name = "litert"
 
-    def __init__(self, path: Path, threads: int = 1, output_names: list[str] | None = None
-                 ) -> None:
+    def __init__(self, path: Path, threads: int = 1, output_names: list[str] | None = None) -> None:
         super().__init__(path, threads, output_names)
         self._cls = _interpreter_class()
         self._content = path.read_bytes()
@@ -53,7 +52,9 @@ class LiteRTBackend(Backend):
         self._shape = tuple(int(d) if d > 0 else None for d in sig)
         n_out = len(probe.get_output_details())
         if output_names is not None and n_out != len(output_names):
-            raise ModelError(f"{path.name}: {n_out} outputs, the manifest lists {len(output_names)}")
+            raise ModelError(
+                f"{path.name}: {n_out} outputs, the manifest lists {len(output_names)}"
+            )
 
     @property
     def input_shape(self) -> tuple[int | None, ...]:

@@ -18,8 +18,13 @@ class OnnxRuntimeBackend(Backend):
 
     name = "onnxruntime"
 
-    def __init__(self, path: Path, threads: int = 1, output_names: list[str] | None = None,
-                 providers: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        threads: int = 1,
+        output_names: list[str] | None = None,
+        providers: list[str] | None = None,
+    ) -> None:
         super().__init__(path, threads, output_names)
         import onnxruntime as ort
 
@@ -30,10 +35,13 @@ class OnnxRuntimeBackend(Backend):
         opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
         opts.log_severity_level = 3
         try:
-            self.session = ort.InferenceSession(str(path), opts,
-                                                providers=providers or ["CPUExecutionProvider"])
+            self.session = ort.InferenceSession(
+                str(path), opts, providers=providers or ["CPUExecutionProvider"]
+            )
         except Exception as err:  # onnxruntime raises several private exception types
-            raise ModelError(f"{path.name}: onnxruntime cannot load it ({_first_line(err)})") from err
+            raise ModelError(
+                f"{path.name}: onnxruntime cannot load it ({_first_line(err)})"
+            ) from err
         inputs = self.session.get_inputs()
         if len(inputs) != 1:
             raise ModelError(f"{path.name}: expected one input, found {len(inputs)}")
@@ -41,7 +49,9 @@ class OnnxRuntimeBackend(Backend):
         self._shape = tuple(d if isinstance(d, int) else None for d in inputs[0].shape)
         names = [o.name for o in self.session.get_outputs()]
         if output_names is not None and sorted(names) != sorted(output_names):
-            raise ModelError(f"{path.name}: outputs {names} differ from the manifest's {output_names}")
+            raise ModelError(
+                f"{path.name}: outputs {names} differ from the manifest's {output_names}"
+            )
         self._outputs = output_names or names
 
     @property

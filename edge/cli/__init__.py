@@ -15,7 +15,9 @@ log = logging.getLogger("facegate")
 def _parser() -> argparse.ArgumentParser:
     from edge.cli import demo, gallery, models, recognise
 
-    parser = argparse.ArgumentParser(prog="facegate", description="Face recognition for edge devices")
+    parser = argparse.ArgumentParser(
+        prog="facegate", description="Face recognition for edge devices"
+    )
     parser.add_argument("--version", action="version", version=f"facegate {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

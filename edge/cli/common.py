@@ -52,15 +52,23 @@ def add_recognizer_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "litert"])
     g.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "int8"])
     g.add_argument("--threads", type=int, default=1, help="inference threads (default 1)")
-    g.add_argument("--threshold", type=float, default=None,
-                   help="same-person cosine threshold (default: the measured one)")
+    g.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="same-person cosine threshold (default: the measured one)",
+    )
     g.add_argument("--flip", action="store_true", help="test-time flip: ~2x embed time, +accuracy")
 
 
 def add_gallery_option(p: argparse.ArgumentParser) -> None:
     """The ``--gallery`` option (default: the state dir's gallery.db)."""
-    p.add_argument("--gallery", type=Path, default=None,
-                   help="gallery database (default: $FACEGATE_HOME/gallery.db)")
+    p.add_argument(
+        "--gallery",
+        type=Path,
+        default=None,
+        help="gallery database (default: $FACEGATE_HOME/gallery.db)",
+    )
 
 
 def gallery_path(args: argparse.Namespace) -> Path:
@@ -79,6 +87,11 @@ def recognizer(args: argparse.Namespace) -> Recognizer:
     threshold = DEFAULT_THRESHOLD if args.threshold is None else args.threshold
     if not -1.0 <= threshold <= 1.0:
         raise ConfigError("--threshold is a cosine similarity between -1 and 1")
-    config = RecognizerConfig(backend=args.backend, precision=args.precision,
-                              threads=args.threads, threshold=threshold, flip=args.flip)
+    config = RecognizerConfig(
+        backend=args.backend,
+        precision=args.precision,
+        threads=args.threads,
+        threshold=threshold,
+        flip=args.flip,
+    )
     return Recognizer.from_bundle(load_bundle(args.bundle), config)

@@ -45,6 +45,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         rec.set_gallery(store.snapshot())
     probes = [p for p in photos if p.name not in DEMO_ENROL.values()]
     items, _ = identify_files(rec, probes)
-    print_identify([{k: v for k, v in it.items() if not k.startswith("_")} for it in items],
-                   rec.config.threshold)
+    print_identify(
+        [{k: v for k, v in it.items() if not k.startswith("_")} for it in items],
+        rec.config.threshold,
+    )
     return 0

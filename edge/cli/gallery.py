@@ -21,7 +21,7 @@ from edge.cli.common import (
 )
 from edge.errors import FacegateError
 from edge.gallery.exchange import export_gallery, import_gallery
-from edge.gallery.store import GalleryStore, Template
+from edge.gallery.store import GalleryStore
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
@@ -36,8 +36,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--from-dir", type=Path, help="folder with one sub-folder of photos per person")
     e.add_argument("--largest", action="store_true", help="take the largest face of a group photo")
     e.set_defaults(func=cmd_enroll)
-    for name, func, helptext in (("list", cmd_list, "enrolled people"),
-                                 ("reembed", cmd_reembed, "recompute embeddings with this bundle")):
+    for name, func, helptext in (
+        ("list", cmd_list, "enrolled people"),
+        ("reembed", cmd_reembed, "recompute embeddings with this bundle"),
+    ):
         q = gsub.add_parser(name, help=helptext)
         q.set_defaults(func=func)
     s = gsub.add_parser("show", help="one person's templates")
@@ -65,8 +67,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _open(args: argparse.Namespace, allow_mismatch: bool = False) -> tuple[object, GalleryStore]:
     rec = recognizer(args)
-    store = GalleryStore.open(gallery_path(args), rec.model_id, rec.embedder.size,
-                              allow_model_mismatch=allow_mismatch)
+    store = GalleryStore.open(
+        gallery_path(args), rec.model_id, rec.embedder.size, allow_model_mismatch=allow_mismatch
+    )
     return rec, store
 
 
@@ -130,8 +133,10 @@ def _enrol_summary(args: argparse.Namespace, enrolled: dict, skipped: list[dict]
         for s in skipped:
             out.print(f"skipped {s['file']} ({s['person']}): {s['reason']}")
         reasons = Counter(s["reason"].split(" (")[0] for s in skipped)
-        out.print(f"{len(enrolled)} people enrolled, {sum(enrolled.values())} templates, "
-                  f"{len(skipped)} photos skipped" + (f": {dict(reasons)}" if reasons else ""))
+        out.print(
+            f"{len(enrolled)} people enrolled, {sum(enrolled.values())} templates, "
+            f"{len(skipped)} photos skipped" + (f": {dict(reasons)}" if reasons else "")
+        )
     return 0 if enrolled else 1
 
 
@@ -145,8 +150,9 @@ def cmd_list(args: argparse.Namespace) -> int:
     with store:
         people = store.people()
     if args.json:
-        emit_json([{"name": p.name, "templates": p.template_count, "created": p.created}
-                   for p in people])
+        emit_json(
+            [{"name": p.name, "templates": p.template_count, "created": p.created} for p in people]
+        )
         return 0
     t = Table(title=f"{len(people)} people in {store.path}")
     t.add_column("name")
@@ -163,8 +169,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     _, store = _open(args)
     with store:
         p = store.person(args.name)
-    rows = [{"source": t.source, "created": t.created, "model_id": t.model_id}
-            for t in p.templates]
+    rows = [{"source": t.source, "created": t.created, "model_id": t.model_id} for t in p.templates]
     if args.json:
         emit_json({"name": p.name, "created": p.created, "templates": rows})
         return 0
@@ -197,13 +202,15 @@ def cmd_remove(args: argparse.Namespace) -> int:
     _, store = _open(args)
     with store:
         person = store.person(args.name)
-        if not args.yes and not _confirm(f"delete {person.name} and {person.template_count} "
-                                         "template(s)?"):
+        if not args.yes and not _confirm(
+            f"delete {person.name} and {person.template_count} template(s)?"
+        ):
             console().print("nothing deleted")
             return 1
         count = store.remove(args.name)
-    _say(args, {"removed": args.name, "templates": count},
-         f"removed {args.name} ({count} templates)")
+    _say(
+        args, {"removed": args.name, "templates": count}, f"removed {args.name} ({count} templates)"
+    )
     return 0
 
 
@@ -212,8 +219,11 @@ def cmd_export(args: argparse.Namespace) -> int:
     _, store = _open(args)
     with store:
         s = export_gallery(store, args.file)
-    _say(args, {"file": str(s.path), "people": s.people, "templates": s.templates},
-         f"exported {s.people} people ({s.templates} templates) to {s.path}")
+    _say(
+        args,
+        {"file": str(s.path), "people": s.people, "templates": s.templates},
+        f"exported {s.people} people ({s.templates} templates) to {s.path}",
+    )
     return 0
 
 
@@ -222,9 +232,12 @@ def cmd_import(args: argparse.Namespace) -> int:
     _, store = _open(args)
     with store:
         s = import_gallery(store, args.file)
-    _say(args, {"added": s.people_added, "merged": s.people_merged, "templates": s.templates_added},
-         f"imported {s.templates_added} templates: {s.people_added} new people, "
-         f"{s.people_merged} merged")
+    _say(
+        args,
+        {"added": s.people_added, "merged": s.people_merged, "templates": s.templates_added},
+        f"imported {s.templates_added} templates: {s.people_added} new people, "
+        f"{s.people_merged} merged",
+    )
     return 0
 
 
@@ -234,8 +247,11 @@ def cmd_reembed(args: argparse.Namespace) -> int:
     with store:
         before = store.model_id
         count = store.reembed(rec.embedder.embed, rec.model_id)
-    _say(args, {"templates": count, "from": before, "to": rec.model_id},
-         f"re-embedded {count} templates: {before} -> {rec.model_id}")
+    _say(
+        args,
+        {"templates": count, "from": before, "to": rec.model_id},
+        f"re-embedded {count} templates: {before} -> {rec.model_id}",
+    )
     return 0
 
 
@@ -244,4 +260,3 @@ def _say(args: argparse.Namespace, data: dict, text: str) -> None:
         emit_json(data)
     else:
         console().print(text)
-

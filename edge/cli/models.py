@@ -41,8 +41,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _progress() -> Progress:
-    return Progress(TextColumn("{task.description:<28}"), BarColumn(), TextColumn(
-        "{task.completed}/{task.total}"), TimeElapsedColumn(), console=console(), transient=False)
+    return Progress(
+        TextColumn("{task.description:<28}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=console(),
+        transient=False,
+    )
 
 
 def _cached(out: Path, key: str) -> bool:
@@ -69,8 +75,10 @@ def cmd_build(args: argparse.Namespace) -> int:
     except ImportError as err:
         if (err.name or "").split(".")[0] in ("converters", "edge"):
             raise
-        raise FacegateError(f"building models needs the converter extra ({err.name} is missing):"
-                            " pip install 'facegate[convert]'") from err
+        raise FacegateError(
+            f"building models needs the converter extra ({err.name} is missing):"
+            " pip install 'facegate[convert]'"
+        ) from err
     recipe = recipes.load(args.bundle)
     key = recipe.build_key()
     cached = cache_dir() / "bundles" / f"{recipe.name}-{key}"
@@ -108,8 +116,15 @@ def cmd_list(args: argparse.Namespace) -> int:
             except BundleError as err:
                 built.append({"name": path.name, "error": str(err)})
                 continue
-            built.append({"name": b.name, "version": b.version, "path": str(path),
-                          "models": len(b.entries), "built": b.manifest.get("built")})
+            built.append(
+                {
+                    "name": b.name,
+                    "version": b.version,
+                    "path": str(path),
+                    "models": len(b.entries),
+                    "built": b.manifest.get("built"),
+                }
+            )
     data = {"built": built, "recipes": available()}
     if args.json:
         emit_json(data)
@@ -118,8 +133,13 @@ def cmd_list(args: argparse.Namespace) -> int:
     for col in ("name", "version", "models", "built", "path"):
         t.add_column(col)
     for b in built:
-        t.add_row(b["name"], b.get("version", "?"), str(b.get("models", "-")),
-                  str(b.get("built", b.get("error", ""))), b.get("path", ""))
+        t.add_row(
+            b["name"],
+            b.get("version", "?"),
+            str(b.get("models", "-")),
+            str(b.get("built", b.get("error", ""))),
+            b.get("path", ""),
+        )
     console().print(t)
     console().print(f"recipes: {', '.join(data['recipes'])}")
     return 0
@@ -136,10 +156,17 @@ def cmd_info(args: argparse.Namespace) -> int:
         t.add_column(col)
     for m in bundle.manifest["models"]:
         src = m["source"]
-        t.add_row(m["role"], m["format"], m["precision"], f"{m['bytes'] / 1e6:.2f}",
-                  f"{m['params']:,}", f"{m['macs'] / 1e6:.1f}", f"{m['latency_ms']:.2f}",
-                  f"{m['input']['shape']} {m['input']['colour']}",
-                  f"{src['package']}=={src['version']} ({src['licence']})")
+        t.add_row(
+            m["role"],
+            m["format"],
+            m["precision"],
+            f"{m['bytes'] / 1e6:.2f}",
+            f"{m['params']:,}",
+            f"{m['macs'] / 1e6:.1f}",
+            f"{m['latency_ms']:.2f}",
+            f"{m['input']['shape']} {m['input']['colour']}",
+            f"{src['package']}=={src['version']} ({src['licence']})",
+        )
     console().print(t)
     return 0
 
@@ -158,8 +185,14 @@ def cmd_verify(args: argparse.Namespace) -> int:
             t.add_column(col)
         for c in result["models"]:
             parity = ", ".join(f"{k} {v:.4g}" for k, v in c.get("parity", {}).items()) or "-"
-            t.add_row(c["file"], _yn(c.get("sha256_ok")), _yn(c.get("loads")), _yn(c.get("runs")),
-                      parity, "ok" if c["ok"] else f"FAIL: {c.get('error', 'parity')}")
+            t.add_row(
+                c["file"],
+                _yn(c.get("sha256_ok")),
+                _yn(c.get("loads")),
+                _yn(c.get("runs")),
+                parity,
+                "ok" if c["ok"] else f"FAIL: {c.get('error', 'parity')}",
+            )
         console().print(t)
     return 0 if result["ok"] else 1
 

@@ -41,11 +41,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _result_dict(r: FaceResult) -> dict:
-    return {"box": [round(v, 1) for v in r.face.box], "score": round(r.face.score, 4),
-            "landmarks": np.round(r.face.landmarks, 1).tolist(),
-            "name": r.name, "similarity": round(r.match.similarity, 4) if r.match else None,
-            "candidates": [{"name": m.name, "similarity": round(m.similarity, 4)}
-                           for m in r.candidates]}
+    return {
+        "box": [round(v, 1) for v in r.face.box],
+        "score": round(r.face.score, 4),
+        "landmarks": np.round(r.face.landmarks, 1).tolist(),
+        "name": r.name,
+        "similarity": round(r.match.similarity, 4) if r.match else None,
+        "candidates": [
+            {"name": m.name, "similarity": round(m.similarity, 4)} for m in r.candidates
+        ],
+    }
 
 
 def annotate(image: np.ndarray, results: list[FaceResult], path: Path) -> None:
@@ -59,8 +64,16 @@ def annotate(image: np.ndarray, results: list[FaceResult], path: Path) -> None:
         for x, y in r.face.landmarks:
             cv2.circle(bgr, (round(x), round(y)), thick + 1, (0, 220, 255), -1)
         label = f"{r.name} {r.match.similarity:.2f}" if r.match else "unknown"
-        cv2.putText(bgr, label, (x1, max(12, y1 - 6)), cv2.FONT_HERSHEY_SIMPLEX, 0.5 * thick,
-                    colour, thick, cv2.LINE_AA)
+        cv2.putText(
+            bgr,
+            label,
+            (x1, max(12, y1 - 6)),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.5 * thick,
+            colour,
+            thick,
+            cv2.LINE_AA,
+        )
     if not cv2.imwrite(str(path), bgr):
         raise FacegateError(f"cannot write {path} (unknown extension or unwritable folder)")
 
@@ -85,8 +98,14 @@ def identify_files(rec: Recognizer, paths: list[Path]) -> tuple[list[dict], int]
             failures += 1
             continue
         results = rec.identify(image)
-        out.append({"image": str(path), "faces": [_result_dict(r) for r in results],
-                    "_results": results, "_pixels": image})
+        out.append(
+            {
+                "image": str(path),
+                "faces": [_result_dict(r) for r in results],
+                "_results": results,
+                "_pixels": image,
+            }
+        )
     return out, failures
 
 
@@ -120,8 +139,13 @@ def print_identify(items: list[dict], threshold: float) -> None:
             t.add_row(shown, "-", "-", "no face", "-")
         for n, f in enumerate(it["faces"], 1):
             best = f["candidates"][0]["similarity"] if f["candidates"] else None
-            t.add_row(shown, str(n), ",".join(f"{v:.0f}" for v in f["box"]),
-                      f["name"] or "unknown", f"{f['similarity'] or best or 0:.3f}")
+            t.add_row(
+                shown,
+                str(n),
+                ",".join(f"{v:.0f}" for v in f["box"]),
+                f["name"] or "unknown",
+                f"{f['similarity'] or best or 0:.3f}",
+            )
     console().print(t)
 
 
@@ -141,10 +165,16 @@ def cmd_verify(args: argparse.Namespace) -> int:
     similarity = float(np.dot(a, b))
     same = similarity >= rec.config.threshold
     if args.json:
-        emit_json({"similarity": round(similarity, 4), "threshold": rec.config.threshold,
-                   "same_person": same})
+        emit_json(
+            {
+                "similarity": round(similarity, 4),
+                "threshold": rec.config.threshold,
+                "same_person": same,
+            }
+        )
     else:
         verdict = "same person" if same else "different people"
-        console().print(f"similarity {similarity:.3f} (threshold {rec.config.threshold:.2f}): "
-                        f"{verdict}")
+        console().print(
+            f"similarity {similarity:.3f} (threshold {rec.config.threshold:.2f}): {verdict}"
+        )
     return 0

@@ -103,8 +103,7 @@ def threshold_at_far(impostor: np.ndarray, far: float) -> float | None:
     return float(np.nextafter(i[allowed], np.inf))
 
 
-def tar_at_far(genuine: np.ndarray, impostor: np.ndarray, far: float
-               ) -> tuple[float, float] | None:
+def tar_at_far(genuine: np.ndarray, impostor: np.ndarray, far: float) -> tuple[float, float] | None:
     """(true accept rate, threshold) at ``far``; None when too few impostors to measure it."""
     g = _scores(genuine)
     if len(g) == 0:
@@ -130,8 +129,7 @@ def best_accuracy(genuine: np.ndarray, impostor: np.ndarray) -> tuple[float, flo
     values = np.unique(np.concatenate((g, i)))[::-1]
     # Candidates: above everything, then between each pair of neighbours, then below everything.
     cuts = np.concatenate(([values[0] + 1.0], (values[:-1] + values[1:]) / 2, [values[-1] - 1.0]))
-    correct = (_count_at_or_above(np.sort(g), cuts)
-               + len(i) - _count_at_or_above(np.sort(i), cuts))
+    correct = _count_at_or_above(np.sort(g), cuts) + len(i) - _count_at_or_above(np.sort(i), cuts)
     best = int(np.argmax(correct))
     return float(correct[best] / total), float(cuts[best])
 
@@ -140,8 +138,9 @@ def _fold_accuracy(scores: np.ndarray, same: np.ndarray, threshold: float) -> in
     return int(np.sum((scores >= threshold) == same))
 
 
-def kfold_accuracy(scores: np.ndarray, same: np.ndarray, folds: np.ndarray,
-                   valid: np.ndarray | None = None) -> KFold | None:
+def kfold_accuracy(
+    scores: np.ndarray, same: np.ndarray, folds: np.ndarray, valid: np.ndarray | None = None
+) -> KFold | None:
     """LFW protocol: threshold from the other folds' best accuracy, tested on the held-out fold.
 
     ``valid`` marks pairs whose two faces were found; the others are either excluded or counted
@@ -167,8 +166,9 @@ def kfold_accuracy(scores: np.ndarray, same: np.ndarray, folds: np.ndarray,
     return KFold(tuple(accs), tuple(with_fail), tuple(thresholds)) if accs else None
 
 
-def mated_nonmated(sim: np.ndarray, probe_labels: np.ndarray, gallery_labels: np.ndarray
-                   ) -> tuple[np.ndarray, np.ndarray]:
+def mated_nonmated(
+    sim: np.ndarray, probe_labels: np.ndarray, gallery_labels: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Per probe: best score of its own identity, best score of any other (-inf when none)."""
     sim = np.asarray(sim, np.float64)
     own = np.asarray(probe_labels)[:, None] == np.asarray(gallery_labels)[None, :]
@@ -187,8 +187,7 @@ def rank1(mated: np.ndarray, nonmated: np.ndarray) -> float:
     return float(np.mean(mated > nonmated))
 
 
-def dir_at_far(mated: np.ndarray, nonmated: np.ndarray, far: float
-               ) -> tuple[float, float] | None:
+def dir_at_far(mated: np.ndarray, nonmated: np.ndarray, far: float) -> tuple[float, float] | None:
     """Open-set (DIR, threshold) where a fraction ``far`` of non-mated searches alarm.
 
     Each probe searched against the gallery without its own identity is one non-mated search;
@@ -201,8 +200,7 @@ def dir_at_far(mated: np.ndarray, nonmated: np.ndarray, far: float
     return open_set_at(mated, nonmated, threshold)[0], threshold
 
 
-def open_set_at(mated: np.ndarray, nonmated: np.ndarray, threshold: float
-                ) -> tuple[float, float]:
+def open_set_at(mated: np.ndarray, nonmated: np.ndarray, threshold: float) -> tuple[float, float]:
     """(DIR, FPIR) at ``threshold``: identified-at-rank-1 rate and non-mated alarm rate."""
     mated, nonmated = np.asarray(mated), np.asarray(nonmated)
     identified = (mated > nonmated) & (mated >= threshold)

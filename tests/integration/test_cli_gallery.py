@@ -23,8 +23,9 @@ def env(home: Path, bundle_dir: Path) -> dict[str, str]:
     return {"FACEGATE_HOME": str(home)}
 
 
-def cli(env: dict[str, str], bundle_dir: Path, *args: str, **kw: object
-        ) -> subprocess.CompletedProcess:
+def cli(
+    env: dict[str, str], bundle_dir: Path, *args: str, **kw: object
+) -> subprocess.CompletedProcess:
     return run_cli(*args, "--bundle", str(bundle_dir), "--backend", "onnxruntime", env=env, **kw)
 
 
@@ -38,8 +39,17 @@ def test_enroll_identify_verify_round_trip(env: dict, bundle_dir: Path, faces_di
     obama = sorted((people / "obama").glob("*.jpg"))
     out = _json(cli(env, bundle_dir, "gallery", "enroll", "obama", str(obama[0]), "--json"))
     assert out["enrolled"] == {"obama": 1}
-    out = _json(cli(env, bundle_dir, "gallery", "enroll", "biden",
-                    *map(str, sorted((people / "biden").glob("*.jpg"))), "--json"))
+    out = _json(
+        cli(
+            env,
+            bundle_dir,
+            "gallery",
+            "enroll",
+            "biden",
+            *map(str, sorted((people / "biden").glob("*.jpg"))),
+            "--json",
+        )
+    )
     assert out["enrolled"]["biden"] >= 1
     listed = _json(cli(env, bundle_dir, "gallery", "list", "--json"))
     assert {p["name"] for p in listed} == {"obama", "biden"}
@@ -52,15 +62,17 @@ def test_enroll_identify_verify_round_trip(env: dict, bundle_dir: Path, faces_di
     assert not diff["same_person"]
 
 
-def test_enroll_from_dir_reports_skips_and_never_aborts(env: dict, bundle_dir: Path,
-                                                       tmp_path: Path, faces_dir: Path) -> None:
+def test_enroll_from_dir_reports_skips_and_never_aborts(
+    env: dict, bundle_dir: Path, tmp_path: Path, faces_dir: Path
+) -> None:
     root = tmp_path / "people"
     (root / "kit").mkdir(parents=True)
     for src in sorted((faces_dir / "face_recognition" / "kit_harington").glob("*.jp*g")):
         (root / "kit" / src.name).write_bytes(src.read_bytes())
     (root / "kit" / "broken.jpg").write_bytes(b"not a jpeg at all")
-    (root / "kit" / "blank.png").write_bytes(cv2.imencode(".png", np.zeros((200, 200, 3),
-                                                                        np.uint8))[1].tobytes())
+    (root / "kit" / "blank.png").write_bytes(
+        cv2.imencode(".png", np.zeros((200, 200, 3), np.uint8))[1].tobytes()
+    )
     blurred = cv2.GaussianBlur(cv2.imread(str(next((root / "kit").glob("*.jp*g")))), (0, 0), 8)
     cv2.imwrite(str(root / "kit" / "blurred.jpg"), blurred)
     group = sorted((faces_dir / "face_recognition" / "_group_multiface").glob("*"))[0]
@@ -73,13 +85,15 @@ def test_enroll_from_dir_reports_skips_and_never_aborts(env: dict, bundle_dir: P
     assert reasons["blank.png"] == "no face found"
     assert "blurry" in reasons["blurred.jpg"]
     assert "faces found" in reasons[group.name] and "--largest" in reasons[group.name]
-    out = _json(cli(env, bundle_dir, "gallery", "enroll", "crowd", str(group), "--largest",
-                    "--json"))
+    out = _json(
+        cli(env, bundle_dir, "gallery", "enroll", "crowd", str(group), "--largest", "--json")
+    )
     assert out["enrolled"] == {"crowd": 1}
 
 
-def test_show_rename_remove_export_import(env: dict, bundle_dir: Path, tmp_path: Path,
-                                          faces_dir: Path) -> None:
+def test_show_rename_remove_export_import(
+    env: dict, bundle_dir: Path, tmp_path: Path, faces_dir: Path
+) -> None:
     photo = sorted((faces_dir / "face_recognition" / "rose_leslie").glob("*.jpg"))[0]
     _json(cli(env, bundle_dir, "gallery", "enroll", "rose", str(photo), "--json"))
     shown = _json(cli(env, bundle_dir, "gallery", "show", "rose", "--json"))
@@ -99,11 +113,13 @@ def test_show_rename_remove_export_import(env: dict, bundle_dir: Path, tmp_path:
     bad = cli(env, bundle_dir, "gallery", "import", str(tampered))
     assert bad.returncode == 1 and "Traceback" not in bad.stderr
     assert [p["name"] for p in _json(cli(env, bundle_dir, "gallery", "list", "--json"))] == [
-        "ygritte"]
+        "ygritte"
+    ]
 
 
-def test_gallery_from_another_model_is_refused_until_reembed(env: dict, bundle_dir: Path,
-                                                            home: Path, faces_dir: Path) -> None:
+def test_gallery_from_another_model_is_refused_until_reembed(
+    env: dict, bundle_dir: Path, home: Path, faces_dir: Path
+) -> None:
     import sqlite3
 
     photo = sorted((faces_dir / "face_recognition" / "obama").glob("*.jpg"))[0]
@@ -120,10 +136,12 @@ def test_gallery_from_another_model_is_refused_until_reembed(env: dict, bundle_d
     assert found[0]["faces"][0]["name"] == "obama"
 
 
-@pytest.mark.parametrize("case", ["missing", "text", "truncated", "sixteen_bit", "rgba", "grey",
-                                  "huge"])
-def test_bad_or_odd_images_never_traceback(env: dict, bundle_dir: Path, tmp_path: Path,
-                                           faces_dir: Path, case: str) -> None:
+@pytest.mark.parametrize(
+    "case", ["missing", "text", "truncated", "sixteen_bit", "rgba", "grey", "huge"]
+)
+def test_bad_or_odd_images_never_traceback(
+    env: dict, bundle_dir: Path, tmp_path: Path, faces_dir: Path, case: str
+) -> None:
     src = cv2.imread(str(sorted((faces_dir / "face_recognition" / "obama").glob("*.jpg"))[0]))
     path = tmp_path / f"{case}.png"
     if case == "text":
@@ -152,8 +170,9 @@ def test_bad_or_odd_images_never_traceback(env: dict, bundle_dir: Path, tmp_path
         assert len(json.loads(proc.stdout)[0]["faces"]) == 1
 
 
-def test_annotate_writes_an_image(env: dict, bundle_dir: Path, tmp_path: Path,
-                                  faces_dir: Path) -> None:
+def test_annotate_writes_an_image(
+    env: dict, bundle_dir: Path, tmp_path: Path, faces_dir: Path
+) -> None:
     group = sorted((faces_dir / "face_recognition" / "_group_multiface").glob("*"))[0]
     out = tmp_path / "annotated.jpg"
     proc = cli(env, bundle_dir, "identify", str(group), "--annotate", str(out))
@@ -162,18 +181,33 @@ def test_annotate_writes_an_image(env: dict, bundle_dir: Path, tmp_path: Path,
     assert img is not None and img.shape == cv2.imread(str(group)).shape
 
 
-def test_killed_enrolment_leaves_no_half_person(env: dict, bundle_dir: Path, home: Path,
-                                                faces_dir: Path) -> None:
+def test_killed_enrolment_leaves_no_half_person(
+    env: dict, bundle_dir: Path, home: Path, faces_dir: Path
+) -> None:
     """SIGKILL a bulk enrolment right after its first person lands: no one is half-enrolled."""
     import sqlite3
 
     people = faces_dir / "bbt"
     db = home / "gallery.db"
-    proc = subprocess.Popen([sys.executable, "-m", "edge.cli", "gallery", "enroll",
-                             "--from-dir", str(people), "--bundle", str(bundle_dir),
-                             "--backend", "onnxruntime", "--json"],
-                            env={**os.environ, **env}, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "edge.cli",
+            "gallery",
+            "enroll",
+            "--from-dir",
+            str(people),
+            "--bundle",
+            str(bundle_dir),
+            "--backend",
+            "onnxruntime",
+            "--json",
+        ],
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 120
     try:
         while time.monotonic() < deadline and proc.poll() is None:
@@ -190,8 +224,10 @@ def test_killed_enrolment_leaves_no_half_person(env: dict, bundle_dir: Path, hom
         proc.wait()
     with sqlite3.connect(db) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        rows = conn.execute("SELECT p.name, COUNT(t.id) FROM people p LEFT JOIN templates t"
-                            " ON t.person_id = p.id GROUP BY p.id").fetchall()
+        rows = conn.execute(
+            "SELECT p.name, COUNT(t.id) FROM people p LEFT JOIN templates t"
+            " ON t.person_id = p.id GROUP BY p.id"
+        ).fetchall()
     folders = [p for p in people.iterdir() if p.is_dir() and not p.name.startswith("_")]
     assert 0 < len(rows) < len(folders), "the kill should land in the middle of the run"
     for name, count in rows:

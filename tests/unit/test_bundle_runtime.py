@@ -24,15 +24,19 @@ def copy(bundle_dir: Path, tmp_path: Path) -> Path:
 
 def _embedder_file(root: Path) -> Path:
     manifest = json.loads((root / "manifest.json").read_text())
-    entry = next(m for m in manifest["models"] if m["role"] == "embedder" and m["format"] == "onnx"
-                 and m["precision"] == "fp32")
+    entry = next(
+        m
+        for m in manifest["models"]
+        if m["role"] == "embedder" and m["format"] == "onnx" and m["precision"] == "fp32"
+    )
     return root / entry["file"]
 
 
 def test_manifest_describes_every_model(bundle: Bundle) -> None:
     roles = {(e.role, e.format) for e in bundle.entries if e.precision == "fp32"}
-    assert roles == {(r, f) for r in ("pnet", "rnet", "onet", "embedder")
-                     for f in ("onnx", "tflite")}
+    assert roles == {
+        (r, f) for r in ("pnet", "rnet", "onet", "embedder") for f in ("onnx", "tflite")
+    }
     for raw in bundle.manifest["models"]:
         for key in ("sha256", "input", "outputs", "source", "converter_version", "params", "macs"):
             assert key in raw, key
@@ -56,8 +60,15 @@ def test_truncated_model_is_refused_by_the_cli(copy: Path, tmp_path: Path) -> No
     path = _embedder_file(copy)
     path.write_bytes(path.read_bytes()[:1000])
     img = copy / "samples" / "obama.jpg"
-    proc = run_cli("identify", str(img), "--bundle", str(copy), "--backend", "onnxruntime",
-                   env={"FACEGATE_HOME": str(tmp_path / "home")})
+    proc = run_cli(
+        "identify",
+        str(img),
+        "--bundle",
+        str(copy),
+        "--backend",
+        "onnxruntime",
+        env={"FACEGATE_HOME": str(tmp_path / "home")},
+    )
     assert proc.returncode == 1
     assert "sha256 mismatch" in proc.stderr and "Traceback" not in proc.stderr
 

@@ -47,15 +47,24 @@ def _onnx(graph: Graph, x: np.ndarray) -> list[np.ndarray]:
 
 
 def _input(role: str) -> np.ndarray:
-    shape = {"pnet": (1, 67, 53, 3), "rnet": (3, 24, 24, 3), "onet": (2, 48, 48, 3),
-             "embedder": (2, 112, 112, 3)}[role]
+    shape = {
+        "pnet": (1, 67, 53, 3),
+        "rnet": (3, 24, 24, 3),
+        "onet": (2, 48, 48, 3),
+        "embedder": (2, 112, 112, 3),
+    }[role]
     return np.random.default_rng(1).uniform(-1, 1, shape).astype(np.float32)
 
 
 def test_mac_count_of_a_conv_is_kw_kh_cin_cout_hout_wout() -> None:
     kernel = np.zeros((8, 3, 3, 3), np.float32)
-    layer = Layer("conv", ["input"], "y", {"stride": 1, "padding": "valid"},
-                  {"kernel": kernel, "bias": np.zeros(8, np.float32)})
+    layer = Layer(
+        "conv",
+        ["input"],
+        "y",
+        {"stride": 1, "padding": "valid"},
+        {"kernel": kernel, "bias": np.zeros(8, np.float32)},
+    )
     graph = Graph("t", "input", (None, 10, 10, 3), [layer], ["y"])
     assert count_macs(graph, 10, 10) == 3 * 3 * 3 * 8 * 8 * 8
 
@@ -69,8 +78,9 @@ def test_mobilefacenet_prelu_is_fused_and_costs_are_known(graphs: dict[str, Grap
 
 
 @pytest.mark.parametrize("role", ["pnet", "rnet", "onet", "embedder"])
-def test_onnx_and_tflite_compute_the_same_function(graphs: dict[str, Graph], role: str,
-                                                   tmp_path: Path) -> None:
+def test_onnx_and_tflite_compute_the_same_function(
+    graphs: dict[str, Graph], role: str, tmp_path: Path
+) -> None:
     x = _input(role)
     path = tmp_path / f"{role}.tflite"
     path.write_bytes(convert(graphs[role], "fp32"))
@@ -94,8 +104,7 @@ def test_cross_layer_equalization_keeps_the_function(graphs: dict[str, Graph]) -
     assert np.abs(a - b).max() < 1e-3
 
 
-def test_mtcnn_matches_the_published_keras_nets(graphs: dict[str, Graph], tmp_path: Path
-                                                ) -> None:
+def test_mtcnn_matches_the_published_keras_nets(graphs: dict[str, Graph], tmp_path: Path) -> None:
     from converters.verify import check_mtcnn_reference
     from edge.backends.onnxruntime import OnnxRuntimeBackend
 

