@@ -60,3 +60,43 @@ class FaceResult:
     def name(self) -> str | None:
         """The matched person's name, or None for an unknown face."""
         return self.match.name if self.match else None
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One captured frame (RGB uint8) with where and when it was taken."""
+
+    image: np.ndarray  # (H, W, 3) uint8 RGB
+    timestamp: float  # seconds since the epoch (wall clock at capture)
+    index: int  # frame number within the source since it was opened
+    source: str  # the source's display name (never a URL with credentials)
+
+
+EVENT_KINDS = ("recognized", "unknown", "left")
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A state change worth telling the rest of the house about."""
+
+    kind: str  # one of EVENT_KINDS
+    camera: str
+    time: float  # seconds since the epoch
+    track_id: int
+    box: tuple[float, float, float, float]
+    person: str | None = None  # set for "recognized" (and "left" of a recognized track)
+    similarity: float | None = None
+    snapshot: str | None = None  # path of the saved crop for "unknown", if enabled
+
+    def as_dict(self) -> dict[str, object]:
+        """JSON-ready form (no embeddings, no pixels)."""
+        return {
+            "event": self.kind,
+            "camera": self.camera,
+            "time": round(self.time, 3),
+            "track_id": self.track_id,
+            "box": [round(v, 1) for v in self.box],
+            "person": self.person,
+            "similarity": None if self.similarity is None else round(self.similarity, 4),
+            "snapshot": self.snapshot,
+        }

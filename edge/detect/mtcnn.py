@@ -272,17 +272,15 @@ class MTCNN:
         return hits
 
     def _faces(self, hits: _Hits) -> list[Face]:
+        """Hits scoring at least ``min_score`` as Face records, best first."""
         keep = hits.boxes[:, 4] >= self.config.min_score
         boxes, points = hits.boxes[keep], hits.points[keep]
         order = np.argsort(-boxes[:, 4], kind="stable")
-        return [
-            Face(
-                box=tuple(float(v) for v in boxes[i, :4]),
-                score=float(boxes[i, 4]),
-                landmarks=points[i].astype(np.float32),
-            )
-            for i in order
-        ]
+        faces = []
+        for i in order:
+            x1, y1, x2, y2, score = (float(v) for v in boxes[i, :5])
+            faces.append(Face((x1, y1, x2, y2), score, points[i].astype(np.float32)))
+        return faces
 
     def _cascade(self, image: np.ndarray, min_face: float) -> _Hits:
         boxes = self._stage_p(image, min_face)
