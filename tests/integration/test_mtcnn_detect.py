@@ -2,45 +2,36 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-from edge.backends import open_backend
+from edge.bundle import Bundle
 from edge.detect import MTCNN, MTCNNConfig, nms
-from edge.errors import ConfigError, ImageError, ModelError
+from edge.errors import ConfigError, ImageError
 from edge.types import Face
 
 NETS = ("pnet", "rnet", "onet")
-MODEL_DIR = Path(os.environ.get("FACEGATE_TEST_MTCNN_DIR", "/tmp/fg_models"))
 FACES = Path(__file__).resolve().parents[2].parent / "shared" / "faces"
 SUFFIXES = {".jpg", ".jpeg", ".png"}
 BOX_TOLERANCE_PX = 1.0  # ONNX Runtime vs LiteRT (measured: < 0.001 px on all of shared/faces)
 
 
-def load_detector(fmt: str) -> MTCNN:
-    """Open the three nets in ``fmt`` from MODEL_DIR (to be replaced by the built bundle)."""
-    paths = [MODEL_DIR / f"{name}.{fmt}" for name in NETS]
-    missing = [p.name for p in paths if not p.is_file()]
-    if missing:
-        pytest.skip(f"MTCNN models missing in {MODEL_DIR}: {', '.join(missing)}")
-    try:
-        return MTCNN(*(open_backend(p, fmt, threads=1) for p in paths))
-    except ModelError as err:
-        pytest.skip(f"{fmt} runtime unavailable: {err}")
+def load_detector(bundle: Bundle, fmt: str) -> MTCNN:
+    """Open the bundle's three FP32 nets in ``fmt``."""
+    return MTCNN(*(bundle.open(bundle.entry(name, fmt)) for name in NETS))
 
 
 @pytest.fixture(scope="module")
-def onnx_detector() -> MTCNN:
-    return load_detector("onnx")
+def onnx_detector(bundle: Bundle) -> MTCNN:
+    return load_detector(bundle, "onnx")
 
 
 @pytest.fixture(scope="module")
-def tflite_detector() -> MTCNN:
-    return load_detector("tflite")
+def tflite_detector(bundle: Bundle) -> MTCNN:
+    return load_detector(bundle, "tflite")
 
 
 def _images(folder: str, pattern: str = "*") -> list[Path]:

@@ -1,0 +1,381 @@
+"""``evaluate``: embed a labelled dataset once, then score verification and identification.
+
+Nothing is dropped silently: unreadable images, images without a face and the pairs they spoil
+are counted in the report, and figures that the data cannot support say so instead of a number.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.progress import track
+
+from edge.errors import FacegateError, ImageError
+from edge.evaluate import metrics
+from edge.evaluate.dataset import (
+    BALANCED_PER_CLASS,
+    SEED,
+    Dataset,
+    IndexPairs,
+    balanced_pairs,
+    genuine_pairs,
+    impostor_pairs,
+    parse_pairs,
+    scan,
+    with_pair_images,
+)
+from edge.image import load_image
+from edge.recognizer import BACKENDS, Recognizer
+
+log = logging.getLogger(__name__)
+
+CURVE_POINTS = 200  # ROC points kept for the plot and the JSON (log-spaced in FAR)
+CHUNK = 100_000  # pairs (or probes x gallery / 50) scored at a time: bounds working memory
+ROUND = 6  # decimals in the JSON
+
+
+@dataclass(frozen=True, slots=True)
+class Embeddings:
+    """One unit vector per image (zeros where it failed) and why images failed."""
+
+    vectors: np.ndarray
+    valid: np.ndarray
+    unreadable: tuple[tuple[str, str], ...]  # (path, reason)
+    no_face: tuple[str, ...]
+    multi_face: int  # images with several faces: the largest was used
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class FarPoint:
+    """TAR and threshold at one FAR, or why it cannot be measured."""
+
+    far: float
+    tar: float | None
+    threshold: float | None
+    note: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Scores:
+    """All-pairs verification over the dataset: counts, distribution, ROC summary."""
+
+    genuine: int
+    impostor: int
+    failed_genuine: int  # pairs left out because an image had no usable face
+    failed_impostor: int
+    sampled: str | None  # how pairs were subsampled, None when all were used
+    genuine_min: float | None = None
+    genuine_median: float | None = None
+    impostor_max: float | None = None
+    impostor_p999: float | None = None
+    auc: float | None = None
+    best_accuracy: float | None = None
+    best_threshold: float | None = None
+    far_points: tuple[FarPoint, ...] = ()
+    at_threshold: dict[str, float] = field(default_factory=dict)  # threshold, far, tar
+    curve_far: tuple[float, ...] = ()
+    curve_tar: tuple[float, ...] = ()
+    note: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Verification:
+    """10-fold verification accuracy (LFW protocol) on a pairs file or generated pairs."""
+
+    source: str
+    pairs: int
+    failed_pairs: int
+    folds: int
+    accuracy: float | None = None  # failed pairs excluded
+    accuracy_std: float | None = None
+    accuracy_with_failures: float | None = None  # failed pairs counted as wrong
+    accuracy_with_failures_std: float | None = None
+    threshold: float | None = None  # mean of the per-fold thresholds
+    note: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Identification:
+    """Closed-set rank-1 and open-set DIR with the first image of each identity as gallery."""
+
+    gallery: int
+    distractors: int  # gallery identities without probes
+    probes: int
+    failed_probes: int
+    rank1: float | None = None
+    rank1_with_failures: float | None = None
+    far: float | None = None
+    dir: float | None = None
+    dir_threshold: float | None = None
+    threshold: float | None = None  # the configured one
+    dir_at_threshold: float | None = None
+    fpir_at_threshold: float | None = None
+    note: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EvalReport:
+    """Everything ``facegate eval`` measured, JSON-ready through :meth:`as_dict`."""
+
+    dataset: str
+    source: str
+    identities: int
+    images: int
+    embedded: int
+    ignored_files: int
+    unreadable: tuple[tuple[str, str], ...]
+    no_face: tuple[str, ...]
+    multi_face: int
+    model_id: str
+    bundle: str | None
+    backend: str
+    precision: str
+    embedder_precision: str
+    flip: bool
+    threshold: float
+    seconds: float
+    images_per_s: float
+    scores: Scores
+    verification: Verification | None
+    identification: Identification | None
+
+    def as_dict(self) -> dict:
+        """A JSON-serialisable dict (no NaN: absent figures are null with a note)."""
+        return _rounded(asdict(self))
+
+
+def _rounded(value: object) -> object:
+    if isinstance(value, float):
+        return round(value, ROUND)
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_rounded(v) for v in value]
+    return value
+
+
+def _embed_one(rec: Recognizer, path: Path) -> tuple[np.ndarray | None, int]:
+    """Embedding of the largest face (None if none) and the number of faces."""
+    image = load_image(path)
+    faces = rec.detect(image)
+    if not faces:
+        return None, 0
+    face = max(faces, key=lambda f: f.width * f.height)
+    return rec.embed(image, [face])[1][0], len(faces)
+
+
+def embed_images(rec: Recognizer, paths: tuple[Path, ...], progress: bool = True) -> Embeddings:
+    """Embed the largest face of every image once, recording failures."""
+    vectors = np.zeros((len(paths), rec.embedder.size), np.float32)
+    valid = np.zeros(len(paths), bool)
+    unreadable, no_face, multi = [], [], 0
+    start = time.perf_counter()
+    steps = track(enumerate(paths), "embedding", total=len(paths), transient=True,
+                  disable=not progress, console=Console(stderr=True))
+    for k, path in steps:
+        try:
+            vector, n_faces = _embed_one(rec, path)
+        except ImageError as err:
+            unreadable.append((str(path), str(err).removeprefix(f"{path}: ")))
+            continue
+        if vector is None:
+            no_face.append(str(path))
+            continue
+        vectors[k], valid[k], multi = vector, True, multi + (n_faces > 1)
+    return Embeddings(vectors, valid, tuple(unreadable), tuple(no_face), multi,
+                      time.perf_counter() - start)
+
+
+def pair_scores(vectors: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Cosine similarity of each index pair (vectors are unit length), in float64."""
+    out = np.empty(len(a), np.float64)
+    for s in range(0, len(a), CHUNK):
+        x, y = vectors[a[s:s + CHUNK]], vectors[b[s:s + CHUNK]]
+        out[s:s + CHUNK] = np.einsum("ij,ij->i", x, y, dtype=np.float64)
+    return out
+
+
+def _far_point(genuine: np.ndarray, impostor: np.ndarray, far: float) -> FarPoint:
+    found = metrics.tar_at_far(genuine, impostor, far)
+    if found is None:
+        need = int(np.ceil(1 / far - 1e-9))
+        return FarPoint(far, None, None, f"not reachable: {len(impostor):,} impostor pairs, "
+                                         f"at least {need:,} needed")
+    return FarPoint(far, found[0], found[1])
+
+
+def _curve(curve: metrics.Roc) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The ROC thinned to log-spaced FARs (best TAR at each), zero-FAR points left out."""
+    positive = curve.fpr[curve.fpr > 0]
+    if len(positive) == 0:
+        return (), ()
+    grid = np.geomspace(positive[0], 1.0, CURVE_POINTS)
+    idx = np.unique(np.searchsorted(curve.fpr, grid * (1 + 1e-12), side="right") - 1)
+    return tuple(map(float, curve.fpr[idx])), tuple(map(float, curve.tpr[idx]))
+
+
+def _roc_figures(g: np.ndarray, i: np.ndarray, far_points: tuple[float, ...],
+                 threshold: float) -> dict:
+    curve = metrics.roc(g, i)
+    acc, best = metrics.best_accuracy(g, i)
+    far_t, tar_t = metrics.rates_at(g, i, threshold)
+    curve_far, curve_tar = _curve(curve)
+    return dict(genuine_min=float(g.min()), genuine_median=float(np.median(g)),
+                impostor_max=float(i.max()), impostor_p999=float(np.percentile(i, 99.9)),
+                auc=metrics.auc(curve), best_accuracy=acc, best_threshold=best,
+                far_points=tuple(_far_point(g, i, f) for f in far_points),
+                at_threshold={"threshold": threshold, "far": far_t, "tar": tar_t},
+                curve_far=curve_far, curve_tar=curve_tar)
+
+
+def score_pairs(emb: Embeddings, labels: np.ndarray, far_points: tuple[float, ...],
+                threshold: float) -> tuple[Scores, tuple, tuple]:
+    """All genuine and impostor pairs (sampled above the limit): ROC, TAR@FAR, distribution."""
+    gen, imp = genuine_pairs(labels), impostor_pairs(labels)
+    ok_g = emb.valid[gen[0]] & emb.valid[gen[1]]
+    ok_i = emb.valid[imp[0]] & emb.valid[imp[1]]
+    g = pair_scores(emb.vectors, gen[0][ok_g], gen[1][ok_g])
+    i = pair_scores(emb.vectors, imp[0][ok_i], imp[1][ok_i])
+    sampled = [f"{name} pairs: a seeded sample (seed {SEED}) of {len(p[0]):,}"
+               for name, p in (("genuine", gen), ("impostor", imp)) if p[2]]
+    base = dict(genuine=len(g), impostor=len(i), failed_genuine=int((~ok_g).sum()),
+                failed_impostor=int((~ok_i).sum()), sampled="; ".join(sampled) or None)
+    if len(g) == 0 or len(i) == 0:
+        note = "no ROC: needs at least one genuine and one impostor pair with both faces found"
+        return Scores(**base, note=note), gen[:2], imp[:2]
+    return Scores(**base, **_roc_figures(g, i, far_points, threshold)), gen[:2], imp[:2]
+
+
+def verify_pairs(emb: Embeddings, pairs: IndexPairs, source: str) -> Verification:
+    """10-fold accuracy over ``pairs``; a pair with a failed image is failed."""
+    ok = emb.valid[pairs.a] & emb.valid[pairs.b]
+    scores = np.zeros(len(ok))
+    scores[ok] = pair_scores(emb.vectors, pairs.a[ok], pairs.b[ok])
+    folds = len(np.unique(pairs.folds))
+    base = dict(source=source, pairs=len(ok), failed_pairs=int((~ok).sum()), folds=folds)
+    result = metrics.kfold_accuracy(scores, pairs.same, pairs.folds, ok)
+    if result is None:
+        return Verification(**base, note="no cross-validated accuracy: needs at least 2 folds "
+                                         "with pairs of both classes")
+    return Verification(**base, accuracy=result.mean, accuracy_std=result.std,
+                        accuracy_with_failures=result.mean_with_failures,
+                        accuracy_with_failures_std=result.std_with_failures,
+                        threshold=result.threshold)
+
+
+def split_gallery(labels: np.ndarray, valid: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """(gallery, probes, failed probes, distractors): first usable image enrols, the rest probe."""
+    gallery, probes, failed, distractors = [], [], 0, 0
+    for k in np.unique(labels):
+        mine = np.flatnonzero(labels == k)
+        usable = mine[valid[mine]]
+        if len(usable):
+            gallery.append(usable[0])
+            probes.extend(usable[1:])
+            distractors += len(usable) == 1
+        failed += int((~valid[mine]).sum()) if len(mine) > 1 else 0
+    return np.array(gallery, np.int64), np.array(probes, np.int64), failed, distractors
+
+
+def _searches(emb: Embeddings, labels: np.ndarray, gallery: np.ndarray, probes: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray]:
+    step = max(1, CHUNK * 50 // max(1, len(gallery)))
+    parts = [metrics.mated_nonmated(emb.vectors[probes[s:s + step]] @ emb.vectors[gallery].T,
+                                    labels[probes[s:s + step]], labels[gallery])
+             for s in range(0, len(probes), step)]
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+def identify(emb: Embeddings, labels: np.ndarray, far: float, threshold: float) -> Identification:
+    """Rank-1 (closed set) and DIR at ``far`` (open set, leave-own-identity-out searches)."""
+    gallery, probes, failed, distractors = split_gallery(labels, emb.valid)
+    base = dict(gallery=len(gallery), distractors=distractors, probes=len(probes),
+                failed_probes=failed, far=far, threshold=threshold)
+    if len(probes) == 0 or len(gallery) < 2:
+        return Identification(**base, note="no identification: needs a probe and at least "
+                                           "2 gallery identities")
+    mated, nonmated = _searches(emb, labels, gallery, probes)
+    hits = metrics.rank1(mated, nonmated)
+    found = metrics.dir_at_far(mated, nonmated, far)
+    dir_t, fpir_t = metrics.open_set_at(mated, nonmated, threshold)
+    note = None if found else (f"DIR at FAR {far:g} not reachable: {len(probes):,} non-mated "
+                               f"searches, at least {int(np.ceil(1 / far - 1e-9)):,} needed")
+    return Identification(**base, rank1=hits,
+                          rank1_with_failures=hits * len(probes) / (len(probes) + failed),
+                          dir=found[0] if found else None, dir_threshold=found[1] if found else None,
+                          dir_at_threshold=dir_t, fpir_at_threshold=fpir_t, note=note)
+
+
+def _backend(rec: Recognizer) -> str:
+    fmt = rec.embedder.entry.format
+    return next((name for name, f in BACKENDS.items() if f == fmt), fmt)
+
+
+def evaluate(rec: Recognizer, root: Path | str, pairs_file: Path | str | None = None,
+             far: float = 1e-3, progress: bool = True, bundle: str | None = None) -> EvalReport:
+    """Embed every image of ``root`` once and measure verification and identification."""
+    if not 0.0 < far < 1.0:
+        raise ValueError("far must be between 0 and 1")
+    data: Dataset = scan(root)
+    listed = None
+    if pairs_file is not None:
+        data, listed = with_pair_images(data, parse_pairs(pairs_file, data.root))
+    emb = embed_images(rec, data.paths, progress)
+    labels, threshold = data.label_ids(), rec.config.threshold
+    far_points = tuple(sorted({*metrics.FAR_POINTS, far}, reverse=True))
+    scores, gen, imp = score_pairs(emb, labels, far_points, threshold)
+    if listed is not None:
+        verification = verify_pairs(emb, listed, f"pairs file {pairs_file}")
+    elif len(gen[0]) and len(imp[0]):
+        source = (f"generated: up to {BALANCED_PER_CLASS} pairs per class sampled from all "
+                  f"pairs (seed {SEED})")
+        verification = verify_pairs(emb, balanced_pairs(gen, imp), source)
+    else:
+        verification = None
+    n = len(data.paths)
+    return EvalReport(
+        dataset=str(data.root), source=data.source, identities=data.identities, images=n,
+        embedded=int(emb.valid.sum()), ignored_files=data.ignored, unreadable=emb.unreadable,
+        no_face=emb.no_face, multi_face=emb.multi_face, model_id=rec.model_id, bundle=bundle,
+        backend=_backend(rec), precision=rec.config.precision,
+        embedder_precision=rec.embedder.entry.precision, flip=rec.config.flip,
+        threshold=threshold, seconds=emb.seconds, images_per_s=n / max(emb.seconds, 1e-9),
+        scores=scores, verification=verification,
+        identification=identify(emb, labels, far, threshold))
+
+
+def plot_roc(report: EvalReport, path: Path | str) -> None:
+    """Write the ROC (log FAR vs TAR) with the FAR points and the configured threshold marked."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    s = report.scores
+    if not s.curve_far:
+        raise FacegateError(f"no ROC to plot ({s.note or 'no impostor pair was accepted'})")
+    fig = Figure(figsize=(7, 5), dpi=120)
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    ax.plot(s.curve_far, s.curve_tar, lw=1.5, label=f"ROC (AUC {s.auc or 0:.4f})")
+    for p in (p for p in s.far_points if p.tar is not None):
+        ax.plot([p.far], [p.tar], "o", ms=5, label=f"TAR {p.tar:.3f} @ FAR {p.far:g} "
+                                                  f"(t={p.threshold:.3f})")
+    at = s.at_threshold
+    x = at["far"] or s.curve_far[0]  # FAR 0 cannot sit on a log axis: drawn at its left end
+    ax.plot([x], [at["tar"]], "s" if at["far"] else "<", ms=6, color="k",
+            label=f"configured t={at['threshold']:.2f}: FAR {at['far']:.2g}, TAR {at['tar']:.3f}")
+    ax.set_xscale("log")
+    ax.set_xlabel("false accept rate (FAR)")
+    ax.set_ylabel("true accept rate (TAR)")
+    ax.set_ylim(0, 1.01)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.set_title(f"{Path(report.dataset).name}: {report.model_id} ({report.backend} "
+                 f"{report.embedder_precision}{', flip' if report.flip else ''})", fontsize=9)
+    ax.legend(loc="lower right", fontsize=7)
+    fig.savefig(str(path))
