@@ -50,9 +50,20 @@ class Recipe:
     digest: str
 
     def build_key(self) -> str:
-        """Changes whenever the recipe, its pinned sources or the converter change."""
-        text = f"{self.digest}:{CONVERTER_VERSION}"
+        """Changes whenever the recipe, its pinned sources or the converter code change."""
+        text = f"{self.digest}:{CONVERTER_VERSION}:{code_digest()}"
         return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def code_digest() -> str:
+    """Hash of the code that shapes a build: the converters and the detector/alignment."""
+    root = Path(__file__).resolve().parents[1]
+    files = sorted((root / "converters").glob("*.py")) + [
+        root / "edge" / "detect" / "mtcnn.py", root / "edge" / "align.py"]
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
 
 
 def available() -> list[str]:

@@ -64,23 +64,21 @@ def decide(reports: list[VariantReport]) -> None:
         if r.error:
             r.kept, r.why = False, f"failed: {r.error}"
         elif r.precision == "fp32":
-            r.kept, r.why = True, "reference precision"
+            r.kept, r.why = True, "reference"
         elif not r.parity_ok:
-            r.kept, r.why = False, "parity below the thresholds"
+            r.kept, r.why = False, "fails parity"
         elif ref and ref.latency_ms and r.latency_ms <= KEEP_IF_FASTER * ref.latency_ms:
-            r.kept, r.why = True, f"{ref.latency_ms / r.latency_ms:.2f}x faster than fp32"
+            r.kept, r.why = True, f"{ref.latency_ms / r.latency_ms:.2f}x faster"
         elif (
             ref
             and r.precision.startswith("int8")
             and r.bytes <= KEEP_INT8_IF_SMALLER * ref.bytes
             and not _has_better_int8(r, reports)
         ):
-            r.kept, r.why = True, f"{ref.bytes / r.bytes:.1f}x smaller than fp32 at parity"
+            r.kept, r.why = True, f"{ref.bytes / r.bytes:.1f}x smaller"
         else:
-            slower = (
-                f"{r.latency_ms / ref.latency_ms:.2f}x fp32 time" if ref and ref.latency_ms else ""
-            )
-            r.kept, r.why = False, f"does not pay ({slower})"
+            ratio = r.latency_ms / ref.latency_ms if ref and ref.latency_ms else float("nan")
+            r.kept, r.why = False, f"no gain ({ratio:.2f}x time)"
 
 
 def _has_better_int8(r: VariantReport, reports: list[VariantReport]) -> bool:
@@ -101,9 +99,9 @@ def _has_better_int8(r: VariantReport, reports: list[VariantReport]) -> bool:
 def parity_text(parity: dict[str, float]) -> str:
     """Compact parity figures: cosine mean/min for embedders, worst IoU and landmark error."""
     if "mean_cos" in parity:
-        return f"cos {parity['mean_cos']:.4f}/{parity['min_cos']:.4f}"
+        return f"cos {parity['mean_cos']:.4f}/{parity['min_cos']:.3f}"
     if "min_iou" in parity:
-        return f"IoU {parity['min_iou']:.3f}, {parity['max_landmark_px']:.2f} px"
+        return f"IoU {parity['min_iou']:.2f} {parity['max_landmark_px']:.1f}px"
     return "-"
 
 
@@ -113,7 +111,7 @@ def table(reports: list[VariantReport], title: str) -> Table:
     for col in ("model", "fmt", "prec", "MB", "MMACs", "ms", "parity vs fp32", "kept"):
         t.add_column(col, justify="right" if col in ("MB", "MMACs", "ms") else "left")
     for r in reports:
-        kept = ("yes: " if r.kept else "no: ") + r.why
+        kept = ("yes " if r.kept else "no ") + r.why
         t.add_row(
             r.role,
             r.format,

@@ -23,8 +23,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pairs", type=Path, help="LFW pairs.txt for the 10-fold accuracy")
     p.add_argument("--json", type=Path, metavar="OUT", help="write the full report as JSON")
     p.add_argument("--plot", type=Path, metavar="OUT.png", help="write the ROC curve as a PNG")
-    p.add_argument("--far", type=float, default=1e-3,
-                   help="false accept rate for the open-set DIR figure (default 1e-3)")
+    p.add_argument(
+        "--far",
+        type=float,
+        default=1e-3,
+        help="false accept rate for the open-set DIR figure (default 1e-3)",
+    )
     add_recognizer_options(p)
     p.set_defaults(func=cmd_eval)
 
@@ -37,8 +41,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise FacegateError(f"{args.dir}: no such folder")
     if args.pairs is not None and not args.pairs.is_file():
         raise FacegateError(f"{args.pairs}: no such pairs file")
-    report = evaluate(recognizer(args), args.dir, args.pairs, args.far,
-                      bundle=args.bundle or "default")
+    report = evaluate(
+        recognizer(args), args.dir, args.pairs, args.far, bundle=args.bundle or "default"
+    )
     print_report(report)
     if args.json:
         args.json.write_text(json.dumps(report.as_dict(), indent=2) + "\n", encoding="utf-8")
@@ -56,76 +61,113 @@ def _num(value: float | None) -> str:
 
 
 def _dataset_rows(r: EvalReport) -> list[tuple[str, str]]:
-    rows = [("dataset", f"{r.dataset} ({r.source})"),
-            ("images", f"{r.images} of {r.identities} identities, {r.embedded} embedded"),
-            ("unreadable", str(len(r.unreadable))), ("no face found", str(len(r.no_face))),
-            ("several faces (largest used)", str(r.multi_face)),
-            ("model", f"{r.model_id} ({r.bundle}), {r.backend} {r.embedder_precision}"
-                      f"{' + flip' if r.flip else ''}"),
-            ("speed", f"{r.images_per_s:.1f} images/s ({r.seconds:.1f} s)")]
+    rows = [
+        ("dataset", f"{r.dataset} ({r.source})"),
+        ("images", f"{r.images} of {r.identities} identities, {r.embedded} embedded"),
+        ("unreadable", str(len(r.unreadable))),
+        ("no face found", str(len(r.no_face))),
+        ("several faces (largest used)", str(r.multi_face)),
+        (
+            "model",
+            f"{r.model_id} ({r.bundle}), {r.backend} {r.embedder_precision}"
+            f"{' + flip' if r.flip else ''}",
+        ),
+        ("speed", f"{r.images_per_s:.1f} images/s ({r.seconds:.1f} s)"),
+    ]
     if r.ignored_files:
         rows.insert(2, ("non-image files skipped", str(r.ignored_files)))
     return rows
 
 
-def _score_rows(s: Scores) -> list[tuple[str, str]]:
-    rows = [("pairs", f"{s.genuine:,} genuine, {s.impostor:,} impostor"),
-            ("failed pairs (left out)", f"{s.failed_genuine:,} genuine, "
-                                        f"{s.failed_impostor:,} impostor")]
+def _score_rows(s: Scores, threshold: float) -> list[tuple[str, str]]:
+    rows = [
+        ("pairs", f"{s.genuine:,} genuine, {s.impostor:,} impostor"),
+        (
+            "failed pairs (left out)",
+            f"{s.failed_genuine:,} genuine, {s.failed_impostor:,} impostor",
+        ),
+    ]
     if s.sampled:
         rows.append(("sampled", s.sampled))
     if s.note:
         return [*rows, ("ROC", s.note)]
-    rows += [("genuine min / median", f"{_num(s.genuine_min)} / {_num(s.genuine_median)}"),
-             ("impostor max / 99.9th pct", f"{_num(s.impostor_max)} / {_num(s.impostor_p999)}"),
-             ("AUC", f"{s.auc:.5f}"),
-             ("best accuracy", f"{_pct(s.best_accuracy)} at {_num(s.best_threshold)}")]
-    rows += [(f"TAR @ FAR {p.far:g}", p.note if p.tar is None
-              else f"{_pct(p.tar)} at {_num(p.threshold)}") for p in s.far_points]
-    at = s.at_threshold
-    rows.append((f"at threshold {at['threshold']:.2f}", f"FAR {at['far']:.2g}, "
-                                                        f"TAR {_pct(at['tar'])}"))
-    return rows
+    rows += [
+        ("genuine min / median", f"{_num(s.genuine_min)} / {_num(s.genuine_median)}"),
+        ("impostor max / 99.9th pct", f"{_num(s.impostor_max)} / {_num(s.impostor_p999)}"),
+        ("AUC", f"{s.auc:.5f}"),
+        ("best accuracy", f"{_pct(s.best_accuracy)} at {_num(s.best_threshold)}"),
+    ]
+    rows += [
+        (
+            f"TAR @ FAR {p.far:g}",
+            p.note if p.tar is None else f"{_pct(p.tar)} at {_num(p.threshold)}",
+        )
+        for p in s.far_points
+    ]
+    at = f"FAR {s.threshold_far:.2g}, TAR {_pct(s.threshold_tar)}"
+    return [*rows, (f"at threshold {threshold:.2f}", at)]
 
 
 def _verification_rows(v: Verification) -> list[tuple[str, str]]:
-    rows = [("10-fold pairs", f"{v.pairs:,} in {v.folds} folds ({v.source}), "
-                              f"{v.failed_pairs} failed")]
+    rows = [
+        ("10-fold pairs", f"{v.pairs:,} in {v.folds} folds ({v.source}), {v.failed_pairs} failed")
+    ]
     if v.accuracy is None:
         return [*rows, ("10-fold accuracy", v.note or "-")]
-    return [*rows,
-            ("10-fold accuracy", f"{_pct(v.accuracy)} ± {_pct(v.accuracy_std)} "
-                                 f"(mean threshold {_num(v.threshold)})"),
-            ("  failed pairs as wrong", f"{_pct(v.accuracy_with_failures)} ± "
-                                        f"{_pct(v.accuracy_with_failures_std)}")]
+    return [
+        *rows,
+        (
+            "10-fold accuracy",
+            f"{_pct(v.accuracy)} ± {_pct(v.accuracy_std)} (mean threshold {_num(v.threshold)})",
+        ),
+        (
+            "  failed pairs as wrong",
+            f"{_pct(v.accuracy_with_failures)} ± {_pct(v.accuracy_with_failures_std)}",
+        ),
+    ]
 
 
 def _identification_rows(i: Identification) -> list[tuple[str, str]]:
-    rows = [("gallery / probes", f"{i.gallery} ({i.distractors} without probes) / {i.probes} "
-                                 f"({i.failed_probes} failed)")]
+    rows = [
+        (
+            "gallery / probes",
+            f"{i.gallery} ({i.distractors} without probes) / {i.probes} ({i.failed_probes} failed)",
+        )
+    ]
     if i.rank1 is None:
         return [*rows, ("identification", i.note or "-")]
-    return [*rows, ("rank-1", f"{_pct(i.rank1)} ({_pct(i.rank1_with_failures)} counting "
-                              f"failed probes)"),
-            (f"DIR @ FAR {i.far:g}", i.note if i.dir is None
-             else f"{_pct(i.dir)} at {_num(i.dir_threshold)}"),
-            (f"at threshold {i.threshold:.2f}", f"DIR {_pct(i.dir_at_threshold)}, "
-                                                f"FPIR {_pct(i.fpir_at_threshold)}")]
+    return [
+        *rows,
+        ("rank-1", f"{_pct(i.rank1)} ({_pct(i.rank1_with_failures)} counting failed probes)"),
+        (
+            f"DIR @ FAR {i.far:g}",
+            i.note if i.dir is None else f"{_pct(i.dir)} at {_num(i.dir_threshold)}",
+        ),
+        (
+            f"at threshold {i.threshold:.2f}",
+            f"DIR {_pct(i.dir_at_threshold)}, FPIR {_pct(i.fpir_at_threshold)}",
+        ),
+    ]
 
 
 def _failures(r: EvalReport) -> list[str]:
     lines = [f"unreadable: {p}: {why}" for p, why in r.unreadable]
     lines += [f"no face: {p}" for p in r.no_face]
     if len(lines) > SHOWN_FAILURES:
-        lines = [*lines[:SHOWN_FAILURES], f"… and {len(lines) - SHOWN_FAILURES} more "
-                                          f"(all are in --json)"]
+        lines = [
+            *lines[:SHOWN_FAILURES],
+            f"… and {len(lines) - SHOWN_FAILURES} more (all are in --json)",
+        ]
     return lines
 
 
 def print_report(r: EvalReport) -> None:
     """The evaluation summary as tables on the terminal."""
     out = console()
-    sections = [("dataset", _dataset_rows(r)), ("verification, all pairs", _score_rows(r.scores))]
+    sections = [
+        ("dataset", _dataset_rows(r)),
+        ("verification, all pairs", _score_rows(r.scores, r.threshold)),
+    ]
     if r.verification is not None:
         sections.append(("verification, LFW protocol", _verification_rows(r.verification)))
     if r.identification is not None:

@@ -95,23 +95,26 @@ def _read_labels(root: Path) -> Dataset:
         if found is None:
             missing.append(file)
     if missing:
-        raise FacegateError(f"{path}: {len(missing)} listed file(s) not found, the first: "
-                            f"{missing[0]}")
+        raise FacegateError(
+            f"{path}: {len(missing)} listed file(s) not found, the first: {missing[0]}"
+        )
     labels = tuple(row["identity"].strip() for row in rows)
     return Dataset(root, tuple(paths), labels, LABELS_FILE)
 
 
 def scan(root: Path | str) -> Dataset:
-    """The images under ``root``: ``labels.csv`` (identity,file) if present, else one folder each."""
+    """The images under ``root``: per ``labels.csv`` (identity,file) if present, else by folder."""
     root = Path(root)
     if not root.is_dir():
         raise FacegateError(f"{root}: no such folder")
     data = _read_labels(root) if (root / LABELS_FILE).is_file() else _scan_folders(root)
     if not data.paths:
-        raise FacegateError(f"{root}: no images found (expected a folder per identity, or "
-                            f"{LABELS_FILE})")
-    log.info("%s: %d images of %d identities (%s)", root, len(data.paths), data.identities,
-             data.source)
+        raise FacegateError(
+            f"{root}: no images found (expected a folder per identity, or {LABELS_FILE})"
+        )
+    log.info(
+        "%s: %d images of %d identities (%s)", root, len(data.paths), data.identities, data.source
+    )
     return data
 
 
@@ -140,8 +143,10 @@ def _folds(same: list[bool], header: tuple[int, int] | None, path: Path) -> np.n
         return assign_folds(np.asarray(same, bool))
     folds, per_class = header
     if len(same) != folds * 2 * per_class:
-        raise FacegateError(f"{path}: the header says {folds} folds of 2 x {per_class} pairs "
-                            f"({folds * 2 * per_class}), the file has {len(same)}")
+        raise FacegateError(
+            f"{path}: the header says {folds} folds of 2 x {per_class} pairs "
+            f"({folds * 2 * per_class}), the file has {len(same)}"
+        )
     return np.arange(len(same)) // (2 * per_class)
 
 
@@ -159,14 +164,18 @@ def parse_pairs(path: Path | str, root: Path | str) -> list[Pair]:
         try:
             parsed.append((n, *_pair_line(tokens, root)))
         except ValueError:
-            raise FacegateError(f"{path}, line {n}: expected 'name n1 n2' or "
-                                f"'name1 n1 name2 n2', got {' '.join(tokens)!r}") from None
+            raise FacegateError(
+                f"{path}, line {n}: expected 'name n1 n2' or "
+                f"'name1 n1 name2 n2', got {' '.join(tokens)!r}"
+            ) from None
     if not parsed:
         raise FacegateError(f"{path}: no pairs")
     missing = [(n, p) for n, a, b, _ in parsed for p in (a, b) if not p.is_file()]
     if missing:
-        raise FacegateError(f"{path}: {len(missing)} image(s) it names are missing, the first: "
-                            f"{missing[0][1]} (line {missing[0][0]})")
+        raise FacegateError(
+            f"{path}: {len(missing)} image(s) it names are missing, the first: "
+            f"{missing[0][1]} (line {missing[0][0]})"
+        )
     folds = _folds([s for *_, s in parsed], header, path)
     return [Pair(a, b, s, int(f)) for (_, a, b, s), f in zip(parsed, folds, strict=True)]
 
@@ -210,8 +219,9 @@ def _unique_pairs(a: np.ndarray, b: np.ndarray, n: int) -> tuple[np.ndarray, np.
     return codes // n, codes % n
 
 
-def genuine_pairs(labels: np.ndarray, limit: int = MAX_PAIRS, seed: int = SEED
-                  ) -> tuple[np.ndarray, np.ndarray, bool]:
+def genuine_pairs(
+    labels: np.ndarray, limit: int = MAX_PAIRS, seed: int = SEED
+) -> tuple[np.ndarray, np.ndarray, bool]:
     """All same-identity index pairs (i < j), or a seeded sample of ``limit``; and if sampled."""
     labels = np.asarray(labels)
     groups = [np.flatnonzero(labels == k) for k in np.unique(labels)]
@@ -226,8 +236,11 @@ def genuine_pairs(labels: np.ndarray, limit: int = MAX_PAIRS, seed: int = SEED
         parts.append((g[i], g[j]))
     if not parts:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), False
-    return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
-            total > limit)
+    return (
+        np.concatenate([p[0] for p in parts]),
+        np.concatenate([p[1] for p in parts]),
+        total > limit,
+    )
 
 
 def _all_impostors(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -239,15 +252,19 @@ def _all_impostors(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
-def impostor_pairs(labels: np.ndarray, limit: int = MAX_PAIRS, seed: int = SEED
-                   ) -> tuple[np.ndarray, np.ndarray, bool]:
+def impostor_pairs(
+    labels: np.ndarray, limit: int = MAX_PAIRS, seed: int = SEED
+) -> tuple[np.ndarray, np.ndarray, bool]:
     """All different-identity index pairs, or a seeded sample of ``limit``; and if sampled."""
     labels = np.asarray(labels)
     n, counts = len(labels), np.unique(labels, return_counts=True)[1]
     total = (n * n - int(np.sum(counts.astype(np.int64) ** 2))) // 2
     if total <= limit:
-        return (*_all_impostors(labels), False) if total else (
-            np.zeros(0, np.int64), np.zeros(0, np.int64), False)
+        return (
+            (*_all_impostors(labels), False)
+            if total
+            else (np.zeros(0, np.int64), np.zeros(0, np.int64), False)
+        )
     rng = np.random.default_rng(seed)
     a, b = np.zeros(0, np.int64), np.zeros(0, np.int64)
     while len(a) < limit:
@@ -258,8 +275,12 @@ def impostor_pairs(labels: np.ndarray, limit: int = MAX_PAIRS, seed: int = SEED
     return a[pick], b[pick], True
 
 
-def balanced_pairs(genuine: tuple[np.ndarray, np.ndarray], impostor: tuple[np.ndarray, np.ndarray],
-                   per_class: int = BALANCED_PER_CLASS, seed: int = SEED) -> IndexPairs:
+def balanced_pairs(
+    genuine: tuple[np.ndarray, np.ndarray],
+    impostor: tuple[np.ndarray, np.ndarray],
+    per_class: int = BALANCED_PER_CLASS,
+    seed: int = SEED,
+) -> IndexPairs:
     """LFW-style verification pairs: as many of each class (seeded sample), in 10 folds."""
     rng = np.random.default_rng(seed)
     k = min(per_class, len(genuine[0]), len(impostor[0]))

@@ -86,6 +86,16 @@ def auc(curve: Roc) -> float:
     return float(np.sum(np.diff(curve.fpr) * (curve.tpr[1:] + curve.tpr[:-1]) / 2))
 
 
+def thin(curve: Roc, points: int = 200) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(FAR, TAR) at ``points`` log-spaced FARs, the best TAR at each; zero-FAR points left out."""
+    positive = curve.fpr[curve.fpr > 0]
+    if len(positive) == 0:
+        return (), ()
+    grid = np.geomspace(positive[0], 1.0, points)
+    idx = np.unique(np.searchsorted(curve.fpr, grid * (1 + 1e-12), side="right") - 1)
+    return tuple(map(float, curve.fpr[idx])), tuple(map(float, curve.tpr[idx]))
+
+
 def far_reachable(n_impostor: int, far: float) -> bool:
     """Whether ``n_impostor`` scores can measure ``far`` (at least 1/far of them are needed)."""
     return n_impostor * far >= 1.0 - _EPS
@@ -177,6 +187,48 @@ def mated_nonmated(
     mated = np.where(own, sim, -np.inf).max(axis=1)
     nonmated = np.where(own, -np.inf, sim).max(axis=1, initial=-np.inf)
     return mated, nonmated
+
+
+def split_gallery(labels: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """(gallery, probes, failed probes, distractors): first usable image enrols, the rest probe.
+
+    Identities with one image are gallery-only distractors; ``valid`` is False where an image
+    gave no embedding (such images of identities with two or more images are failed probes).
+    """
+    labels, valid = np.asarray(labels), np.asarray(valid, bool)
+    gallery, probes, failed, distractors = [], [], 0, 0
+    for k in np.unique(labels):
+        mine = np.flatnonzero(labels == k)
+        usable = mine[valid[mine]]
+        if len(usable):
+            gallery.append(usable[0])
+            probes.extend(usable[1:])
+            distractors += len(usable) == 1
+        failed += int((~valid[mine]).sum()) if len(mine) > 1 else 0
+    return np.array(gallery, np.int64), np.array(probes, np.int64), failed, distractors
+
+
+def searches(
+    vectors: np.ndarray,
+    labels: np.ndarray,
+    gallery: np.ndarray,
+    probes: np.ndarray,
+    block: int = 5_000_000,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mated and non-mated scores of every probe against the gallery, ``block`` scores at a time."""
+    labels = np.asarray(labels)
+    step = max(1, block // max(1, len(gallery)))
+    parts = [
+        mated_nonmated(
+            vectors[probes[s : s + step]] @ vectors[gallery].T,
+            labels[probes[s : s + step]],
+            labels[gallery],
+        )
+        for s in range(0, len(probes), step)
+    ]
+    if not parts:
+        return np.zeros(0), np.zeros(0)
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
 def rank1(mated: np.ndarray, nonmated: np.ndarray) -> float:

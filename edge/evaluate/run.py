@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +20,6 @@ from edge.evaluate import metrics
 from edge.evaluate.dataset import (
     BALANCED_PER_CLASS,
     SEED,
-    Dataset,
     IndexPairs,
     balanced_pairs,
     genuine_pairs,
@@ -37,6 +36,7 @@ log = logging.getLogger(__name__)
 CURVE_POINTS = 200  # ROC points kept for the plot and the JSON (log-spaced in FAR)
 CHUNK = 100_000  # pairs (or probes x gallery / 50) scored at a time: bounds working memory
 ROUND = 6  # decimals in the JSON
+GENERATED = f"generated: up to {BALANCED_PER_CLASS} pairs per class from all pairs (seed {SEED})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +78,8 @@ class Scores:
     best_accuracy: float | None = None
     best_threshold: float | None = None
     far_points: tuple[FarPoint, ...] = ()
-    at_threshold: dict[str, float] = field(default_factory=dict)  # threshold, far, tar
+    threshold_far: float | None = None  # FAR and TAR at the configured threshold
+    threshold_tar: float | None = None
     curve_far: tuple[float, ...] = ()
     curve_tar: tuple[float, ...] = ()
     note: str | None = None
@@ -176,9 +177,10 @@ def embed_images(rec: Recognizer, paths: tuple[Path, ...], progress: bool = True
     valid = np.zeros(len(paths), bool)
     unreadable, no_face, multi = [], [], 0
     start = time.perf_counter()
-    steps = track(enumerate(paths), "embedding", total=len(paths), transient=True,
-                  disable=not progress, console=Console(stderr=True))
-    for k, path in steps:
+    bar = Console(stderr=True)
+    for k, path in track(
+        enumerate(paths), "embedding", len(paths), transient=True, disable=not progress, console=bar
+    ):
         try:
             vector, n_faces = _embed_one(rec, path)
         except ImageError as err:
@@ -188,68 +190,77 @@ def embed_images(rec: Recognizer, paths: tuple[Path, ...], progress: bool = True
             no_face.append(str(path))
             continue
         vectors[k], valid[k], multi = vector, True, multi + (n_faces > 1)
-    return Embeddings(vectors, valid, tuple(unreadable), tuple(no_face), multi,
-                      time.perf_counter() - start)
+    seconds = time.perf_counter() - start
+    log.info("embedded %d of %d images in %.1f s", valid.sum(), len(paths), seconds)
+    return Embeddings(vectors, valid, tuple(unreadable), tuple(no_face), multi, seconds)
 
 
 def pair_scores(vectors: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Cosine similarity of each index pair (vectors are unit length), in float64."""
     out = np.empty(len(a), np.float64)
     for s in range(0, len(a), CHUNK):
-        x, y = vectors[a[s:s + CHUNK]], vectors[b[s:s + CHUNK]]
-        out[s:s + CHUNK] = np.einsum("ij,ij->i", x, y, dtype=np.float64)
+        x, y = vectors[a[s : s + CHUNK]], vectors[b[s : s + CHUNK]]
+        out[s : s + CHUNK] = np.einsum("ij,ij->i", x, y, dtype=np.float64)
     return out
+
+
+def _unreachable(n: int, what: str, far: float) -> str:
+    return f"not reachable: {n:,} {what}, at least {int(np.ceil(1 / far - 1e-9)):,} needed"
 
 
 def _far_point(genuine: np.ndarray, impostor: np.ndarray, far: float) -> FarPoint:
     found = metrics.tar_at_far(genuine, impostor, far)
     if found is None:
-        need = int(np.ceil(1 / far - 1e-9))
-        return FarPoint(far, None, None, f"not reachable: {len(impostor):,} impostor pairs, "
-                                         f"at least {need:,} needed")
-    return FarPoint(far, found[0], found[1])
+        return FarPoint(far, None, None, _unreachable(len(impostor), "impostor pairs", far))
+    return FarPoint(far, *found)
 
 
-def _curve(curve: metrics.Roc) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """The ROC thinned to log-spaced FARs (best TAR at each), zero-FAR points left out."""
-    positive = curve.fpr[curve.fpr > 0]
-    if len(positive) == 0:
-        return (), ()
-    grid = np.geomspace(positive[0], 1.0, CURVE_POINTS)
-    idx = np.unique(np.searchsorted(curve.fpr, grid * (1 + 1e-12), side="right") - 1)
-    return tuple(map(float, curve.fpr[idx])), tuple(map(float, curve.tpr[idx]))
-
-
-def _roc_figures(g: np.ndarray, i: np.ndarray, far_points: tuple[float, ...],
-                 threshold: float) -> dict:
+def _roc_figures(g: np.ndarray, i: np.ndarray, fars: tuple[float, ...], threshold: float) -> dict:
     curve = metrics.roc(g, i)
     acc, best = metrics.best_accuracy(g, i)
     far_t, tar_t = metrics.rates_at(g, i, threshold)
-    curve_far, curve_tar = _curve(curve)
-    return dict(genuine_min=float(g.min()), genuine_median=float(np.median(g)),
-                impostor_max=float(i.max()), impostor_p999=float(np.percentile(i, 99.9)),
-                auc=metrics.auc(curve), best_accuracy=acc, best_threshold=best,
-                far_points=tuple(_far_point(g, i, f) for f in far_points),
-                at_threshold={"threshold": threshold, "far": far_t, "tar": tar_t},
-                curve_far=curve_far, curve_tar=curve_tar)
+    curve_far, curve_tar = metrics.thin(curve, CURVE_POINTS)
+    return dict(
+        genuine_min=float(g.min()),
+        genuine_median=float(np.median(g)),
+        impostor_max=float(i.max()),
+        impostor_p999=float(np.percentile(i, 99.9)),
+        auc=metrics.auc(curve),
+        best_accuracy=acc,
+        best_threshold=best,
+        far_points=tuple(_far_point(g, i, f) for f in fars),
+        threshold_far=far_t,
+        threshold_tar=tar_t,
+        curve_far=curve_far,
+        curve_tar=curve_tar,
+    )
 
 
-def score_pairs(emb: Embeddings, labels: np.ndarray, far_points: tuple[float, ...],
-                threshold: float) -> tuple[Scores, tuple, tuple]:
+def score_pairs(
+    emb: Embeddings, labels: np.ndarray, fars: tuple[float, ...], threshold: float
+) -> tuple[Scores, tuple, tuple]:
     """All genuine and impostor pairs (sampled above the limit): ROC, TAR@FAR, distribution."""
     gen, imp = genuine_pairs(labels), impostor_pairs(labels)
     ok_g = emb.valid[gen[0]] & emb.valid[gen[1]]
     ok_i = emb.valid[imp[0]] & emb.valid[imp[1]]
     g = pair_scores(emb.vectors, gen[0][ok_g], gen[1][ok_g])
     i = pair_scores(emb.vectors, imp[0][ok_i], imp[1][ok_i])
-    sampled = [f"{name} pairs: a seeded sample (seed {SEED}) of {len(p[0]):,}"
-               for name, p in (("genuine", gen), ("impostor", imp)) if p[2]]
-    base = dict(genuine=len(g), impostor=len(i), failed_genuine=int((~ok_g).sum()),
-                failed_impostor=int((~ok_i).sum()), sampled="; ".join(sampled) or None)
+    sampled = "; ".join(
+        f"{name} pairs: a seeded sample (seed {SEED}) of {len(p[0]):,}"
+        for name, p in (("genuine", gen), ("impostor", imp))
+        if p[2]
+    )
+    base = dict(
+        genuine=len(g),
+        impostor=len(i),
+        failed_genuine=int((~ok_g).sum()),
+        failed_impostor=int((~ok_i).sum()),
+        sampled=sampled or None,
+    )
     if len(g) == 0 or len(i) == 0:
         note = "no ROC: needs at least one genuine and one impostor pair with both faces found"
         return Scores(**base, note=note), gen[:2], imp[:2]
-    return Scores(**base, **_roc_figures(g, i, far_points, threshold)), gen[:2], imp[:2]
+    return Scores(**base, **_roc_figures(g, i, fars, threshold)), gen[:2], imp[:2]
 
 
 def verify_pairs(emb: Embeddings, pairs: IndexPairs, source: str) -> Verification:
@@ -257,60 +268,59 @@ def verify_pairs(emb: Embeddings, pairs: IndexPairs, source: str) -> Verificatio
     ok = emb.valid[pairs.a] & emb.valid[pairs.b]
     scores = np.zeros(len(ok))
     scores[ok] = pair_scores(emb.vectors, pairs.a[ok], pairs.b[ok])
-    folds = len(np.unique(pairs.folds))
-    base = dict(source=source, pairs=len(ok), failed_pairs=int((~ok).sum()), folds=folds)
-    result = metrics.kfold_accuracy(scores, pairs.same, pairs.folds, ok)
-    if result is None:
-        return Verification(**base, note="no cross-validated accuracy: needs at least 2 folds "
-                                         "with pairs of both classes")
-    return Verification(**base, accuracy=result.mean, accuracy_std=result.std,
-                        accuracy_with_failures=result.mean_with_failures,
-                        accuracy_with_failures_std=result.std_with_failures,
-                        threshold=result.threshold)
-
-
-def split_gallery(labels: np.ndarray, valid: np.ndarray
-                  ) -> tuple[np.ndarray, np.ndarray, int, int]:
-    """(gallery, probes, failed probes, distractors): first usable image enrols, the rest probe."""
-    gallery, probes, failed, distractors = [], [], 0, 0
-    for k in np.unique(labels):
-        mine = np.flatnonzero(labels == k)
-        usable = mine[valid[mine]]
-        if len(usable):
-            gallery.append(usable[0])
-            probes.extend(usable[1:])
-            distractors += len(usable) == 1
-        failed += int((~valid[mine]).sum()) if len(mine) > 1 else 0
-    return np.array(gallery, np.int64), np.array(probes, np.int64), failed, distractors
-
-
-def _searches(emb: Embeddings, labels: np.ndarray, gallery: np.ndarray, probes: np.ndarray
-              ) -> tuple[np.ndarray, np.ndarray]:
-    step = max(1, CHUNK * 50 // max(1, len(gallery)))
-    parts = [metrics.mated_nonmated(emb.vectors[probes[s:s + step]] @ emb.vectors[gallery].T,
-                                    labels[probes[s:s + step]], labels[gallery])
-             for s in range(0, len(probes), step)]
-    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+    base = dict(
+        source=source,
+        pairs=len(ok),
+        failed_pairs=int((~ok).sum()),
+        folds=len(np.unique(pairs.folds)),
+    )
+    k = metrics.kfold_accuracy(scores, pairs.same, pairs.folds, ok)
+    if k is None:
+        return Verification(
+            **base,
+            note="no cross-validated accuracy: needs 2 or more folds with pairs of both classes",
+        )
+    return Verification(
+        **base,
+        accuracy=k.mean,
+        accuracy_std=k.std,
+        threshold=k.threshold,
+        accuracy_with_failures=k.mean_with_failures,
+        accuracy_with_failures_std=k.std_with_failures,
+    )
 
 
 def identify(emb: Embeddings, labels: np.ndarray, far: float, threshold: float) -> Identification:
     """Rank-1 (closed set) and DIR at ``far`` (open set, leave-own-identity-out searches)."""
-    gallery, probes, failed, distractors = split_gallery(labels, emb.valid)
-    base = dict(gallery=len(gallery), distractors=distractors, probes=len(probes),
-                failed_probes=failed, far=far, threshold=threshold)
+    gallery, probes, failed, distractors = metrics.split_gallery(labels, emb.valid)
+    base = dict(
+        gallery=len(gallery),
+        distractors=distractors,
+        probes=len(probes),
+        failed_probes=failed,
+        far=far,
+        threshold=threshold,
+    )
     if len(probes) == 0 or len(gallery) < 2:
-        return Identification(**base, note="no identification: needs a probe and at least "
-                                           "2 gallery identities")
-    mated, nonmated = _searches(emb, labels, gallery, probes)
+        return Identification(
+            **base, note="no identification: needs a probe and 2 or more gallery identities"
+        )
+    mated, nonmated = metrics.searches(emb.vectors, labels, gallery, probes)
     hits = metrics.rank1(mated, nonmated)
     found = metrics.dir_at_far(mated, nonmated, far)
     dir_t, fpir_t = metrics.open_set_at(mated, nonmated, threshold)
-    note = None if found else (f"DIR at FAR {far:g} not reachable: {len(probes):,} non-mated "
-                               f"searches, at least {int(np.ceil(1 / far - 1e-9)):,} needed")
-    return Identification(**base, rank1=hits,
-                          rank1_with_failures=hits * len(probes) / (len(probes) + failed),
-                          dir=found[0] if found else None, dir_threshold=found[1] if found else None,
-                          dir_at_threshold=dir_t, fpir_at_threshold=fpir_t, note=note)
+    note = None if found else "DIR " + _unreachable(len(probes), "non-mated searches", far)
+    dir_rate, dir_threshold = found or (None, None)
+    return Identification(
+        **base,
+        rank1=hits,
+        dir=dir_rate,
+        dir_threshold=dir_threshold,
+        rank1_with_failures=hits * len(probes) / (len(probes) + failed),
+        dir_at_threshold=dir_t,
+        fpir_at_threshold=fpir_t,
+        note=note,
+    )
 
 
 def _backend(rec: Recognizer) -> str:
@@ -318,37 +328,52 @@ def _backend(rec: Recognizer) -> str:
     return next((name for name, f in BACKENDS.items() if f == fmt), fmt)
 
 
-def evaluate(rec: Recognizer, root: Path | str, pairs_file: Path | str | None = None,
-             far: float = 1e-3, progress: bool = True, bundle: str | None = None) -> EvalReport:
+def evaluate(
+    rec: Recognizer,
+    root: Path | str,
+    pairs_file: Path | str | None = None,
+    far: float = 1e-3,
+    progress: bool = True,
+    bundle: str | None = None,
+) -> EvalReport:
     """Embed every image of ``root`` once and measure verification and identification."""
     if not 0.0 < far < 1.0:
         raise ValueError("far must be between 0 and 1")
-    data: Dataset = scan(root)
-    listed = None
+    data, listed = scan(root), None
     if pairs_file is not None:
         data, listed = with_pair_images(data, parse_pairs(pairs_file, data.root))
     emb = embed_images(rec, data.paths, progress)
     labels, threshold = data.label_ids(), rec.config.threshold
-    far_points = tuple(sorted({*metrics.FAR_POINTS, far}, reverse=True))
-    scores, gen, imp = score_pairs(emb, labels, far_points, threshold)
+    fars = tuple(sorted({*metrics.FAR_POINTS, far}, reverse=True))
+    scores, gen, imp = score_pairs(emb, labels, fars, threshold)
+    verification = None
     if listed is not None:
         verification = verify_pairs(emb, listed, f"pairs file {pairs_file}")
     elif len(gen[0]) and len(imp[0]):
-        source = (f"generated: up to {BALANCED_PER_CLASS} pairs per class sampled from all "
-                  f"pairs (seed {SEED})")
-        verification = verify_pairs(emb, balanced_pairs(gen, imp), source)
-    else:
-        verification = None
-    n = len(data.paths)
+        verification = verify_pairs(emb, balanced_pairs(gen, imp), GENERATED)
     return EvalReport(
-        dataset=str(data.root), source=data.source, identities=data.identities, images=n,
-        embedded=int(emb.valid.sum()), ignored_files=data.ignored, unreadable=emb.unreadable,
-        no_face=emb.no_face, multi_face=emb.multi_face, model_id=rec.model_id, bundle=bundle,
-        backend=_backend(rec), precision=rec.config.precision,
-        embedder_precision=rec.embedder.entry.precision, flip=rec.config.flip,
-        threshold=threshold, seconds=emb.seconds, images_per_s=n / max(emb.seconds, 1e-9),
-        scores=scores, verification=verification,
-        identification=identify(emb, labels, far, threshold))
+        dataset=str(data.root),
+        source=data.source,
+        identities=data.identities,
+        images=len(data.paths),
+        embedded=int(emb.valid.sum()),
+        ignored_files=data.ignored,
+        unreadable=emb.unreadable,
+        no_face=emb.no_face,
+        multi_face=emb.multi_face,
+        model_id=rec.model_id,
+        bundle=bundle,
+        backend=_backend(rec),
+        precision=rec.config.precision,
+        embedder_precision=rec.embedder.entry.precision,
+        flip=rec.config.flip,
+        threshold=threshold,
+        seconds=emb.seconds,
+        images_per_s=len(data.paths) / max(emb.seconds, 1e-9),
+        scores=scores,
+        verification=verification,
+        identification=identify(emb, labels, far, threshold),
+    )
 
 
 def plot_roc(report: EvalReport, path: Path | str) -> None:
@@ -362,20 +387,25 @@ def plot_roc(report: EvalReport, path: Path | str) -> None:
     fig = Figure(figsize=(7, 5), dpi=120)
     FigureCanvasAgg(fig)
     ax = fig.subplots()
-    ax.plot(s.curve_far, s.curve_tar, lw=1.5, label=f"ROC (AUC {s.auc or 0:.4f})")
+    ax.plot(s.curve_far, s.curve_tar, lw=1.5, label=f"ROC (AUC {s.auc:.4f})")
     for p in (p for p in s.far_points if p.tar is not None):
-        ax.plot([p.far], [p.tar], "o", ms=5, label=f"TAR {p.tar:.3f} @ FAR {p.far:g} "
-                                                  f"(t={p.threshold:.3f})")
-    at = s.at_threshold
-    x = at["far"] or s.curve_far[0]  # FAR 0 cannot sit on a log axis: drawn at its left end
-    ax.plot([x], [at["tar"]], "s" if at["far"] else "<", ms=6, color="k",
-            label=f"configured t={at['threshold']:.2f}: FAR {at['far']:.2g}, TAR {at['tar']:.3f}")
-    ax.set_xscale("log")
-    ax.set_xlabel("false accept rate (FAR)")
-    ax.set_ylabel("true accept rate (TAR)")
-    ax.set_ylim(0, 1.01)
+        label = f"TAR {p.tar:.3f} @ FAR {p.far:g} (t={p.threshold:.3f})"
+        ax.plot([p.far], [p.tar], "o", ms=5, label=label)
+    x = s.threshold_far or s.curve_far[0]  # FAR 0 cannot sit on a log axis: drawn at the left
+    label = f"t={report.threshold:.2f}: FAR {s.threshold_far:.2g}, TAR {s.threshold_tar:.3f}"
+    ax.plot([x], [s.threshold_tar], "s" if s.threshold_far else "<", ms=6, color="k", label=label)
+    ax.set(
+        xscale="log",
+        xlabel="false accept rate (FAR)",
+        ylabel="true accept rate (TAR)",
+        ylim=(0, 1.01),
+    )
     ax.grid(True, which="both", alpha=0.3)
-    ax.set_title(f"{Path(report.dataset).name}: {report.model_id} ({report.backend} "
-                 f"{report.embedder_precision}{', flip' if report.flip else ''})", fontsize=9)
+    flip = ", flip" if report.flip else ""
+    ax.set_title(
+        f"{Path(report.dataset).name}: {report.model_id} ({report.backend} "
+        f"{report.embedder_precision}{flip})",
+        fontsize=9,
+    )
     ax.legend(loc="lower right", fontsize=7)
     fig.savefig(str(path))
