@@ -107,6 +107,10 @@ class Recognizer:
             for f in self.detector.detect(small)
         ]
 
+    def align_face(self, image: np.ndarray, face: Face) -> AlignedFace:
+        """The 112x112 aligned crop of one face."""
+        return align(image, face)
+
     def embed(self, image: np.ndarray, faces: list[Face]) -> tuple[list[AlignedFace], np.ndarray]:
         """Aligned crops and their embeddings for ``faces`` of ``image``."""
         aligned = [align(image, f) for f in faces]

@@ -1,0 +1,90 @@
+"""Snapshots of unknown faces: JPEG crops in the state dir, mode 0600, with retention limits.
+
+A full disk must never stop recognition: a failed write is logged once, counted, and retried
+with the next snapshot; the log says when writing works again.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edge.paths import ensure_private_dir
+from edge.types import Face
+
+log = logging.getLogger(__name__)
+
+SNAPSHOT_MARGIN = 0.3  # crop the box plus 30% on each side: enough context to recognise a face
+
+
+class SnapshotStore:
+    """Writes crops and keeps the folder within file-count, age and size limits."""
+
+    def __init__(
+        self, folder: Path, max_files: int = 500, max_age_days: float = 30, max_mb: float = 200
+    ) -> None:
+        self.folder = ensure_private_dir(folder)
+        self.max_files, self.max_age_s = max_files, max_age_days * 86400
+        self.max_bytes = int(max_mb * 1024 * 1024)
+        self.failing = False
+        self.errors = 0
+        self.written = 0
+
+    def save(
+        self, image: np.ndarray, face: Face, camera: str, track_id: int, when: float
+    ) -> str | None:
+        """Write the face crop; return its path, or None if the disk refused it."""
+        crop = _crop(image, face)
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(when))
+        path = self.folder / f"{stamp}-{camera}-t{track_id}.jpg"
+        ok, buf = cv2.imencode(".jpg", cv2.cvtColor(crop, cv2.COLOR_RGB2BGR))
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(buf.tobytes() if ok else b"")
+        except OSError as err:
+            path.unlink(missing_ok=True)
+            self.errors += 1
+            if not self.failing:
+                log.warning(
+                    "cannot write snapshots to %s (%s); recognition goes on",
+                    self.folder,
+                    err.strerror or err,
+                )
+            self.failing = True
+            return None
+        if self.failing:
+            log.info("snapshots are written again to %s", self.folder)
+        self.failing = False
+        self.written += 1
+        self.prune()
+        return str(path)
+
+    def prune(self) -> int:
+        """Delete the oldest snapshots beyond the limits; return how many went."""
+        files = sorted(self.folder.glob("*.jpg"), key=lambda p: p.stat().st_mtime)
+        now, total = time.time(), sum(p.stat().st_size for p in files)
+        removed = 0
+        for path in files:
+            too_many = len(files) - removed > self.max_files
+            too_old = now - path.stat().st_mtime > self.max_age_s
+            if not (too_many or too_old or total > self.max_bytes):
+                break
+            total -= path.stat().st_size
+            path.unlink(missing_ok=True)
+            removed += 1
+        return removed
+
+
+def _crop(image: np.ndarray, face: Face) -> np.ndarray:
+    x1, y1, x2, y2 = face.box
+    mx, my = (x2 - x1) * SNAPSHOT_MARGIN, (y2 - y1) * SNAPSHOT_MARGIN
+    h, w = image.shape[:2]
+    a, b = max(0, int(x1 - mx)), max(0, int(y1 - my))
+    c, d = min(w, int(x2 + mx)), min(h, int(y2 + my))
+    return image[b:d, a:c] if c > a and d > b else image
