@@ -1,0 +1,69 @@
+"""The pipeline on real clips: one `recognized` per visit, no false names for strangers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import pytest
+
+from edge.enroll import template_from_file
+from edge.gallery.store import GalleryStore
+from edge.pipeline import Pipeline, PipelineSettings
+from edge.recognizer import Recognizer
+from edge.types import Event, Frame
+
+VIDEO = Path(__file__).resolve().parents[2].parent / "shared" / "video"
+
+
+def _enrol_all(rec: Recognizer, faces_dir: Path, db: Path) -> list[str]:
+    names = []
+    with GalleryStore.open(db, rec.model_id, rec.embedder.size) as store:
+        for folder in sorted((faces_dir / "face_recognition").iterdir()):
+            if not folder.is_dir() or folder.name.startswith("_") or "variants" in folder.name:
+                continue
+            templates = [o.template for p in sorted(folder.iterdir())
+                         if (o := template_from_file(rec, p)).template is not None]
+            store.enroll(folder.name, templates)
+            names.append(folder.name)
+        rec.set_gallery(store.snapshot())
+    return names
+
+
+def _run(rec: Recognizer, clip: Path) -> list[Event]:
+    if not clip.exists():
+        pytest.skip(f"{clip} is not present")
+    pipe = Pipeline(rec, PipelineSettings(camera="test"))
+    cap = cv2.VideoCapture(str(clip))
+    fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
+    events, index = [], 0
+    while True:
+        ok, bgr = cap.read()
+        if not ok:
+            break
+        frame = Frame(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), index / fps, index, "test")
+        events.extend(pipe.process(frame))
+        index += 1
+    cap.release()
+    return events + pipe.finish(index / fps)
+
+
+@pytest.fixture()
+def enrolled(recognizer: Recognizer, faces_dir: Path, tmp_path: Path) -> Recognizer:
+    names = _enrol_all(recognizer, faces_dir, tmp_path / "gallery.db")
+    assert "lin_manuel_miranda" in names
+    yield recognizer
+    recognizer.set_gallery(None)
+
+
+def test_hamilton_clip_names_lin_manuel_miranda_once(enrolled: Recognizer) -> None:
+    events = _run(enrolled, VIDEO / "face_recognition_short_hamilton_clip.mp4")
+    recognized = [e for e in events if e.kind == "recognized"]
+    assert [e.person for e in recognized] == ["lin_manuel_miranda"]
+    left = [e for e in events if e.kind == "left" and e.person == "lin_manuel_miranda"]
+    assert len(left) == 1 and left[0].time >= recognized[0].time
+
+
+def test_street_clip_of_strangers_names_nobody(enrolled: Recognizer) -> None:
+    events = _run(enrolled, VIDEO / "facenet_pytorch_video.mp4")
+    assert [e for e in events if e.kind == "recognized"] == []
