@@ -13,7 +13,7 @@ log = logging.getLogger("facegate")
 
 
 def _parser() -> argparse.ArgumentParser:
-    from edge.cli import demo, gallery, models, recognise
+    from edge.cli import demo, evaluate, gallery, models, recognise
 
     parser = argparse.ArgumentParser(
         prog="facegate", description="Face recognition for edge devices"
@@ -25,6 +25,7 @@ def _parser() -> argparse.ArgumentParser:
     gallery.register(sub)
     recognise.register(sub)
     demo.register(sub)
+    evaluate.register(sub)
     return parser
 
 

@@ -29,6 +29,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=1e-3,
         help="false accept rate for the open-set DIR figure (default 1e-3)",
     )
+    p.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="leave out an identity folder (repeatable)",
+    )
     add_recognizer_options(p)
     p.set_defaults(func=cmd_eval)
 
@@ -42,7 +49,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.pairs is not None and not args.pairs.is_file():
         raise FacegateError(f"{args.pairs}: no such pairs file")
     report = evaluate(
-        recognizer(args), args.dir, args.pairs, args.far, bundle=args.bundle or "default"
+        recognizer(args),
+        args.dir,
+        args.pairs,
+        args.far,
+        bundle=args.bundle or "default",
+        exclude=tuple(args.exclude),
     )
     print_report(report)
     if args.json:

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.errors import FacegateError
-from edge.evaluate.metrics import N_FOLDS
+from edge.evaluate.metrics import N_FOLDS, distinct
 
 log = logging.getLogger(__name__)
 
@@ -102,12 +102,24 @@ def _read_labels(root: Path) -> Dataset:
     return Dataset(root, tuple(paths), labels, LABELS_FILE)
 
 
-def scan(root: Path | str) -> Dataset:
-    """The images under ``root``: per ``labels.csv`` (identity,file) if present, else by folder."""
+def scan(root: Path | str, exclude: tuple[str, ...] = ()) -> Dataset:
+    """The images under ``root``: per ``labels.csv`` (identity,file) if present, else by folder.
+
+    ``exclude`` drops identities by name (e.g. a folder that is not a person).
+    """
     root = Path(root)
     if not root.is_dir():
         raise FacegateError(f"{root}: no such folder")
     data = _read_labels(root) if (root / LABELS_FILE).is_file() else _scan_folders(root)
+    if exclude:
+        keep = [i for i, label in enumerate(data.labels) if label not in exclude]
+        data = Dataset(
+            data.root,
+            tuple(data.paths[i] for i in keep),
+            tuple(data.labels[i] for i in keep),
+            data.source,
+            data.ignored,
+        )
     if not data.paths:
         raise FacegateError(
             f"{root}: no images found (expected a folder per identity, or {LABELS_FILE})"
@@ -215,7 +227,7 @@ def _random_pairs(rng: np.random.Generator, n: int, m: int) -> tuple[np.ndarray,
 
 
 def _unique_pairs(a: np.ndarray, b: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    codes = np.unique(a * n + b)
+    codes = distinct(a * n + b)
     return codes // n, codes % n
 
 

@@ -66,6 +66,12 @@ def _scores(values: np.ndarray | list[float]) -> np.ndarray:
     return out
 
 
+def distinct(values: np.ndarray) -> np.ndarray:
+    """Sorted distinct values (sort-based: faster than ``np.unique`` on millions of values)."""
+    v = np.sort(np.asarray(values).ravel())
+    return v[np.concatenate(([True], v[1:] != v[:-1]))] if len(v) else v
+
+
 def _count_at_or_above(sorted_scores: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
     return len(sorted_scores) - np.searchsorted(sorted_scores, thresholds, side="left")
 
@@ -75,7 +81,7 @@ def roc(genuine: np.ndarray, impostor: np.ndarray) -> Roc:
     g, i = np.sort(_scores(genuine)), np.sort(_scores(impostor))
     if len(g) == 0 or len(i) == 0:
         raise ValueError("a ROC needs at least one genuine and one impostor score")
-    thresholds = np.concatenate(([np.inf], np.unique(np.concatenate((g, i)))[::-1]))
+    thresholds = np.concatenate(([np.inf], distinct(np.concatenate((g, i)))[::-1]))
     tpr = _count_at_or_above(g, thresholds) / len(g)
     fpr = _count_at_or_above(i, thresholds) / len(i)
     return Roc(fpr, tpr, thresholds)
@@ -136,7 +142,7 @@ def best_accuracy(genuine: np.ndarray, impostor: np.ndarray) -> tuple[float, flo
     total = len(g) + len(i)
     if total == 0:
         raise ValueError("no scores")
-    values = np.unique(np.concatenate((g, i)))[::-1]
+    values = distinct(np.concatenate((g, i)))[::-1]
     # Candidates: above everything, then between each pair of neighbours, then below everything.
     cuts = np.concatenate(([values[0] + 1.0], (values[:-1] + values[1:]) / 2, [values[-1] - 1.0]))
     correct = _count_at_or_above(np.sort(g), cuts) + len(i) - _count_at_or_above(np.sort(i), cuts)

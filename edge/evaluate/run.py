@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 CURVE_POINTS = 200  # ROC points kept for the plot and the JSON (log-spaced in FAR)
 CHUNK = 100_000  # pairs (or probes x gallery / 50) scored at a time: bounds working memory
-ROUND = 6  # decimals in the JSON
+BACKEND_OF = {fmt: name for name, fmt in BACKENDS.items()}  # model format -> runtime name
 GENERATED = f"generated: up to {BALANCED_PER_CLASS} pairs per class from all pairs (seed {SEED})"
 
 
@@ -148,17 +148,7 @@ class EvalReport:
 
     def as_dict(self) -> dict:
         """A JSON-serialisable dict (no NaN: absent figures are null with a note)."""
-        return _rounded(asdict(self))
-
-
-def _rounded(value: object) -> object:
-    if isinstance(value, float):
-        return round(value, ROUND)
-    if isinstance(value, dict):
-        return {k: _rounded(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_rounded(v) for v in value]
-    return value
+        return asdict(self)
 
 
 def _embed_one(rec: Recognizer, path: Path) -> tuple[np.ndarray | None, int]:
@@ -178,9 +168,15 @@ def embed_images(rec: Recognizer, paths: tuple[Path, ...], progress: bool = True
     unreadable, no_face, multi = [], [], 0
     start = time.perf_counter()
     bar = Console(stderr=True)
-    for k, path in track(
-        enumerate(paths), "embedding", len(paths), transient=True, disable=not progress, console=bar
-    ):
+    steps = track(
+        enumerate(paths),
+        "embedding",
+        total=len(paths),
+        transient=True,
+        disable=not progress,
+        console=bar,
+    )
+    for k, path in steps:
         try:
             vector, n_faces = _embed_one(rec, path)
         except ImageError as err:
@@ -323,11 +319,6 @@ def identify(emb: Embeddings, labels: np.ndarray, far: float, threshold: float) 
     )
 
 
-def _backend(rec: Recognizer) -> str:
-    fmt = rec.embedder.entry.format
-    return next((name for name, f in BACKENDS.items() if f == fmt), fmt)
-
-
 def evaluate(
     rec: Recognizer,
     root: Path | str,
@@ -335,11 +326,12 @@ def evaluate(
     far: float = 1e-3,
     progress: bool = True,
     bundle: str | None = None,
+    exclude: tuple[str, ...] = (),
 ) -> EvalReport:
     """Embed every image of ``root`` once and measure verification and identification."""
     if not 0.0 < far < 1.0:
         raise ValueError("far must be between 0 and 1")
-    data, listed = scan(root), None
+    data, listed = scan(root, exclude), None
     if pairs_file is not None:
         data, listed = with_pair_images(data, parse_pairs(pairs_file, data.root))
     emb = embed_images(rec, data.paths, progress)
@@ -363,7 +355,7 @@ def evaluate(
         multi_face=emb.multi_face,
         model_id=rec.model_id,
         bundle=bundle,
-        backend=_backend(rec),
+        backend=BACKEND_OF.get(rec.embedder.entry.format, rec.embedder.entry.format),
         precision=rec.config.precision,
         embedder_precision=rec.embedder.entry.precision,
         flip=rec.config.flip,
