@@ -27,3 +27,7 @@ class ConfigError(FacegateError):
 
 class SourceError(FacegateError):
     """A model source package cannot be fetched or does not match its pinned sha256."""
+
+
+class CameraError(FacegateError):
+    """A frame source (camera, stream, video file, image folder) cannot be opened or read."""

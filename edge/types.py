@@ -67,7 +67,7 @@ class Frame:
     """One captured frame (RGB uint8) with where and when it was taken."""
 
     image: np.ndarray  # (H, W, 3) uint8 RGB
-    timestamp: float  # seconds since the epoch (wall clock at capture)
+    timestamp: float  # epoch seconds: capture time (files: open time + position in the file)
     index: int  # frame number within the source since it was opened
     source: str  # the source's display name (never a URL with credentials)
 

@@ -1,0 +1,44 @@
+"""Frame sources (cameras, streams, files, folders) and ``open_source``, which picks one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edge.errors import CameraError
+from edge.sources.base import FrameSource
+from edge.sources.folder import FolderSource
+from edge.sources.opencv import OpenCVSource, display_name, source_kind
+from edge.sources.picamera2 import Picamera2Source
+
+__all__ = [
+    "FolderSource",
+    "FrameSource",
+    "OpenCVSource",
+    "Picamera2Source",
+    "display_name",
+    "open_source",
+]
+
+EXPECTED = (
+    "expected a camera index (0), /dev/videoN, picamera2[:N], an rtsp://, rtsps://, http:// "
+    "or https:// URL, a video file or a folder of images"
+)
+
+
+def open_source(spec: str) -> FrameSource:
+    """Build (not yet open) the frame source that ``spec`` names; CameraError if none fits."""
+    spec = spec.strip()
+    if spec == "picamera2" or spec.startswith("picamera2:"):
+        num = spec.partition(":")[2] or "0"
+        if not num.isdigit():
+            raise CameraError(f"{spec!r}: camera number must be a number, e.g. picamera2:1")
+        return Picamera2Source(int(num))
+    kind = source_kind(spec) if spec else "file"
+    if kind in ("device", "stream"):
+        return OpenCVSource(spec)
+    path = Path(spec).expanduser()
+    if spec and path.is_dir():
+        return FolderSource(path)
+    if spec and path.is_file():
+        return OpenCVSource(str(path))
+    raise CameraError(f"unknown source {display_name(spec)!r}: {EXPECTED}")

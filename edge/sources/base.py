@@ -11,7 +11,7 @@ class FrameSource(ABC):
     """A camera, stream, video file or image folder; a context manager that holds the device.
 
     ``read`` returns the next frame, or ``None`` when a finite source has ended. A live source
-    that fails raises :class:`edge.errors.SourceError`; the capture loop reopens it with backoff.
+    that fails raises :class:`edge.errors.CameraError`; the capture loop reopens it with backoff.
     """
 
     name: str = "source"

@@ -1,0 +1,114 @@
+"""Real sources: an RTSP stream that dies and comes back, a video file, a folder of photos.
+
+The RTSP server is ffmpeg publishing a shared clip into a tiny relay (see rtsp_server.py);
+killing both with SIGKILL is a camera losing power, starting them again is it coming back.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge.capture import Capture
+from edge.sources import FolderSource, OpenCVSource
+from edge.sources.folder import IMAGE_SUFFIXES
+from edge.sources.opencv import CAPTURE_OPTIONS_ENV
+from tests.integration.rtsp_server import RtspServer
+
+SHARED = Path(__file__).resolve().parents[2].parent / "shared"
+CLIP = SHARED / "video" / "face_recognition_short_hamilton_clip.mp4"
+CLIP_FRAMES = 275  # 640x360, 29.97 fps
+OBAMA = SHARED / "faces" / "face_recognition" / "obama"
+RECONNECT_LIMIT = 15.0  # seconds from the server's restart to the first new frame
+HUNG_LIMIT = 10.0  # OpenCVSource's 5 s read timeout, plus slack for a loaded machine
+
+needs_clip = pytest.mark.skipif(not CLIP.is_file(), reason="../shared/video is not present")
+needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg not installed")
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return predicate()
+
+
+@pytest.fixture()
+def default_capture_options(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No user FFmpeg options, so OpenCVSource picks TCP itself; restored afterwards."""
+    monkeypatch.setenv(CAPTURE_OPTIONS_ENV, "")
+    monkeypatch.delenv(CAPTURE_OPTIONS_ENV)
+
+
+@needs_clip
+@needs_ffmpeg
+@pytest.mark.usefixtures("default_capture_options")
+def test_rtsp_capture_survives_the_server_being_killed_and_restarted() -> None:
+    with RtspServer(CLIP) as server, Capture(lambda: OpenCVSource(server.url)) as cap:
+        assert wait_for(lambda: cap.frames >= 30, 20), cap.last_error
+        frame = cap.get(5)
+        assert frame is not None and frame.image.shape == (360, 640, 3)
+        assert frame.image.dtype == np.uint8 and frame.source == server.url
+
+        server.kill()
+        assert wait_for(lambda: cap.state in ("backoff", "connecting"), 15)
+        time.sleep(1.0)  # stay down long enough for reopening to fail at least once
+        assert cap.running and cap.reconnects >= 1 and cap.last_error
+
+        before = cap.frames
+        restarted = time.monotonic()
+        server.start()
+        assert wait_for(lambda: cap.frames > before, RECONNECT_LIMIT + 5), cap.last_error
+        took = time.monotonic() - restarted
+        print(f"\nRTSP reconnect: {took:.2f} s from server restart to first new frame")
+        assert took < RECONNECT_LIMIT
+        assert cap.state == "streaming"
+    assert cap.state == "ended" and not cap.running
+
+
+@needs_clip
+@needs_ffmpeg
+@pytest.mark.usefixtures("default_capture_options")
+def test_a_hung_rtsp_server_is_detected_and_reopened() -> None:
+    with RtspServer(CLIP) as server, Capture(lambda: OpenCVSource(server.url)) as cap:
+        assert wait_for(lambda: cap.frames >= 30, 20), cap.last_error
+        server.pause()  # TCP stays open, no data: only the read timeout can notice
+        hung = time.monotonic()
+        assert wait_for(lambda: cap.state != "streaming", HUNG_LIMIT), cap.state
+        print(f"\nRTSP hang noticed after {time.monotonic() - hung:.2f} s")
+        assert "stalled" in (cap.last_error or "")
+        server.resume()
+        before = cap.frames
+        assert wait_for(lambda: cap.frames > before, RECONNECT_LIMIT), cap.last_error
+
+
+@needs_clip
+def test_video_file_delivers_every_frame_then_ends() -> None:
+    with Capture(lambda: OpenCVSource(str(CLIP))) as cap:
+        frames = []
+        while (frame := cap.get(10)) is not None:
+            frames.append(frame.index)
+    assert frames == list(range(CLIP_FRAMES))
+    assert cap.state == "ended" and cap.queue.closed and cap.dropped == 0
+    assert cap.reconnects == 0 and cap.last_error is None
+
+
+def test_folder_source_reads_every_photo() -> None:
+    if not OBAMA.is_dir():
+        pytest.skip("../shared/faces is not present")
+    expected = sorted(p.name for p in OBAMA.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    with Capture(lambda: FolderSource(OBAMA)) as cap:
+        frames = []
+        while (frame := cap.get(10)) is not None:
+            frames.append(frame)
+    assert len(frames) == len(expected) > 0
+    assert all(f.image.ndim == 3 and f.image.shape[2] == 3 for f in frames)
+    assert all(f.image.dtype == np.uint8 for f in frames)
+    assert cap.state == "ended"
