@@ -22,13 +22,26 @@ def all_people(faces_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
 
 
 @pytest.mark.parametrize("precision", ["fp32", "int8"])
-def test_rank1_on_every_shared_identity(all_people: Path, bundle_dir: Path, tmp_path: Path,
-                                        home: Path, precision: str) -> None:
+def test_rank1_on_every_shared_identity(
+    all_people: Path, bundle_dir: Path, tmp_path: Path, home: Path, precision: str
+) -> None:
     out, plot = tmp_path / "eval.json", tmp_path / "roc.png"
-    proc = run_cli("eval", str(all_people), "--exclude",
-                   "face_recognition-obama_resolution_variants", "--json", str(out),
-                   "--plot", str(plot), "--bundle", str(bundle_dir), "--backend", "onnxruntime",
-                   "--precision", precision)
+    proc = run_cli(
+        "eval",
+        str(all_people),
+        "--exclude",
+        "face_recognition-obama_resolution_variants",
+        "--json",
+        str(out),
+        "--plot",
+        str(plot),
+        "--bundle",
+        str(bundle_dir),
+        "--backend",
+        "onnxruntime",
+        "--precision",
+        precision,
+    )
     assert proc.returncode == 0, proc.stderr
     report = json.loads(out.read_text())
     text = json.dumps(report)

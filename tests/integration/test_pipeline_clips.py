@@ -22,8 +22,11 @@ def _enrol_all(rec: Recognizer, faces_dir: Path, db: Path) -> list[str]:
         for folder in sorted((faces_dir / "face_recognition").iterdir()):
             if not folder.is_dir() or folder.name.startswith("_") or "variants" in folder.name:
                 continue
-            templates = [o.template for p in sorted(folder.iterdir())
-                         if (o := template_from_file(rec, p)).template is not None]
+            templates = [
+                o.template
+                for p in sorted(folder.iterdir())
+                if (o := template_from_file(rec, p)).template is not None
+            ]
             store.enroll(folder.name, templates)
             names.append(folder.name)
         rec.set_gallery(store.snapshot())

@@ -1,0 +1,399 @@
+"""MQTT sink: events, per-person presence and Home Assistant discovery, queued while offline.
+
+Topics (``cam`` is the camera name made topic-safe, ``slug`` the person's name likewise):
+
+- ``<prefix>/available``: "online" / "offline", retained; "offline" is also the last will
+- ``<prefix>/<cam>/event``: every event as JSON, QoS 1, not retained
+- ``<prefix>/<cam>/person/<slug>/state``: "ON" / "OFF", retained (presence)
+- ``<discovery_prefix>/binary_sensor/<prefix>_<cam>/<slug>/config``: Home Assistant discovery
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import threading
+import time
+import unicodedata
+import uuid
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from edge import __version__
+from edge.errors import ConfigError
+from edge.sinks.base import EventSink
+from edge.types import Event
+
+log = logging.getLogger(__name__)
+
+QOS = 1  # at-least-once: the broker acknowledges every event, so "delivered" means delivered
+RECONNECT_MIN_S = 1
+RECONNECT_MAX_S = 30
+MAX_INFLIGHT = (
+    20  # messages handed to paho and not yet acknowledged (paho's own queue is unbounded)
+)
+ONLINE, OFFLINE = "online", "offline"
+ON, OFF = "ON", "OFF"
+
+
+@dataclass(frozen=True, slots=True)
+class _Message:
+    topic: str
+    payload: str
+    retain: bool = False
+    event: bool = False  # counted as one delivered event once the broker acknowledges it
+
+
+def slugify(name: str) -> str:
+    """A topic- and id-safe ASCII slug ("José Díaz" -> "jose_diaz"); a hash if nothing is left."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9]+", "_", ascii_name.lower()).strip("_")
+    return slug or "p_" + hashlib.sha256(name.encode()).hexdigest()[:10]
+
+
+class MqttSink(EventSink):
+    """Publishes events to an MQTT broker; holds up to ``queue_size`` events while disconnected."""
+
+    name = "mqtt"
+
+    def __init__(
+        self,
+        host: str,
+        port: int = 1883,
+        prefix: str = "facegate",
+        camera: str = "camera",
+        username: str | None = None,
+        password: str | None = None,
+        tls: bool = False,
+        ca_file: str | None = None,
+        tls_insecure: bool = False,
+        client_id: str | None = None,
+        keepalive: int = 30,
+        queue_size: int = 1000,
+        discovery: bool = True,
+        discovery_prefix: str = "homeassistant",
+        people: Sequence[str] = (),
+    ) -> None:
+        prefix, discovery_prefix = prefix.strip("/"), discovery_prefix.strip("/")
+        if not prefix or any(c in prefix + discovery_prefix for c in "+#"):
+            raise ConfigError(f"bad MQTT topic prefix {prefix!r}: no '+' or '#', not empty")
+        if queue_size < 1 or keepalive < 1:
+            raise ConfigError("MQTT queue_size and keepalive must be at least 1")
+        self.host, self.port, self.keepalive, self.queue_size = host, port, keepalive, queue_size
+        self.discovery = discovery
+        self._camera, self._cam = camera, slugify(camera)
+        self._prefix, self._discovery_prefix = prefix, discovery_prefix
+        self._avail = f"{prefix}/available"
+        self._event_topic = f"{prefix}/{self._cam}/event"
+        self._cond = threading.Condition()
+        self._queue: deque[_Message] = deque()
+        self._states: dict[str, str] = {}  # state topic -> newest value not yet handed to paho
+        self._inflight: dict[int, _Message] = {}
+        self._early_acks: set[int] = set()
+        self._people: set[str] = set(people)
+        self._removed: set[str] = set()
+        self._present: dict[str, set[int]] = {}
+        self._connected = self._resync = self._started = self._closing = self._closed = False
+        self._failing = self._dropping = False
+        self._delivered = self._dropped = self._connects = self._connect_errors = 0
+        self._publisher = threading.Thread(target=self._run, name="mqtt-publisher", daemon=True)
+        client_id = client_id or f"facegate-{self._cam}-{uuid.uuid4().hex[:8]}"
+        self._client = self._make_client(client_id, username, password, tls, ca_file, tls_insecure)
+
+    def _make_client(
+        self,
+        client_id: str,
+        username: str | None,
+        password: str | None,
+        tls: bool,
+        ca_file: str | None,
+        tls_insecure: bool,
+    ) -> mqtt.Client:
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
+        client.will_set(self._avail, OFFLINE, qos=QOS, retain=True)
+        client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
+        if username is not None:
+            client.username_pw_set(username, password)
+        if tls:
+            try:
+                client.tls_set(ca_certs=ca_file)
+            except OSError as err:  # ssl.SSLError is an OSError
+                raise ConfigError(f"cannot load MQTT TLS CA file {ca_file}: {err}") from err
+            client.tls_insecure_set(tls_insecure)
+        client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
+        client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_publish
+        return client
+
+    # --- topics and payloads -------------------------------------------------------------
+
+    def state_topic(self, person: str) -> str:
+        """Where a person's presence ("ON"/"OFF", retained) is published."""
+        return f"{self._prefix}/{self._cam}/person/{slugify(person)}/state"
+
+    def config_topic(self, person: str) -> str:
+        """Home Assistant discovery topic of a person's presence binary_sensor."""
+        node = f"{slugify(self._prefix)}_{self._cam}"
+        return f"{self._discovery_prefix}/binary_sensor/{node}/{slugify(person)}/config"
+
+    def discovery_config(self, person: str) -> dict[str, Any]:
+        """Home Assistant discovery payload for one person's presence sensor."""
+        node = f"{slugify(self._prefix)}_{self._cam}"
+        return {
+            "name": person,
+            "unique_id": f"{node}_{slugify(person)}_presence",
+            "device_class": "presence",
+            "state_topic": self.state_topic(person),
+            "payload_on": ON,
+            "payload_off": OFF,
+            "availability_topic": self._avail,
+            "payload_available": ONLINE,
+            "payload_not_available": OFFLINE,
+            "device": {
+                "identifiers": [node],
+                "name": f"facegate {self._camera}",
+                "manufacturer": "facegate",
+                "model": "facegate face recognition",
+                "sw_version": __version__,
+            },
+            "origin": {"name": "facegate", "sw_version": __version__},
+        }
+
+    # --- the EventSink interface ---------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the network loop and the publisher; connecting is retried in the background."""
+        with self._cond:
+            if self._started or self._closed:
+                return
+            self._started = True
+        self._publisher.start()
+        self._client.connect_async(self.host, self.port, self.keepalive)
+        self._client.loop_start()
+        log.info(
+            "MQTT sink started for %s:%d (topics under %s/)", self.host, self.port, self._prefix
+        )
+
+    def emit(self, event: Event) -> None:
+        """Queue one event (the oldest is dropped beyond queue_size) and note a presence change."""
+        payload = json.dumps(event.as_dict(), ensure_ascii=False, separators=(",", ":"))
+        with self._cond:
+            self._presence_change(event)
+            if self._closed:
+                self._dropped += 1
+                return
+            if len(self._queue) >= self.queue_size:
+                self._queue.popleft()
+                self._dropped += 1
+                if not self._dropping:
+                    log.warning("MQTT queue full (%d events): dropping the oldest", self.queue_size)
+                self._dropping = True
+            self._queue.append(_Message(self._event_topic, payload, event=True))
+            self._cond.notify_all()
+
+    def _presence_change(self, event: Event) -> None:
+        person = event.person
+        if person is None or event.kind not in ("recognized", "left"):
+            return
+        tracks = self._present.setdefault(person, set())
+        if event.kind == "recognized":
+            tracks.add(event.track_id)
+        else:
+            tracks.discard(event.track_id)
+        if not tracks:  # "OFF" only when the person's last track has left
+            del self._present[person]
+        # Presence is a latest-value state: only the newest value waits, it is never dropped.
+        self._mark_state(person)
+
+    def _mark_state(self, person: str) -> None:
+        topic = self.state_topic(person)
+        self._states.pop(topic, None)
+        self._states[topic] = ON if person in self._present else OFF
+
+    def set_people(self, names: Iterable[str]) -> None:
+        """Update discovery to the gallery's people (a removed person's config is cleared)."""
+        new = set(names)
+        with self._cond:
+            removed, added = self._people - new, new - self._people
+            self._people = new
+            for person in removed:
+                self._states.pop(self.state_topic(person), None)
+            if self.discovery and not self._connected:
+                self._removed = (self._removed | removed) - new
+            for person in added:
+                self._mark_state(person)
+            self._cond.notify_all()
+            connected = self._connected
+        if self.discovery and connected:
+            for msg in self._removals(removed) + self._configs(added):
+                self._send(msg)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Deliver what can be delivered, publish "offline", disconnect and stop within timeout."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            if self._closed:
+                return
+            self._closing = True
+            self._cond.wait_for(self._drained, timeout=timeout * 0.6)
+            self._closed = True
+            connected, left = self._connected, len(self._queue)
+            self._dropped += left
+            self._queue.clear()
+            self._cond.notify_all()
+        if left:
+            log.warning("MQTT sink closed with %d events undelivered", left)
+        if not self._started:
+            return
+        self._publisher.join(max(0.0, deadline - time.monotonic()))
+        if connected:
+            self._say_offline(deadline)
+        self._client.disconnect()
+        stopper = threading.Thread(target=self._client.loop_stop, name="mqtt-stop", daemon=True)
+        stopper.start()
+        stopper.join(max(0.0, deadline - time.monotonic()))
+        log.info("MQTT sink closed (%d events delivered)", self._delivered)
+
+    def _say_offline(self, deadline: float) -> None:
+        info = self._send(_Message(self._avail, OFFLINE, retain=True))
+        try:
+            info.wait_for_publish(max(0.0, deadline - time.monotonic()))
+        except (RuntimeError, ValueError) as err:  # the link dropped: the will says it instead
+            log.debug("could not publish %s: %s", self._avail, err)
+
+    def _drained(self) -> bool:
+        return not self._connected or not (self._queue or self._states or self._inflight)
+
+    def stats(self) -> dict[str, float]:
+        """delivered, dropped, queued, inflight, connected (0/1), reconnects, connect_errors."""
+        with self._cond:
+            return {
+                "delivered": self._delivered,
+                "dropped": self._dropped,
+                "queued": len(self._queue),
+                "inflight": len(self._inflight),
+                "connected": int(self._connected),
+                "reconnects": max(0, self._connects - 1),
+                "connect_errors": self._connect_errors,
+            }
+
+    # --- the publisher thread: hands messages to paho only while connected ----------------
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(self._can_send)
+                if self._closed:
+                    return
+                msgs = [self._queue.popleft()] if self._queue else []
+                msgs += [_Message(t, v, retain=True) for t, v in self._states.items()]
+                self._states.clear()
+            for msg in msgs:
+                self._send(msg)
+
+    def _can_send(self) -> bool:
+        if self._closed:
+            return True
+        idle = not self._connected or self._resync or not (self._queue or self._states)
+        return not idle and len(self._inflight) < MAX_INFLIGHT
+
+    def _send(self, msg: _Message) -> mqtt.MQTTMessageInfo:
+        # Never call paho while holding self._cond: paho calls on_publish under its own lock.
+        info = self._client.publish(msg.topic, msg.payload, qos=QOS, retain=msg.retain)
+        with self._cond:
+            if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
+                log.debug("MQTT publish to %s refused: %s", msg.topic, mqtt.error_string(info.rc))
+            elif info.mid in self._early_acks:  # acknowledged before publish() returned
+                self._early_acks.discard(info.mid)
+                self._acknowledged(msg)
+            else:
+                self._inflight[info.mid] = msg
+        return info
+
+    def _acknowledged(self, msg: _Message) -> None:
+        if msg.event:
+            self._delivered += 1
+        if not self._inflight:
+            self._resync = False
+        self._cond.notify_all()
+
+    # --- paho callbacks (network thread) -------------------------------------------------
+
+    def _on_connect(
+        self, client: mqtt.Client, userdata: object, flags: Any, reason: Any, props: Any
+    ) -> None:
+        if reason.is_failure:
+            self._connect_failed(str(reason))
+            return
+        with self._cond:
+            self._connects += 1
+            removed, self._removed = self._removed, set()
+            people = set(self._people)
+            for person in people | set(self._present):  # retained states may be gone: re-send
+                self._mark_state(person)
+        log.info("connected to MQTT broker %s:%d", self.host, self.port)
+        msgs = [_Message(self._avail, ONLINE, retain=True)]
+        if self.discovery:
+            msgs += self._removals(removed) + self._configs(people)
+        for msg in msgs:
+            self._send(msg)
+        with self._cond:
+            # Right after this callback paho re-sends what was in flight when the link dropped;
+            # newer messages wait for those acknowledgements, so events stay in order.
+            self._connected, self._resync = True, bool(self._inflight)
+            self._failing = self._dropping = False
+            self._cond.notify_all()
+
+    def _on_connect_fail(self, client: mqtt.Client, userdata: object) -> None:
+        self._connect_failed("unreachable")
+
+    def _connect_failed(self, reason: str) -> None:
+        with self._cond:
+            self._connect_errors += 1
+            first, self._failing = not self._failing, True
+        if first:
+            log.warning(
+                "cannot connect to MQTT broker %s:%d (%s); retrying", self.host, self.port, reason
+            )
+
+    def _on_disconnect(
+        self, client: mqtt.Client, userdata: object, flags: Any, reason: Any, props: Any
+    ) -> None:
+        with self._cond:
+            was_connected, self._connected = self._connected, False
+            closing = self._closing
+        if was_connected and not closing:
+            log.warning("lost MQTT broker %s:%d (%s); queuing events", self.host, self.port, reason)
+
+    def _on_publish(
+        self, client: mqtt.Client, userdata: object, mid: int, reason: Any, props: Any
+    ) -> None:
+        with self._cond:
+            msg = self._inflight.pop(mid, None)
+            if msg is None:
+                self._early_acks.add(mid)
+                return
+            self._acknowledged(msg)
+
+    # --- discovery messages ---------------------------------------------------------------
+
+    def _configs(self, people: Iterable[str]) -> list[_Message]:
+        return [
+            _Message(self.config_topic(p), json.dumps(self.discovery_config(p)), retain=True)
+            for p in sorted(people)
+        ]
+
+    def _removals(self, people: Iterable[str]) -> list[_Message]:
+        msgs = []
+        for person in sorted(people):
+            msgs.append(_Message(self.config_topic(person), "", retain=True))
+            msgs.append(_Message(self.state_topic(person), "", retain=True))
+        return msgs
