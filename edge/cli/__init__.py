@@ -13,7 +13,7 @@ log = logging.getLogger("facegate")
 
 
 def _parser() -> argparse.ArgumentParser:
-    from edge.cli import demo, evaluate, gallery, models, recognise
+    from edge.cli import check_config, demo, evaluate, gallery, models, recognise, run
 
     parser = argparse.ArgumentParser(
         prog="facegate", description="Face recognition for edge devices"
@@ -26,6 +26,8 @@ def _parser() -> argparse.ArgumentParser:
     recognise.register(sub)
     demo.register(sub)
     evaluate.register(sub)
+    run.register(sub)
+    check_config.register(sub)
     return parser
 
 

@@ -1,0 +1,158 @@
+"""Build the daemon's stages from a validated :class:`edge.config.Config`."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from edge.bundle import Bundle
+from edge.capture import Capture
+from edge.config import Config, JsonlSinkConfig, MqttSinkConfig, SinkConfig, WebhookSinkConfig
+from edge.detect.mtcnn import MTCNNConfig
+from edge.errors import ConfigError
+from edge.paths import models_dir, state_dir
+from edge.pipeline import PipelineSettings
+from edge.recognizer import Recognizer, RecognizerConfig
+from edge.sinks.base import EventSink
+from edge.snapshots import SnapshotStore
+from edge.sources import open_source
+
+log = logging.getLogger(__name__)
+
+LEAVE_AFTER_S = 5.0  # a person out of sight this long has left (a glance away is not a visit)
+
+
+def bundle_dir(name: str) -> Path:
+    """A bundle folder given by name (in the state dir) or by path."""
+    path = Path(name).expanduser()
+    return path if (path / "manifest.json").exists() else models_dir() / name
+
+
+def recognizer(config: Config) -> Recognizer:
+    """Open the bundle's models as the config says."""
+    m, d = config.models, config.detector
+    detector = MTCNNConfig(
+        min_face_size=d.min_face_size, thresholds=tuple(d.thresholds), scale_factor=d.scale_factor
+    )
+    rc = RecognizerConfig(
+        backend=m.backend,
+        precision=m.precision,
+        threads=m.threads,
+        detector=detector,
+        threshold=config.recognition.threshold,
+        flip=m.flip,
+    )
+    return Recognizer.from_bundle(Bundle.load(bundle_dir(m.bundle)), rc)
+
+
+def settings(config: Config) -> PipelineSettings:
+    """Tracking and voting settings for the pipeline."""
+    r, t = config.recognition, config.tracker
+    return PipelineSettings(
+        camera=config.camera.name,
+        min_face_size=r.min_face_size,
+        min_sharpness=r.min_sharpness,
+        votes=r.votes,
+        max_embeds_per_track=r.max_embeds_per_track,
+        unknown_after=r.unknown_after,
+        detect_every=config.camera.detect_every,
+        iou_threshold=t.iou_threshold,
+        max_missed=t.max_missed,
+        leave_after_s=LEAVE_AFTER_S,
+    )
+
+
+def gallery_path(config: Config) -> Path:
+    """The gallery file (default: the state dir's gallery.db)."""
+    return (
+        Path(config.gallery.path).expanduser()
+        if config.gallery.path
+        else (state_dir() / "gallery.db")
+    )
+
+
+def snapshots(config: Config) -> SnapshotStore | None:
+    """The snapshot store, or None when snapshots are off."""
+    s = config.snapshots
+    if not s.enabled:
+        return None
+    folder = Path(s.dir).expanduser() if s.dir else state_dir() / "snapshots"
+    unlimited = 10**12
+    return SnapshotStore(
+        folder, s.max_files or unlimited, s.max_age_days or unlimited, s.max_mb or unlimited
+    )
+
+
+def capture(config: Config) -> Capture:
+    """The capture thread for the camera's source (not started)."""
+    spec = config.camera.source
+    if not spec:
+        raise ConfigError("no camera source: set camera.source or pass --source")
+    probe = open_source(spec)  # validates the spec now, with a one-line error
+    realtime = config.camera.realtime
+    if realtime is None:
+        realtime = not probe.finite
+    return Capture(
+        lambda: open_source(spec),
+        max_fps=config.camera.max_fps,
+        realtime=realtime,
+        name=config.camera.name,
+    )
+
+
+def _secret(path: str | None, credential: str) -> str | None:
+    """Read a secret from a file, or from systemd's credentials directory."""
+    creds = os.environ.get("CREDENTIALS_DIRECTORY")
+    candidates = [Path(path).expanduser()] if path else []
+    if creds:
+        candidates.append(Path(creds) / credential)
+    for candidate in candidates:
+        try:
+            return candidate.read_text(encoding="utf-8").strip()
+        except OSError as err:
+            if path and candidate == Path(path).expanduser():
+                raise ConfigError(f"cannot read {path}: {err.strerror or err}") from err
+    return None
+
+
+def sink(cfg: SinkConfig, camera: str) -> EventSink:
+    """One event sink from its config."""
+    if isinstance(cfg, JsonlSinkConfig):
+        from edge.sinks.jsonl import JsonlSink
+
+        return JsonlSink(cfg.path)
+    if isinstance(cfg, MqttSinkConfig):
+        from edge.sinks.mqtt import MqttSink
+
+        password = _secret(cfg.password_file, "mqtt-password") if cfg.username else None
+        return MqttSink(
+            cfg.host,
+            cfg.port,
+            cfg.prefix,
+            camera,
+            cfg.username,
+            password,
+            cfg.tls,
+            cfg.ca_file,
+            queue_size=cfg.queue_size,
+            discovery=cfg.discovery,
+            discovery_prefix=cfg.discovery_prefix,
+        )
+    if isinstance(cfg, WebhookSinkConfig):
+        from edge.sinks.webhook import WebhookSink
+
+        return WebhookSink(
+            cfg.url, timeout=cfg.timeout, retries=cfg.retries, queue_size=cfg.queue_size
+        )
+    raise ConfigError(f"unknown sink {cfg!r}")
+
+
+def sinks(config: Config) -> list[EventSink]:
+    """Every configured sink."""
+    return [sink(cfg, config.camera.name) for cfg in config.sinks]
+
+
+def http_token(config: Config) -> str | None:
+    """The bearer token for /metrics: token_file, or the systemd credential ``http-token``."""
+    return _secret(config.http.token_file, "http-token")

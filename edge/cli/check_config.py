@@ -1,0 +1,123 @@
+"""``facegate check-config``: validate a daemon configuration file and summarise it."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import re
+import sys
+from pathlib import Path
+
+from edge.cli.common import emit_json
+from edge.config import (
+    Config,
+    ConfigProblems,
+    JsonlSinkConfig,
+    MqttSinkConfig,
+    SinkConfig,
+    explain,
+    load,
+)
+from edge.errors import ConfigError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``check-config`` command."""
+    p = sub.add_parser(
+        "check-config", help="validate a daemon config file (every problem, by line)"
+    )
+    p.add_argument("file", type=Path, nargs="?", help="TOML config file")
+    p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
+    p.add_argument(
+        "--explain", action="store_true", help="list every key: type, default, values, meaning"
+    )
+    p.set_defaults(func=cmd_check_config)
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    """Exit 0 with a summary when FILE is valid, 1 with every problem on stderr when not."""
+    if args.explain:
+        return print_explain(args.json)
+    if args.file is None:
+        raise ConfigError("check-config needs a FILE (or --explain)")
+    try:
+        config = load(args.file)
+    except ConfigError as err:
+        return report_problems(args.file, err, args.json)
+    if args.json:
+        emit_json({"file": str(args.file), "ok": True, "config": redacted(config)})
+    else:
+        print(f"{args.file}: ok")
+        for line in summary(config):
+            print(f"  {line}")
+    return 0
+
+
+def report_problems(file: Path, err: ConfigError, as_json: bool) -> int:
+    """Print every problem (stderr, one per line; or JSON on stdout) and return 1."""
+    if as_json:
+        problems = err.problems if isinstance(err, ConfigProblems) else ()
+        found = [dataclasses.asdict(p) for p in problems] or [{"message": str(err)}]
+        emit_json({"file": str(file), "ok": False, "problems": found})
+    else:
+        for line in str(err).splitlines():
+            print(line, file=sys.stderr)
+    return 1
+
+
+def print_explain(as_json: bool) -> int:
+    """Print every key with its type, default, accepted values and meaning."""
+    rows = explain()
+    if as_json:
+        names = ("key", "type", "default", "values", "description")
+        emit_json([dict(zip(names, row, strict=True)) for row in rows])
+        return 0
+    for key, kind, default, values, doc in rows:
+        print(f"{key}: {kind}, default {default}" + (f", {values}" if values else ""))
+        print(f"    {doc}")
+    return 0
+
+
+def hide_secrets(text: str) -> str:
+    """``text`` with the user info of any URL in it hidden (RTSP cameras carry passwords)."""
+    return re.sub(r"//[^/@\s]*@", "//***@", text)
+
+
+def redacted(config: Config) -> dict[str, object]:
+    """The config as a JSON-ready dict, camera and webhook URLs without user info."""
+    data = dataclasses.asdict(config)
+    if data["camera"]["source"]:
+        data["camera"]["source"] = hide_secrets(data["camera"]["source"])
+    for sink in data["sinks"]:
+        if "url" in sink:
+            sink["url"] = hide_secrets(sink["url"])
+    return data
+
+
+def describe_sink(sink: SinkConfig) -> str:
+    """One sink in a few words."""
+    if isinstance(sink, JsonlSinkConfig):
+        return "jsonl " + ("stdout" if sink.path == "-" else sink.path)
+    if isinstance(sink, MqttSinkConfig):
+        user = f"{sink.username}@" if sink.username else ""
+        tls = " tls" if sink.tls else ""
+        return f"mqtt {user}{sink.host}:{sink.port}/{sink.prefix}{tls}"
+    return f"webhook {hide_secrets(sink.url)}"
+
+
+def summary(config: Config) -> list[str]:
+    """A few lines on what the daemon will do with ``config``."""
+    cam, models, rec, http = config.camera, config.models, config.recognition, config.http
+    source = hide_secrets(cam.source) if cam.source else "(unset: pass --source to run)"
+    fps = f", at most {cam.max_fps:g} fps" if cam.max_fps else ""
+    snaps, web = config.snapshots, f"{http.host}:{http.port}"
+    return [
+        f"camera {cam.name}: {source}{fps}, detect every {cam.detect_every} frame(s)",
+        f"models: bundle {models.bundle}, {models.backend} {models.precision}, "
+        f"{models.threads} thread(s)",
+        f"recognition: threshold {rec.threshold:g}, {rec.votes} vote(s) to name",
+        f"gallery: {config.gallery.path or '$FACEGATE_HOME/gallery.db'}",
+        "snapshots: " + (f"{snaps.dir or '$FACEGATE_HOME/snapshots'}" if snaps.enabled else "off"),
+        "sinks: " + (", ".join(map(describe_sink, config.sinks)) or "none"),
+        "http: " + (web + (" (token)" if http.token_file else "") if http.enabled else "off"),
+    ]
