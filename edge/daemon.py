@@ -61,6 +61,7 @@ class Daemon:
     def run(self) -> str:
         """Run until done; return "ended", "stopped" or "reload"."""
         with ExitStack() as stack:
+            capture = assemble.capture(self.config)  # a bad source fails before models load
             rec = assemble.recognizer(self.config)
             store = stack.enter_context(
                 GalleryStore.open(
@@ -76,7 +77,7 @@ class Daemon:
                 rec, assemble.settings(self.config), assemble.snapshots(self.config), self.metrics
             )
             stack.enter_context(self._http())
-            self.capture = assemble.capture(self.config).start()
+            self.capture = capture.start()
             stack.callback(self.capture.stop)
             notify.ready()
             log.info("running: camera %s, source %s", self.config.camera.name, self.capture.name)
