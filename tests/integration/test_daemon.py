@@ -1,4 +1,4 @@
-"""`facegate run` as a real process: clips, live RTSP, signals, gallery hot reload, HTTP, systemd."""
+"""`facegate run` as a process: clips, live RTSP, signals, gallery reload, HTTP, systemd."""
 
 from __future__ import annotations
 

@@ -1,0 +1,61 @@
+"""The benchmark harness runs in quick mode and writes results.json (numbers are not judged)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SECTIONS = ("stages", "gallery", "limits")
+SMOKE_TIMEOUT_S = 300  # the run takes ~30 s on a quiet machine; this only catches a hang
+
+
+@pytest.mark.slow
+def test_quick_benchmark_writes_results(tmp_path: Path, bundle_dir: Path) -> None:
+    out = tmp_path / "bench"
+    cmd = [
+        sys.executable,
+        "-m",
+        "benchmarks.run",
+        "--quick",
+        "--out",
+        str(out),
+        "--sections",
+        ",".join(SECTIONS),
+        "--bundle",
+        str(bundle_dir),
+    ]
+    done = subprocess.run(
+        cmd,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=SMOKE_TIMEOUT_S,
+        env=dict(os.environ),
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads((out / "results.json").read_text())
+    assert {"meta", *SECTIONS} <= set(results)
+    for name in SECTIONS:
+        assert "error" not in results[name], results[name].get("error")
+    stages = results["stages"]["rows"]
+    assert {r["frame"] for r in stages} == {
+        "640x480_1face",
+        "640x480_4face",
+        "1280x720_1face",
+        "1280x720_4face",
+    }
+    assert all(
+        set(r["stages_ms"]) == {"decode", "detect", "align", "embed", "match"} for r in stages
+    )
+    assert {r["templates"] for r in results["gallery"]["exact"]} == {1_000, 10_000, 100_000}
+    assert results["limits"]["attainable_gflops"] > 0
+    assert {r["frame"] for r in results["limits"]["frames"]} == {r["frame"] for r in stages}
+    assert (out / "results.md").is_file()
+    assert (out / "stages.png").is_file() and (out / "gallery_scaling.png").is_file()
