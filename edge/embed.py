@@ -61,8 +61,9 @@ class Embedder:
         if len(crops) == 0:
             return np.zeros((0, self.size), np.float32)
         parts = []
-        for i in range(0, len(crops), MAX_BATCH):
-            x = self._prepare(crops[i : i + MAX_BATCH])
+        step = max(1, min(MAX_BATCH, self.backend.max_batch))
+        for i in range(0, len(crops), step):
+            x = self._prepare(crops[i : i + step])
             raw = self._raw(x)
             if self.flip:
                 raw = raw + self._raw(np.ascontiguousarray(x[:, :, ::-1]))

@@ -34,6 +34,10 @@ class OnnxRuntimeBackend(Backend):
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
         opts.log_severity_level = 3
+        # P-Net sees a new input size per pyramid level: memory patterns and the growing arena
+        # only pay for fixed shapes (measured: daemon RSS 200 MB with them, 174 MB without).
+        opts.enable_mem_pattern = False
+        opts.enable_cpu_mem_arena = False
         try:
             self.session = ort.InferenceSession(
                 str(path), opts, providers=providers or ["CPUExecutionProvider"]
