@@ -3,6 +3,19 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install.sh
+# Real services the tests start themselves: an MQTT broker, ffmpeg as an RTSP camera.
+need=()
+command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
+command -v ffmpeg >/dev/null || need+=(ffmpeg)
+command -v shellcheck >/dev/null || need+=(shellcheck)
+if [ ${#need[@]} -gt 0 ]; then
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -q >/dev/null
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q "${need[@]}" >/dev/null
+fi
 .venv/bin/facegate models build
 .venv/bin/ruff check edge converters tests benchmarks
+# A test skipped because a tool is missing fails here instead of hiding a missing install.
+export FACEGATE_STRICT=1
 exec .venv/bin/python -m pytest -q "$@"

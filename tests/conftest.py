@@ -80,3 +80,15 @@ def run_cli(
         timeout=timeout,
         check=False,
     )
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> object:
+    """Under scripts/test.sh a skip for a missing tool is a failure: CI must not hide it."""
+    outcome = yield
+    report = outcome.get_result()
+    if os.environ.get("FACEGATE_STRICT") == "1" and report.skipped and call.excinfo is not None:
+        reason = str(call.excinfo.value)
+        if "not installed" in reason or "not present" in reason:
+            report.outcome = "failed"
+            report.longrepr = f"required for the full suite: {reason}"
