@@ -13,10 +13,11 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from edge.errors import CameraError
+from edge.errors import CameraError, ImageError
 from edge.sources.base import FrameSource
+from edge.sources.opencv import frame_to_rgb
 from edge.types import Frame
 
 log = logging.getLogger(__name__)
@@ -105,6 +106,7 @@ class CaptureStats:
     reconnects: int  # times the source was re-created after a failure
     last_frame_time: float | None  # wall clock when the last frame arrived
     last_error: str | None
+    rejected: int = 0  # frames refused as no picture (empty, tiny, odd shape or dtype)
 
 
 class _RateLimit:
@@ -148,7 +150,7 @@ class Capture:
         self.name = name or "capture"  # without a name, the source's name once it exists
         self._named = name is not None
         self.state = "idle"
-        self.frames = self.skipped = self.reconnects = 0
+        self.frames = self.skipped = self.reconnects = self.rejected = 0
         self.last_frame_time: float | None = None
         self.last_error: str | None = None
         self._stop = threading.Event()
@@ -203,6 +205,7 @@ class Capture:
             self.reconnects,
             self.last_frame_time,
             self.last_error,
+            self.rejected,
         )
 
     def __enter__(self) -> Capture:
@@ -270,6 +273,9 @@ class Capture:
 
     def _deliver(self, frame: Frame, finite: bool) -> None:
         """Count the frame, apply max_fps and pacing, and queue it."""
+        frame = self._checked(frame)
+        if frame is None:
+            return
         self.frames += 1
         self.last_frame_time = time.time()
         if self._outage_since is not None:
@@ -280,6 +286,17 @@ class Capture:
         if finite and self.realtime:
             self._wait_media_time(frame.timestamp)
         self.queue.put(frame, block=finite and not self.realtime)
+
+    def _checked(self, frame: Frame) -> Frame | None:
+        """``frame`` with an HxWx3 uint8 RGB image, or None (counted) when it is no picture."""
+        try:
+            image = frame_to_rgb(frame.image)
+        except ImageError as err:
+            self.rejected += 1
+            level = logging.WARNING if self.rejected == 1 else logging.DEBUG
+            log.log(level, "%s: dropping a frame: %s (%d so far)", self.name, err, self.rejected)
+            return None
+        return frame if image is frame.image else replace(frame, image=image)
 
     def _wait_media_time(self, stamp: float) -> None:
         """Sleep until ``stamp`` is due, so a file plays at its own speed."""

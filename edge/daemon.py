@@ -23,6 +23,8 @@ from edge.config import Config
 from edge.gallery.store import GallerySnapshot, GalleryStore
 from edge.gallery.watch import GalleryWatcher
 from edge.metrics import Metrics
+from edge.paths import state_dir
+from edge.permissions import private_paths, warn_private
 from edge.pipeline import Pipeline
 from edge.sinks.base import EventSink
 from edge.types import Event
@@ -63,19 +65,17 @@ class Daemon:
         with ExitStack() as stack:
             capture = assemble.capture(self.config)  # a bad source fails before models load
             rec = assemble.recognizer(self.config)
-            store = stack.enter_context(
-                GalleryStore.open(
-                    assemble.gallery_path(self.config), rec.model_id, rec.embedder.size
-                )
-            )
+            gallery, snapshots = assemble.gallery_path(self.config), assemble.snapshots(self.config)
+            folder = snapshots.folder if snapshots is not None else None
+            # checked before GalleryStore.open, which quietly tightens the gallery files' modes
+            warn_private(private_paths(gallery, folder, state_dir()))
+            store = stack.enter_context(GalleryStore.open(gallery, rec.model_id, rec.embedder.size))
             self.sinks = [stack.enter_context(s) for s in assemble.sinks(self.config)]
             watcher = GalleryWatcher(
                 store, lambda snap: self._on_gallery(rec, snap), self.config.gallery.reload_interval
             )
             watcher.poll(force=True)
-            pipe = Pipeline(
-                rec, assemble.settings(self.config), assemble.snapshots(self.config), self.metrics
-            )
+            pipe = Pipeline(rec, assemble.settings(self.config), snapshots, self.metrics)
             stack.enter_context(self._http())
             self.capture = capture.start()
             stack.callback(self.capture.stop)

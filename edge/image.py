@@ -108,16 +108,14 @@ def load_image(path: Path | str) -> np.ndarray:
 
 def to_rgb(frame: np.ndarray) -> np.ndarray:
     """Coerce a frame of any common dtype/channel count to HxWx3 uint8 RGB (frames are RGB)."""
-    if frame.ndim == 2:
-        frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2RGB)
-    elif frame.ndim != 3 or frame.shape[2] not in (1, 3, 4):
+    if frame.ndim not in (2, 3) or (frame.ndim == 3 and frame.shape[2] not in (1, 3, 4)):
         raise ImageError(f"frame of shape {frame.shape} is not an image")
-    elif frame.shape[2] == 1:
-        frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2RGB)
-    elif frame.shape[2] == 4:
-        frame = cv2.cvtColor(frame, cv2.COLOR_RGBA2RGB)
     if frame.dtype == np.uint16:
         frame = (frame / 257).astype(np.uint8)
     elif frame.dtype != np.uint8:
-        frame = np.clip(frame, 0, 255).astype(np.uint8)
+        frame = np.clip(np.nan_to_num(frame.astype(np.float32)), 0, 255).astype(np.uint8)
+    if frame.ndim == 2 or frame.shape[2] == 1:
+        frame = cv2.cvtColor(frame.reshape(frame.shape[:2]), cv2.COLOR_GRAY2RGB)
+    elif frame.shape[2] == 4:
+        frame = cv2.cvtColor(frame, cv2.COLOR_RGBA2RGB)
     return np.ascontiguousarray(frame)

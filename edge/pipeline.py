@@ -9,15 +9,17 @@ has been out of sight for ``leave_after_s``.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from edge.enroll import sharpness
+from edge.errors import ImageError
 from edge.gallery.match import decide
 from edge.metrics import Metrics
 from edge.recognizer import Recognizer
 from edge.snapshots import SnapshotStore
+from edge.sources.opencv import frame_to_rgb
 from edge.track import IoUTracker, Track
 from edge.types import Event, Face, Frame
 
@@ -55,11 +57,16 @@ class Pipeline:
         self.tracker = IoUTracker(settings.iou_threshold, settings.max_missed)
         self.present: dict[str, set[int]] = {}  # person -> ids of the tracks showing them
         self.leaving: dict[str, tuple[float, Track]] = {}  # person -> (time last seen, track)
+        self.rejected = 0  # frames that were no picture (empty, tiny, odd shape or dtype)
 
     def process(self, frame: Frame) -> list[Event]:
         """Run one frame through the stages; return the events it caused."""
         if frame.index % self.s.detect_every:
             return self._expire(frame.timestamp)
+        checked = self._checked(frame)
+        if checked is None:
+            return self._expire(frame.timestamp)
+        frame = checked
         with self.metrics.stage("detect"):
             faces = self.rec.detect(frame.image)
         self.metrics.inc("faces", len(faces))
@@ -73,6 +80,18 @@ class Pipeline:
         events.extend(self._expire(frame.timestamp))
         self.metrics.frame_done()
         return events
+
+    def _checked(self, frame: Frame) -> Frame | None:
+        """``frame`` with an HxWx3 uint8 RGB image, or None (counted) when it is no picture."""
+        try:
+            image = frame_to_rgb(frame.image)
+        except ImageError as err:
+            self.metrics.inc("frames_rejected")
+            self.rejected += 1
+            level = logging.WARNING if self.rejected == 1 else logging.DEBUG
+            log.log(level, "%s: skipping frame %d: %s", frame.source, frame.index, err)
+            return None
+        return frame if image is frame.image else replace(frame, image=image)
 
     def finish(self, now: float) -> list[Event]:
         """End of stream or shutdown: everyone still here leaves."""

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import getpass
+import os
 import sys
 import time
 from collections import Counter
@@ -22,6 +24,8 @@ from edge.cli.common import (
 from edge.errors import FacegateError
 from edge.gallery.exchange import export_gallery, import_gallery
 from edge.gallery.store import GalleryStore
+from edge.paths import state_dir
+from edge.permissions import private_paths, warn_private
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
@@ -53,24 +57,77 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.add_argument("name")
     d.add_argument("--yes", action="store_true", help="do not ask")
     d.set_defaults(func=cmd_remove)
-    x = gsub.add_parser("export", help="write a portable, checksummed gallery file")
+    x = gsub.add_parser(
+        "export", help="write a portable gallery file: checksummed, or encrypted with a passphrase"
+    )
     x.add_argument("file", type=Path)
     x.set_defaults(func=cmd_export)
     i = gsub.add_parser("import", help="add the people of an exported gallery file")
     i.add_argument("file", type=Path)
     i.set_defaults(func=cmd_import)
+    for q in (x, i):
+        _add_passphrase_options(q)
     for q in gsub.choices.values():
         add_gallery_option(q)
         add_recognizer_options(q)
         q.add_argument("--json", action="store_true", help="machine-readable output")
 
 
+def _add_passphrase_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_mutually_exclusive_group()
+    g.add_argument(
+        "--passphrase-file",
+        type=Path,
+        metavar="PATH",
+        help="encrypt/decrypt with the passphrase in PATH (its first line)",
+    )
+    g.add_argument(
+        "--passphrase-env",
+        metavar="VAR",
+        help="encrypt/decrypt with the passphrase in environment variable VAR",
+    )
+
+
 def _open(args: argparse.Namespace, allow_mismatch: bool = False) -> tuple[object, GalleryStore]:
     rec = recognizer(args)
+    path = gallery_path(args)
+    # checked before GalleryStore.open, which quietly tightens the gallery files' modes
+    warn_private(private_paths(path, state=state_dir() if args.gallery is None else None))
     store = GalleryStore.open(
-        gallery_path(args), rec.model_id, rec.embedder.size, allow_model_mismatch=allow_mismatch
+        path, rec.model_id, rec.embedder.size, allow_model_mismatch=allow_mismatch
     )
     return rec, store
+
+
+def _passphrase(args: argparse.Namespace) -> str | None:
+    """The passphrase from --passphrase-file or --passphrase-env (never from an argument)."""
+    if args.passphrase_file is not None:
+        warn_private([args.passphrase_file])
+        try:
+            text = args.passphrase_file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            reason = getattr(err, "strerror", None) or err
+            raise FacegateError(
+                f"cannot read the passphrase file {args.passphrase_file}: {reason}"
+            ) from err
+        secret, where = (text.splitlines() or [""])[0], str(args.passphrase_file)
+    elif args.passphrase_env is not None:
+        secret, where = os.environ.get(args.passphrase_env), f"${args.passphrase_env}"
+        if secret is None:
+            raise FacegateError(f"environment variable {args.passphrase_env} is not set")
+    else:
+        return None
+    if not secret:
+        raise FacegateError(f"the passphrase in {where} is empty")
+    return secret
+
+
+def _ask_passphrase(path: Path) -> str:
+    """Prompt for an encrypted file's passphrase on the terminal, without echo."""
+    secret = getpass.getpass(f"passphrase for {path}: ")
+    if not secret:
+        raise FacegateError("no passphrase given: nothing imported")
+    return secret
 
 
 def _people_from_dir(root: Path) -> list[tuple[str, list[Path]]]:
@@ -216,9 +273,10 @@ def cmd_remove(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     """Export the gallery to a portable file."""
+    passphrase = _passphrase(args)
     _, store = _open(args)
     with store:
-        s = export_gallery(store, args.file)
+        s = export_gallery(store, args.file, passphrase)
     _say(
         args,
         {"file": str(s.path), "people": s.people, "templates": s.templates},
@@ -228,10 +286,12 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    """Import an exported gallery file (all or nothing)."""
+    """Import an exported gallery file (all or nothing); asks for a passphrase on a terminal."""
+    passphrase = _passphrase(args)
+    ask = (lambda: _ask_passphrase(args.file)) if sys.stdin.isatty() else None
     _, store = _open(args)
     with store:
-        s = import_gallery(store, args.file)
+        s = import_gallery(store, args.file, passphrase, ask)
     _say(
         args,
         {"added": s.people_added, "merged": s.people_merged, "templates": s.templates_added},

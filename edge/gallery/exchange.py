@@ -1,4 +1,15 @@
-"""Export and import a gallery as one portable, checksummed JSON file (facegate-gallery v1)."""
+"""Export and import a gallery as one portable JSON file (facegate-gallery v1), maybe encrypted.
+
+Without a passphrase the file is plain JSON with a ``sha256`` of its canonical body. That catches
+corruption (a bad disk, a truncated copy), not tampering: whoever can edit the file can recompute
+the checksum, so a plain export proves nothing about who wrote it, and anyone who reads it sees
+the faces.
+
+With a passphrase the whole plain document is encrypted with AES-256-GCM under a key derived by
+scrypt, in a small envelope (``facegate-gallery-encrypted`` v1) that records the KDF parameters,
+salt and nonce; the envelope's header is authenticated too. A wrong passphrase or any change to
+the file is refused ("wrong passphrase or the file was modified") and nothing is imported.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +21,17 @@ import json
 import logging
 import math
 import os
+import secrets
 import tempfile
+import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from edge.errors import GalleryError
 from edge.gallery.store import (
@@ -31,6 +47,20 @@ log = logging.getLogger(__name__)
 
 FORMAT_NAME = "facegate-gallery"
 FORMAT_VERSION = 1
+ENCRYPTED_FORMAT = "facegate-gallery-encrypted"
+ENCRYPTED_VERSION = 1
+CIPHER = "aes-256-gcm"
+KEY_BYTES = 32  # AES-256
+NONCE_BYTES = 12  # the GCM nonce size NIST SP 800-38D recommends; random per export
+SALT_BYTES = 16
+# scrypt cost n=2**15, r=8, p=1: 32 MiB and 0.2 s on one x86 core (measured; slower on a Pi),
+# once per export or import. Percival's scrypt paper (2009) suggests 2**14 for logins and 2**20
+# (1 GiB) for files; 2**20 does not fit a small board, so we take twice the login cost.
+SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**15, 8, 1
+# An envelope may name other parameters, but 128 * n * r * p (scrypt's memory, 128 * n * r,
+# times its passes p) must stay under this: a hostile file must not exhaust a small board.
+MAX_SCRYPT_BYTES = 128 * 2**20
+_TAMPERED = "wrong passphrase or the file was modified"
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,8 +72,12 @@ class ExportSummary:
     templates: int
 
 
-def export_gallery(store: GalleryStore, path: Path) -> ExportSummary:
-    """Write every person and template of ``store`` to ``path`` atomically (mode 0600)."""
+def export_gallery(store: GalleryStore, path: Path, passphrase: str | None = None) -> ExportSummary:
+    """Write every person and template of ``store`` to ``path`` atomically (mode 0600).
+
+    With ``passphrase`` the file is encrypted (AES-256-GCM, scrypt key); without, it is plain
+    JSON whose sha256 detects corruption but not deliberate edits.
+    """
     path = Path(path)
     dump = store.dump()
     body: dict[str, Any] = {
@@ -55,22 +89,133 @@ def export_gallery(store: GalleryStore, path: Path) -> ExportSummary:
     }
     body["sha256"] = _checksum(body)
     data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
+    if passphrase is not None:
+        data = encrypt_document(data, passphrase)
     try:
         _write_atomic(path, data)
     except OSError as err:
         raise GalleryError(f"cannot write gallery export {path}: {err}") from err
     count = sum(len(person.templates) for person in dump.people)
-    log.info("exported %d people (%d templates) to %s", len(dump.people), count, path)
+    how = "encrypted" if passphrase is not None else "plain"
+    log.info("exported %d people (%d templates) to %s (%s)", len(dump.people), count, path, how)
     return ExportSummary(path, len(dump.people), count)
 
 
-def import_gallery(store: GalleryStore, path: Path) -> ImportSummary:
-    """Check all of ``path`` first, then add its people to ``store`` in one transaction."""
+def import_gallery(
+    store: GalleryStore,
+    path: Path,
+    passphrase: str | None = None,
+    ask: Callable[[], str] | None = None,
+) -> ImportSummary:
+    """Check all of ``path`` first, then add its people to ``store`` in one transaction.
+
+    An encrypted file needs ``passphrase``, or ``ask`` (called only for an encrypted file) to
+    get one. A passphrase given for a plain file is refused: the file may have been replaced.
+    """
     path = Path(path)
     document = _load_document(path)
+    if document.get("format") == ENCRYPTED_FORMAT:
+        secret = passphrase if passphrase is not None else (ask() if ask else None)
+        if secret is None:
+            raise GalleryError(
+                f"{path} is encrypted: give its passphrase (--passphrase-file PATH or"
+                " --passphrase-env VAR); nothing imported"
+            )
+        document = _parse_plain(decrypt_document(document, secret, path), path)
+    elif passphrase is not None:
+        raise GalleryError(
+            f"{path} is not encrypted although a passphrase was given: it may have been"
+            " replaced; import it without a passphrase only if you trust where it came from"
+        )
     _check_header(document, path, store)
     people = _parse_people(document.get("people"), store.embedding_size, path)
     return store.merge(people)
+
+
+def encrypt_document(plain: bytes, passphrase: str) -> bytes:
+    """``plain`` sealed in a facegate-gallery-encrypted envelope (JSON bytes)."""
+    salt, nonce = secrets.token_bytes(SALT_BYTES), secrets.token_bytes(NONCE_BYTES)
+    kdf = {"name": "scrypt", "n": SCRYPT_N, "r": SCRYPT_R, "p": SCRYPT_P, "salt": _b64encode(salt)}
+    header = {
+        "format": ENCRYPTED_FORMAT,
+        "version": ENCRYPTED_VERSION,
+        "cipher": CIPHER,
+        "kdf": kdf,
+    }
+    key = _derive_key(_passphrase_bytes(passphrase), salt, SCRYPT_N, SCRYPT_R, SCRYPT_P)
+    sealed = AESGCM(key).encrypt(nonce, plain, _associated(header))
+    envelope = {**header, "nonce": _b64encode(nonce), "ciphertext": _b64encode(sealed)}
+    return json.dumps(envelope, separators=(",", ":")).encode("ascii") + b"\n"
+
+
+def decrypt_document(envelope: dict[str, Any], passphrase: str, path: Path) -> bytes:
+    """The plain export inside ``envelope``; GalleryError when the passphrase or file is wrong."""
+    version = envelope.get("version")
+    if type(version) is not int or version != ENCRYPTED_VERSION:
+        raise GalleryError(
+            f"{path} has {ENCRYPTED_FORMAT} version {version!r}; this facegate reads"
+            f" version {ENCRYPTED_VERSION}"
+        )
+    if envelope.get("cipher") != CIPHER:
+        raise _tampered(path, f"cipher is not {CIPHER}")
+    n, r, p, salt = _kdf_parameters(envelope.get("kdf"), path)
+    nonce = _envelope_bytes(envelope, "nonce", path)
+    sealed = _envelope_bytes(envelope, "ciphertext", path)
+    if len(nonce) != NONCE_BYTES:
+        raise _tampered(path, f"nonce is not {NONCE_BYTES} bytes")
+    header = {key: envelope[key] for key in ("format", "version", "cipher", "kdf")}
+    key = _derive_key(_passphrase_bytes(passphrase), salt, n, r, p)
+    try:
+        return AESGCM(key).decrypt(nonce, sealed, _associated(header))
+    except InvalidTag as err:
+        raise GalleryError(f"{path}: {_TAMPERED}; nothing imported") from err
+
+
+def _kdf_parameters(kdf: object, path: Path) -> tuple[int, int, int, bytes]:
+    if not isinstance(kdf, dict) or kdf.get("name") != "scrypt":
+        raise _tampered(path, "the key derivation is not scrypt")
+    n, r, p = (kdf.get(name) for name in ("n", "r", "p"))
+    if not all(type(v) is int and v >= 1 for v in (n, r, p)) or n < 2 or n & (n - 1):
+        raise _tampered(path, "scrypt parameters are not positive integers (n a power of 2)")
+    if 128 * n * r * p > MAX_SCRYPT_BYTES:
+        raise _tampered(path, f"scrypt would need more than {MAX_SCRYPT_BYTES >> 20} MiB")
+    salt = _envelope_bytes(kdf, "salt", path)
+    if not salt:
+        raise _tampered(path, "the scrypt salt is empty")
+    return n, r, p, salt
+
+
+def _derive_key(secret: bytes, salt: bytes, n: int, r: int, p: int) -> bytes:
+    maxmem = 128 * r * (n + p + 2) + 2**20  # what OpenSSL's scrypt allocates, plus slack
+    return hashlib.scrypt(secret, salt=salt, n=n, r=r, p=p, dklen=KEY_BYTES, maxmem=maxmem)
+
+
+def _passphrase_bytes(passphrase: str) -> bytes:
+    if not passphrase:
+        raise GalleryError("the passphrase is empty")
+    return unicodedata.normalize("NFC", passphrase).encode("utf-8")
+
+
+def _associated(header: dict[str, Any]) -> bytes:
+    """The envelope header as canonical JSON: authenticated, so no field can be swapped."""
+    return json.dumps(header, sort_keys=True, separators=(",", ":")).encode("utf-8")
+
+
+def _envelope_bytes(fields: dict[str, Any], name: str, path: Path) -> bytes:
+    value = fields.get(name)
+    if not isinstance(value, str):
+        raise _tampered(path, f"{name} is missing")
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as err:
+        raise _tampered(path, f"{name} is not base64") from err
+    if _b64encode(raw) != value:  # unused low bits of the last character changed
+        raise _tampered(path, f"{name} is not canonical base64")
+    return raw
+
+
+def _tampered(path: Path, detail: str) -> GalleryError:
+    return GalleryError(f"{path}: {_TAMPERED} ({detail}); nothing imported")
 
 
 def _person_document(person: StoredPerson) -> dict[str, Any]:
@@ -115,15 +260,30 @@ def _write_atomic(path: Path, data: bytes) -> None:
 
 
 def _load_document(path: Path) -> dict[str, Any]:
+    """The export at ``path`` as JSON: a plain export or an encrypted envelope."""
     try:
         raw = path.read_bytes()
     except OSError as err:
         raise GalleryError(f"cannot read gallery export {path}: {err.strerror or err}") from err
+    document = _parse_json(raw, path)
+    if document.get("format") == ENCRYPTED_FORMAT:
+        return document
+    return _parse_plain(raw, path, document)
+
+
+def _parse_plain(raw: bytes, path: Path, document: dict[str, Any] | None = None) -> dict[str, Any]:
+    document = _parse_json(raw, path) if document is None else document
+    if document.get("format") != FORMAT_NAME:
+        raise GalleryError(f"{path} is not a {FORMAT_NAME} export")
+    return document
+
+
+def _parse_json(raw: bytes, path: Path) -> dict[str, Any]:
     try:
         document = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
     except (ValueError, RecursionError) as err:
         raise _invalid(path, "file", f"not valid UTF-8 JSON ({err})") from err
-    if not isinstance(document, dict) or document.get("format") != FORMAT_NAME:
+    if not isinstance(document, dict):
         raise GalleryError(f"{path} is not a {FORMAT_NAME} export")
     return document
 

@@ -7,9 +7,12 @@ import re
 import time
 from pathlib import Path
 
+import numpy as np
+
 from edge.errors import CameraError, ImageError
 from edge.image import load_image
 from edge.sources.base import FrameSource
+from edge.sources.opencv import frame_to_rgb
 from edge.types import Frame
 
 log = logging.getLogger(__name__)
@@ -21,6 +24,20 @@ def natural_key(path: Path) -> tuple[object, ...]:
     """Sort key that orders embedded numbers by value: frame2.jpg before frame10.jpg."""
     parts = re.split(r"(\d+)", path.name.lower())
     return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in parts)
+
+
+def _load(path: Path) -> np.ndarray | None:
+    """The image at ``path`` as an RGB frame, or None (logged) when it is none or too small."""
+    try:
+        image = load_image(path)
+    except ImageError as err:
+        log.warning("skipping %s", err)
+        return None
+    try:
+        return frame_to_rgb(image)
+    except ImageError as err:
+        log.warning("skipping %s: %s", path, err)
+        return None
 
 
 class FolderSource(FrameSource):
@@ -59,10 +76,8 @@ class FolderSource(FrameSource):
         while self._next < len(self._files):
             path = self._files[self._next]
             self._next += 1
-            try:
-                image = load_image(path)
-            except ImageError as err:
-                log.warning("skipping %s", err)
+            image = _load(path)
+            if image is None:
                 continue
             stamp = self._t0 + self._index / self.fps if self.fps else time.time()
             frame = Frame(image, stamp, self._index, self.name)

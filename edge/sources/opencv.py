@@ -55,16 +55,32 @@ def source_kind(uri: str | int) -> str:
     return "file"
 
 
+def frame_to_rgb(image: object, min_side: int = MIN_FRAME_SIDE) -> np.ndarray:
+    """Any frame array as HxWx3 uint8 RGB (via ``to_rgb``); ImageError for what is no picture.
+
+    Gray, RGBA, 16-bit, float (clipped to 0..255, NaN as 0) and integer frames are coerced;
+    empty frames, frames with a side under ``min_side`` and other shapes are refused.
+    """
+    if not isinstance(image, np.ndarray) or image.ndim not in (2, 3):
+        raise ImageError("frame is not an image array")
+    if image.size == 0 or min(image.shape[:2]) < min_side:
+        raise ImageError(f"frame of shape {image.shape} is not a picture")
+    if image.dtype.kind not in "biuf":
+        raise ImageError(f"frame of dtype {image.dtype} is not an image")
+    if image.dtype.kind == "f":
+        image = np.nan_to_num(image, nan=0.0, posinf=255.0, neginf=0.0)
+    if image.dtype not in (np.uint8, np.uint16):
+        # to_rgb converts channels before depth, and cv2 converts only 8/16-bit and float32
+        image = np.clip(image, 0, 255).astype(np.float32)
+    return to_rgb(image)
+
+
 def bgr_to_rgb(image: np.ndarray, name: str) -> np.ndarray:
     """A BGR(A) or gray frame as HxWx3 uint8 RGB; :class:`CameraError` for anything else."""
-    if not isinstance(image, np.ndarray) or image.ndim not in (2, 3):
-        raise CameraError(f"{name}: frame is not an image array")
-    if min(image.shape[:2]) < MIN_FRAME_SIDE:
-        raise CameraError(f"{name}: frame of shape {image.shape} is not a picture")
-    if image.ndim == 3 and image.shape[2] in (3, 4):
+    if isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[2] in (3, 4):
         image = image[..., 2::-1]  # BGR or BGRA -> RGB (alpha dropped)
     try:
-        return to_rgb(image)
+        return frame_to_rgb(image)
     except ImageError as err:
         raise CameraError(f"{name}: {err}") from err
 
