@@ -13,6 +13,7 @@ _COUNTERS = {
     "faces": "faces detected",
     "embeddings": "faces embedded",
     "recognitions": "tracks named by the vote",
+    "frames_rejected": "frames the pipeline could not use (wrong size or type)",
 }
 
 
@@ -57,6 +58,8 @@ def collect(
             "frames dropped to keep up",
             capture.dropped,
         )
+        out["facegate_frames_rejected_by_capture_total"] = (
+            "counter", "frames from the source that were not images", capture.rejected)
         out["facegate_source_reconnects_total"] = (
             "counter",
             "source reopen attempts",
