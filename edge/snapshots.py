@@ -67,18 +67,29 @@ class SnapshotStore:
 
     def prune(self) -> int:
         """Delete the oldest snapshots beyond the limits; return how many went."""
-        files = sorted(self.folder.glob("*.jpg"), key=lambda p: p.stat().st_mtime)
-        now, total = time.time(), sum(p.stat().st_size for p in files)
+        files = sorted(_snapshot_stats(self.folder), key=lambda f: f[1].st_mtime)
+        now, total = time.time(), sum(st.st_size for _, st in files)
         removed = 0
-        for path in files:
+        for path, st in files:
             too_many = len(files) - removed > self.max_files
-            too_old = now - path.stat().st_mtime > self.max_age_s
+            too_old = now - st.st_mtime > self.max_age_s
             if not (too_many or too_old or total > self.max_bytes):
                 break
-            total -= path.stat().st_size
+            total -= st.st_size
             path.unlink(missing_ok=True)
             removed += 1
         return removed
+
+
+def _snapshot_stats(folder: Path) -> list[tuple[Path, os.stat_result]]:
+    """(path, stat) of each snapshot; one deleted meanwhile (by a user, say) is left out."""
+    found = []
+    for path in folder.glob("*.jpg"):
+        try:
+            found.append((path, path.stat()))
+        except FileNotFoundError:
+            continue
+    return found
 
 
 def _crop(image: np.ndarray, face: Face) -> np.ndarray:
