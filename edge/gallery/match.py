@@ -81,8 +81,8 @@ class ExactMatcher:
 
     def _person_scores(self, probes: np.ndarray) -> np.ndarray:
         sims = probes @ self._matrix  # (n, T) or (n, P)
-        if self._strategy == "best":
-            sims = np.maximum.reduceat(sims, self._starts, axis=1)
+        if self._strategy == "best" and len(self._starts) != sims.shape[1]:
+            sims = np.maximum.reduceat(sims, self._starts, axis=1)  # several templates a person
         return sims  # (n, P)
 
     def _top(self, scores: np.ndarray) -> list[list[Match]]:
