@@ -60,3 +60,12 @@ def test_models_info_and_list(bundle_dir: Path, home: Path) -> None:
     assert info.returncode == 0 and json.loads(info.stdout)["schema"] == 1
     listing = run_cli("models", "list", "--json")
     assert listing.returncode == 0 and "default" in json.loads(listing.stdout)["recipes"]
+
+
+def test_cached_build_is_idempotent_and_json_is_clean(home: Path) -> None:
+    """A second build comes from the cache; --json output on stdout is pure JSON."""
+    proc = run_cli("models", "build", "--json")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["state"] == "cached"
+    assert (home / "models" / "default" / "manifest.json").exists()
