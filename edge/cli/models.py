@@ -42,12 +42,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _progress() -> Progress:
+    """Progress on stderr, so ``--json`` output on stdout stays machine-readable."""
     return Progress(
         TextColumn("{task.description:<28}"),
         BarColumn(),
         TextColumn("{task.completed}/{task.total}"),
         TimeElapsedColumn(),
-        console=console(),
+        console=Console(stderr=True),
         transient=False,
     )
 
