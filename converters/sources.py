@@ -7,7 +7,6 @@ keyed by sha256, so a second build never touches the network. Offline machines p
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import shutil
 import subprocess
@@ -18,6 +17,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from edge.bundle import sha256_file
 from edge.errors import SourceError
 
 log = logging.getLogger(__name__)
@@ -42,15 +42,6 @@ class Source:
         """The package spec as its registry client spells it."""
         sep = "@" if self.registry == "npm" else "=="
         return f"{self.package}{sep}{self.version}"
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _check(source: Source, path: Path) -> Path:

@@ -48,7 +48,8 @@ class ModelEntry:
     model_id: str
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file, read in chunks."""
     digest = hashlib.sha256()
     with path.open("rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
@@ -125,7 +126,7 @@ class Bundle:
         path = self.root / entry.file
         if not path.is_file():
             raise ModelError(f"{path}: model file is missing; rebuild with `facegate models build`")
-        actual = _sha256(path)
+        actual = sha256_file(path)
         if actual != entry.sha256:
             raise ModelError(
                 f"{path.name}: sha256 mismatch (file {actual[:12]}…, manifest "

@@ -64,7 +64,8 @@ def test_build_with_tampered_source_dir_fails_with_one_line(tmp_path: Path) -> N
     proc = run_cli("models", "build", "--source-dir", str(tmp_path), env=env)
     assert proc.returncode == 1
     assert "sha256" in proc.stderr and "Traceback" not in proc.stderr
-    assert len(proc.stderr.strip().splitlines()) == 1
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("facegate: error")]
+    assert len(errors) == 1 and proc.stderr.strip().endswith(errors[0])
 
 
 def test_unreachable_registry_names_the_package_and_the_offline_route(tmp_path: Path) -> None:
