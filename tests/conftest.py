@@ -59,6 +59,14 @@ def faces_dir() -> Path:
 
 
 @pytest.fixture()
+def state(home: Path, bundle_dir: Path) -> Path:
+    """A private FACEGATE_HOME whose default bundle is the built one."""
+    (home / "models").mkdir(parents=True)
+    (home / "models" / "default").symlink_to(bundle_dir)
+    return home
+
+
+@pytest.fixture()
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A private, empty FACEGATE_HOME for the test."""
     path = tmp_path / "home"

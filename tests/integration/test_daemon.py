@@ -20,14 +20,6 @@ HAMILTON = VIDEO / "face_recognition_short_hamilton_clip.mp4"
 STREET = VIDEO / "facenet_pytorch_video.mp4"
 
 
-@pytest.fixture()
-def state(home: Path, bundle_dir: Path) -> Path:
-    """A state dir whose default bundle is the built one."""
-    (home / "models").mkdir(parents=True)
-    (home / "models" / "default").symlink_to(bundle_dir)
-    return home
-
-
 def _enrol(state: Path, faces_dir: Path, *people: str) -> None:
     for person in people:
         folder = faces_dir / "face_recognition" / person
@@ -98,6 +90,14 @@ path = "{state / "events.jsonl"}"
 """)
     (state / "token").write_text("s3cret\n")
     return path
+
+
+def _metrics(port: int) -> dict[str, float]:
+    """The daemon's /metrics as {sample: value}, or {} while it is not answering."""
+    from benchmarks.soak import parse_metrics
+
+    code, text = _get(f"http://127.0.0.1:{port}/metrics", "s3cret")
+    return parse_metrics(text) if code == 200 else {}
 
 
 def _get(url: str, token: str | None = None) -> tuple[int, str]:

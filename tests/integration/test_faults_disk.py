@@ -41,14 +41,6 @@ dir = "{dir}"
 
 
 @pytest.fixture()
-def state(home: Path, bundle_dir: Path) -> Path:
-    """A state dir whose default bundle is the built one."""
-    (home / "models").mkdir(parents=True)
-    (home / "models" / "default").symlink_to(bundle_dir)
-    return home
-
-
-@pytest.fixture()
 def tiny_disk(tmp_path: Path) -> Iterator[Path]:
     """A 64 KiB tmpfs, mounted for the test and unmounted after it (skip if mount is refused)."""
     folder = tmp_path / "tiny"

@@ -29,14 +29,6 @@ reload_interval = 0.2
 PROBLEM = re.compile(r"^(ERROR|CRITICAL) |Traceback|database is locked", re.MULTILINE)
 
 
-@pytest.fixture()
-def state(home: Path, bundle_dir: Path) -> Path:
-    """A state dir whose default bundle is the built one."""
-    (home / "models").mkdir(parents=True)
-    (home / "models" / "default").symlink_to(bundle_dir)
-    return home
-
-
 def _gallery(state: Path, *args: str) -> str | None:
     """Run ``facegate gallery ARGS``; None when it worked, else what went wrong."""
     proc = run_cli("gallery", *args, env={"FACEGATE_HOME": str(state)}, timeout=120)

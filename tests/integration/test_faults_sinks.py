@@ -17,11 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.soak import parse_metrics
 from tests.integration.daemon_helpers import DaemonProcess
 from tests.integration.mosquitto import Mosquitto, free_port, mosquitto_binary
 from tests.integration.rtsp_server import RtspServer
-from tests.integration.test_daemon import HAMILTON, _config, _enrol, _get
+from tests.integration.test_daemon import HAMILTON, _clip, _config, _enrol, _metrics
 from tests.integration.test_sinks import Subscriber
 
 EVENTS = "facegate/hall/event"
@@ -40,25 +39,6 @@ type = "webhook"
 url = "http://127.0.0.1:{port}/events"
 timeout = 2.0
 """
-
-
-@pytest.fixture()
-def state(home: Path, bundle_dir: Path) -> Path:
-    """A state dir whose default bundle is the built one."""
-    (home / "models").mkdir(parents=True)
-    (home / "models" / "default").symlink_to(bundle_dir)
-    return home
-
-
-def _clip() -> Path:
-    if not HAMILTON.exists():
-        pytest.skip(f"{HAMILTON} is not present")
-    return HAMILTON
-
-
-def _metrics(port: int) -> dict[str, float]:
-    code, text = _get(f"http://127.0.0.1:{port}/metrics", "s3cret")
-    return parse_metrics(text) if code == 200 else {}
 
 
 def _sink(metrics: dict[str, float], sink: str, counter: str) -> float:
@@ -108,7 +88,7 @@ def test_broker_restart_queues_and_delivers_every_event(state: Path, faces_dir: 
     if mosquitto_binary() is None:
         pytest.skip("mosquitto not installed")
     port = free_port()
-    with RtspServer(_clip()) as server, Mosquitto(persistence=True) as broker:
+    with RtspServer(_clip(HAMILTON)) as server, Mosquitto(persistence=True) as broker:
         sub = Subscriber(broker, (EVENTS,), client_id="fg-fault-sub", clean_session=False)
         with _live_daemon_with_mqtt(state, server, broker, port) as daemon:
             daemon.wait_for(lambda: _received(sub), 120, "a first (unknown) event over MQTT")
@@ -138,7 +118,7 @@ def test_broker_restart_queues_and_delivers_every_event(state: Path, faces_dir: 
 
 def _timed_run(state: Path, name: str, http_port: int, extra: str = "") -> tuple[float, dict, str]:
     """Run the clip to its end; (seconds, last /metrics seen, log)."""
-    config = _config(state, str(_clip()), http_port, extra).rename(state / f"{name}.toml")
+    config = _config(state, str(_clip(HAMILTON)), http_port, extra).rename(state / f"{name}.toml")
     daemon = DaemonProcess(state, "--config", str(config))
     daemon.log_path = state / f"{name}.log"
     start = time.monotonic()

@@ -23,7 +23,6 @@ import cv2
 import numpy as np
 import pytest
 
-from benchmarks.soak import parse_metrics
 from edge import assemble, daemon
 from edge.capture import BACKOFF_MAX, Capture
 from edge.config import load
@@ -33,32 +32,13 @@ from edge.types import Frame
 from tests.integration.daemon_helpers import DaemonProcess
 from tests.integration.mosquitto import free_port
 from tests.integration.rtsp_server import RtspServer
-from tests.integration.test_daemon import HAMILTON, _config, _get
+from tests.integration.test_daemon import HAMILTON, _clip, _config, _metrics
 
 RESTARTS = 10
 DOWN_S = 1.0  # the camera stays off this long after the daemon noticed: reopening fails first
 NOTICE_LIMIT_S = 20.0  # kill -> source_up 0 (OpenCVSource's 5 s read timeout, plus slack)
 RECONNECT_LIMIT_S = BACKOFF_MAX + 15.0  # restart -> streaming: one backoff step, open, slack
 PING_GAP_LIMIT_S = daemon.FRAME_WAIT_S + 1.0  # the loop wakes every FRAME_WAIT_S, even idle
-
-
-@pytest.fixture()
-def state(home: Path, bundle_dir: Path) -> Path:
-    """A state dir whose default bundle is the built one."""
-    (home / "models").mkdir(parents=True)
-    (home / "models" / "default").symlink_to(bundle_dir)
-    return home
-
-
-def _clip() -> Path:
-    if not HAMILTON.exists():
-        pytest.skip(f"{HAMILTON} is not present")
-    return HAMILTON
-
-
-def _metrics(port: int) -> dict[str, float]:
-    code, text = _get(f"http://127.0.0.1:{port}/metrics", "s3cret")
-    return parse_metrics(text) if code == 200 else {}
 
 
 def _streaming_past(port: int, frames: float) -> bool:
@@ -80,7 +60,7 @@ def _one_restart(server: RtspServer, daemon: DaemonProcess, port: int) -> float:
 
 def test_rtsp_camera_killed_and_restarted_10_times(state: Path, tmp_path: Path) -> None:
     port = free_port()
-    with RtspServer(_clip()) as server:
+    with RtspServer(_clip(HAMILTON)) as server:
         config = _config(state, server.url, port)
         with DaemonProcess(state, "--config", str(config)) as proc:
             pid = proc.proc.pid
@@ -146,7 +126,7 @@ class _FakeSource(FrameSource):
 
 
 def _clip_frames(count: int = 60) -> list[np.ndarray]:
-    video = cv2.VideoCapture(str(_clip()))
+    video = cv2.VideoCapture(str(_clip(HAMILTON)))
     frames = []
     while len(frames) < count:
         ok, bgr = video.read()
