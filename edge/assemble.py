@@ -33,7 +33,10 @@ def recognizer(config: Config) -> Recognizer:
     """Open the bundle's models as the config says."""
     m, d = config.models, config.detector
     detector = MTCNNConfig(
-        min_face_size=d.min_face_size, thresholds=tuple(d.thresholds), scale_factor=d.scale_factor
+        min_face_size=d.min_face_size,
+        thresholds=tuple(d.thresholds),
+        scale_factor=d.scale_factor,
+        crop=d.crop,
     )
     rc = RecognizerConfig(
         backend=m.backend,

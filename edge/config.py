@@ -124,6 +124,11 @@ class DetectorConfig:
         (0.6, 0.7, 0.7), "P-Net, R-Net and O-Net face-probability thresholds", "(0,1)"
     )
     scale_factor: float = opt(0.709, "image-pyramid step (~1/sqrt(2))", "0.5..0.95")
+    crop: str = opt(
+        "zero",
+        "faces at the image edge: black outside it (zero) or the inside stretched (clip)",
+        "zero|clip",
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

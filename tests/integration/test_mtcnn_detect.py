@@ -10,6 +10,7 @@ import pytest
 
 from edge.bundle import Bundle
 from edge.detect import MTCNN, MTCNNConfig, nms
+from edge.detect.mtcnn import _AreaSampler
 from edge.errors import ConfigError, ImageError
 from edge.types import Face
 
@@ -121,7 +122,8 @@ def test_nms_union_and_min() -> None:
         [[0, 0, 9, 9, 0.9], [1, 1, 10, 10, 0.8], [2, 2, 5, 5, 0.95], [50, 50, 60, 60, 0.5]],
         dtype=np.float32,
     )
-    assert nms(boxes, 0.5).tolist() == [2, 0, 3]  # 0 and 1 overlap 0.68; 2 sits inside 0
+    assert nms(boxes, 0.5).tolist() == [2, 0, 3]  # 0 and 1: IoU 64/98 = 0.65; 2 sits inside 0
+    assert nms(boxes, 0.66).tolist() == [2, 0, 1, 3]
     assert nms(boxes, 0.7, mode="min").tolist() == [2, 3]  # 0 covers all of 2
 
 
@@ -130,3 +132,53 @@ def test_bad_config_is_rejected() -> None:
         MTCNNConfig(pad_mode="sometimes")  # type: ignore[arg-type]
     with pytest.raises(ConfigError):
         MTCNNConfig(min_face_size=5)
+
+
+def _window_mean(image: np.ndarray, rows: int, cols: int, top: int, left: int, size: int):
+    """torch's area resize of image[top:top+rows, left:left+cols] (black outside), loop by loop."""
+    out = np.zeros((size, size, 3), np.float32)
+    for i in range(size):
+        r0, r1 = top + (i * rows) // size, top + -(-(i + 1) * rows // size)
+        for j in range(size):
+            c0, c1 = left + (j * cols) // size, left + -(-(j + 1) * cols // size)
+            total = np.zeros(3, np.float64)
+            for r in range(r0, r1):
+                for c in range(c0, c1):
+                    if 0 <= r < image.shape[0] and 0 <= c < image.shape[1]:
+                        total += image[r, c]
+            kh, kw = np.float32(r1 - r0), np.float32(c1 - c0)
+            out[i, j] = total.astype(np.float32) / kh / kw
+    return out
+
+
+def test_area_sampler_is_the_window_mean_torch_takes() -> None:
+    image = np.random.default_rng(7).integers(0, 256, (53, 71, 3), dtype=np.uint8)
+    sampler = _AreaSampler(image)
+    level = sampler.level(16, 16)
+    assert level.dtype == np.float32
+    np.testing.assert_array_equal(level, _window_mean(image, 53, 71, 0, 0, 16))
+    # 1-based inclusive boxes: inside, crossing the top-left corner, crossing the right edge
+    boxes = np.array([[5, 9, 40, 44, 1], [-9, -4, 30, 35, 1], [40, 20, 85, 65, 1]], np.float32)
+    zero = sampler.crops(boxes, 12, clip=False)
+    clip = sampler.crops(boxes, 12, clip=True)
+    for k, (x1, y1, x2, y2, _) in enumerate(boxes.astype(int)):
+        want = _window_mean(image, y2 - y1 + 1, x2 - x1 + 1, y1 - 1, x1 - 1, 12)
+        np.testing.assert_array_equal(zero[k], want)
+        cx1, cy1, cx2, cy2 = max(x1, 1), max(y1, 1), min(x2, 71), min(y2, 53)
+        want = _window_mean(image, cy2 - cy1 + 1, cx2 - cx1 + 1, cy1 - 1, cx1 - 1, 12)
+        np.testing.assert_array_equal(clip[k], want)
+
+
+def test_very_large_photo_is_reduced_and_reported_at_full_size(onnx_detector: MTCNN) -> None:
+    if not OBAMA:
+        pytest.skip(f"test photos not found at {FACES}")
+    image = _read(OBAMA[0])
+    small = onnx_detector.detect(image)
+    k = 5  # -> ~5000 px wide, over 16 MP: detected on a whole-factor reduction
+    big = cv2.resize(image, None, fx=k, fy=k, interpolation=cv2.INTER_LINEAR)
+    assert big.shape[0] * big.shape[1] > 1 << 24
+    face = max(onnx_detector.detect(big), key=lambda f: f.width * f.height)
+    assert len(small) == 1
+    side = small[0].width
+    np.testing.assert_allclose(np.array(face.box) / k, small[0].box, atol=0.05 * side)
+    np.testing.assert_allclose(face.landmarks / k, small[0].landmarks, atol=0.05 * side)

@@ -48,6 +48,7 @@ def test_defaults_match_the_measured_and_reference_values() -> None:
     assert config.detector.min_face_size == mtcnn.min_face_size
     assert config.detector.thresholds == mtcnn.thresholds
     assert config.detector.scale_factor == mtcnn.scale_factor
+    assert config.detector.crop == mtcnn.crop == "zero"
     assert config.camera.source is None and config.camera.realtime is None
     assert config.http.host == "127.0.0.1" and config.http.port == 8765
     assert config.sinks == (JsonlSinkConfig(),)
@@ -59,6 +60,12 @@ def test_values_are_converted_to_their_types() -> None:
     assert config.camera.source == "0"
     assert config.camera.max_fps == 5.0 and isinstance(config.camera.max_fps, float)
     assert config.detector.thresholds == (0.5, 0.6, 0.7)
+
+
+def test_detector_crop_mode_is_a_choice() -> None:
+    assert parse('[detector]\ncrop = "clip"').detector.crop == "clip"
+    [problem] = problems('[detector]\ncrop = "stretch"')
+    assert problem.startswith("config.toml:2: detector.crop:") and "zero" in problem
 
 
 def test_out_of_range_value_names_file_line_and_key() -> None:
