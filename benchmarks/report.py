@@ -98,6 +98,30 @@ PEER_TITLE = (
 )
 
 
+def detector_tables(res: dict) -> list[Table]:
+    """MTCNN against facenet-pytorch: exactness on shared/faces, speed on the frames."""
+    if "speed" not in res:
+        return []
+    heads = ["backend", "images", "faces (ref / facegate)", "found by one only",
+             "box px max", "landmark px max", "score max diff"]  # fmt: skip
+    rows = []
+    for backend, e in res["exactness"].items():
+        rows.append([backend, str(e["images"]), f"{e['ref_faces']} / {e['faces']}",
+                     str(len(e["only_ref"]) + len(e["only_ours"])),
+                     f"{e['box_px']['max']:.1e}", f"{e['landmark_px']['max']:.1e}",
+                     f"{e['score']['max']:.1e}"])  # fmt: skip
+    out: list[Table] = [("MTCNN vs facenet-pytorch 2.6.0: same pixels, crop=clip", heads, rows)]
+    heads = ["frame", "faces", "ORT ms", "LiteRT ms", "facenet-pytorch ms", "ORT ×", "LiteRT ×"]
+    rows = []
+    for r in res["speed"]:
+        ms = r["ms"]
+        rows.append([r["frame"], str(r["faces"]["onnxruntime"]), f(ms["onnxruntime"]["median"]),
+                     f(ms["litert"]["median"]), f(ms["facenet-pytorch"]["median"]),
+                     f(r["ratio"]["onnxruntime"]), f(r["ratio"]["litert"])])  # fmt: skip
+    out.append(("MTCNN detection time (min face 40, one thread)", heads, rows))
+    return out
+
+
 def _peer_row(r: dict) -> list[str]:
     o, lt = r["onnxruntime"], r["litert"]
     return [r["frame"], f"{o['faces']}/{r['peer_faces']}", f(o["ms"]["median"]),
@@ -237,6 +261,7 @@ def all_tables(results: dict) -> list[Table]:
     makers = {
         "stages": stage_table,
         "e2e": e2e_table,
+        "detector": detector_tables,
         "peer": peer_tables,
         "gallery": gallery_tables,
         "coldstart": coldstart_table,

@@ -1,9 +1,10 @@
 """Run facegate's benchmarks: ``python -m benchmarks.run [--quick] [--out DIR] [--sections ...]``.
 
-Sections: stages (per-stage latency), e2e (pipeline fps on the clips), peer (face_recognition:
-speed and accuracy), gallery (1k-1M templates, exact and approximate), coldstart (daemon start
-and memory), limits (MACs against attainable FLOP/s). Writes results.json and PNG plots to --out
-and prints tables; results.json is rewritten after every section.
+Sections: stages (per-stage latency), e2e (pipeline fps on the clips), detector (MTCNN against
+facenet-pytorch's: exactness and speed), peer (face_recognition: speed and accuracy), gallery
+(1k-1M templates, exact and approximate), coldstart (daemon start and memory), limits (MACs
+against attainable FLOP/s). Writes results.json and PNG plots to --out and prints tables;
+results.json is rewritten after every section.
 """
 
 from __future__ import annotations
@@ -16,13 +17,13 @@ import time
 import traceback
 from pathlib import Path
 
-from benchmarks import coldstart, e2e, gallery_scale, limits, peer, report, stages
+from benchmarks import coldstart, detector, e2e, gallery_scale, limits, peer, report, stages
 from benchmarks.common import bundle_dir, console, machine, recognizer, use_bundle
 from benchmarks.frames import BenchFrame, build_frames
 
-SECTIONS = ("stages", "e2e", "peer", "gallery", "coldstart", "limits")
+SECTIONS = ("stages", "e2e", "detector", "peer", "gallery", "coldstart", "limits")
 DEFAULT_OUT = Path(__file__).resolve().parent / "out"
-NEEDS_FRAMES = {"stages", "peer", "limits"}
+NEEDS_FRAMES = {"stages", "detector", "peer", "limits"}
 
 
 def _args(argv: list[str] | None) -> argparse.Namespace:
@@ -40,7 +41,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--no-install",
         action="store_true",
-        help="never create the peer/ANN venvs (use them only if present)",
+        help="never create the side venvs (peer, facenet-pytorch, ANN; use them if present)",
     )
     args = p.parse_args(argv)
     args.sections = [s.strip() for s in args.sections.split(",") if s.strip()]
@@ -70,6 +71,8 @@ def _section(name: str, args: argparse.Namespace, frames: list[BenchFrame], resu
         return stages.run(frames, args.quick)
     if name == "e2e":
         return e2e.run(args.quick)
+    if name == "detector":
+        return detector.run(frames, args.quick, install, args.out)
     if name == "peer":
         return peer.run(frames, args.quick, install, args.out, lfw)
     if name == "gallery":

@@ -17,6 +17,7 @@ from pathlib import Path
 from edge.paths import cache_dir
 
 log = logging.getLogger(__name__)
+HERE = Path(__file__).resolve().parent  # pip runs here: requirement files are named relative to it
 
 READY_FILE = ".facegate-ready"
 PIP_TIMEOUT_S = 1800  # face_recognition_models is a 100 MB sdist; hnswlib compiles C++
@@ -40,6 +41,15 @@ PEER = VenvSpec(
         ("dlib-bin==20.0.1.post1",),
         ("face-recognition-models==0.3.0",),
         ("--no-deps", "face-recognition==1.3.0"),
+    ),
+)
+# facenet-pytorch's MTCNN, the detector's reference: the CPU build of torch 2.13.0 (pip takes it
+# from the machine's wheel folder where there is one), the wheel itself pinned by sha256.
+MTCNN_REF = VenvSpec(
+    "mtcnn-ref-venv",
+    (
+        ("torch==2.13.0", "numpy<2.5", "pillow", "requests", "tqdm"),
+        ("--no-deps", "--require-hashes", "-r", "mtcnn-reference.txt"),  # beside this file
     ),
 )
 # Approximate nearest-neighbour candidates; hnswlib ships only an sdist (compiled here with g++).
@@ -91,7 +101,9 @@ def ensure(spec: VenvSpec, install: bool = True) -> Path | None:
         for cmd in steps:
             out.write(f"$ {' '.join(cmd)}\n")
             out.flush()
-            done = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, timeout=PIP_TIMEOUT_S)
+            done = subprocess.run(
+                cmd, stdout=out, stderr=subprocess.STDOUT, timeout=PIP_TIMEOUT_S, cwd=HERE
+            )
             if done.returncode != 0:
                 log.warning("%s: %s failed, see %s", spec.name, cmd[-1], logfile)
                 print(f"{spec.name}: install failed, see {logfile}", file=sys.stderr)
@@ -102,4 +114,4 @@ def ensure(spec: VenvSpec, install: bool = True) -> Path | None:
 
 if __name__ == "__main__":
     for name in sys.argv[1:]:
-        print(name, ensure({"peer": PEER, "ann": ANN}[name]))
+        print(name, ensure({"peer": PEER, "ann": ANN, "mtcnn-ref": MTCNN_REF}[name]))
