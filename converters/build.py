@@ -82,7 +82,8 @@ def _emit(
         elif precision == "fp16":
             to_onnx.save(quantize.to_fp16_weights(to_onnx.to_onnx(graph)), path)
         elif precision == "int8":
-            quantize.to_int8(to_onnx.to_onnx(quantize.equalize(graph)), calib or [], path)
+            keep = state.recipe.models[role].int8_float_convs
+            quantize.to_int8(to_onnx.to_onnx(quantize.equalize(graph)), calib or [], path, keep)
         else:
             raise BundleError(f"ONNX has no {precision} variant")
     else:
@@ -177,6 +178,9 @@ def _variant_report(
         count_macs(graph, shape[1], shape[2]) * shape[0],
     )
     r.latency_ms = report.median_latency_ms(path, fmt, shape)
+    reference = state.files.get((role, fmt, "fp32"))
+    if precision != "fp32" and reference is not None:
+        r.speedup = report.paired_speedup(reference, path, fmt, shape)
     if role == "embedder":
         ref = embed(_open(state, role, "onnx", "fp32"), parity["crops"])
         r.parity = embedder_parity(ref, embed(_open(state, role, fmt, precision), parity["crops"]))
