@@ -25,6 +25,7 @@ class ModelRecipe:
     task: str
     latency_shape: tuple[int, ...]
     input: dict
+    int8_float_convs: int = 0  # the first N convolutions stay float in the ONNX INT8 variant
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +90,7 @@ def load(name: str) -> Recipe:
                 m["task"],
                 tuple(m["latency_shape"]),
                 raw["input"][role],
+                int(m.get("int8_float_convs", 0)),
             )
             for role, m in raw["models"].items()
         }
