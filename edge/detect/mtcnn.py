@@ -68,7 +68,10 @@ class MTCNNConfig:
     retry_face: float = 0.5  # auto's padded retry looks only for faces >= this x the short side:
     # a 640x480 frame with no face takes 7.7 ms instead of 6.1 (never) or 23.5 (full retry)
     min_score: float = 0.9  # final O-Net score (prototype); drops 8 weak hits on shared/faces
-    chunk: int = 64  # R/O-Net crops per backend call, bounds memory
+    # R-Net crops per backend call; O-Net calls carry as many pixels (16 crops). A runtime keeps
+    # the arena of the largest batch it ever ran: two frames of the Hamilton clip with 64 O-Net
+    # candidates held LiteRT ~40 MB more for the rest of the run.
+    chunk: int = 64
     # R/O-Net crops of boxes that leave the image: "zero" pads them black (Zhang et al.'s and
     # Sandberg's code), "clip" stretches the part inside to the square (facenet-pytorch). On every
     # labelled photo of shared/faces clip took rank-1 from 100% to 92.4% (bbt's tight crops).
@@ -155,7 +158,11 @@ def _nms_greedy(boxes: np.ndarray, order: np.ndarray, threshold: float, mode: st
 
 
 def _normalise(pixels: np.ndarray) -> np.ndarray:
-    return (np.asarray(pixels, np.float32) - INPUT_MEAN) * INPUT_SCALE
+    """(x - 127.5) / 128 as float32; a float32 array is normalised in place and returned."""
+    out = pixels if pixels.dtype == np.float32 else pixels.astype(np.float32)
+    out -= INPUT_MEAN
+    out *= INPUT_SCALE
+    return out
 
 
 def _windows(n_in: np.ndarray | int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
@@ -183,7 +190,10 @@ class _AreaSampler:
     @staticmethod
     def _divide(total: np.ndarray, kh: np.ndarray, kw: np.ndarray) -> np.ndarray:
         """Window sums to means: float32, by the height first and then the width (as torch)."""
-        return total.astype(np.float32) / kh.astype(np.float32) / kw.astype(np.float32)
+        out = total.astype(np.float32)
+        out /= kh.astype(np.float32)  # in place: one buffer per level, not three
+        out /= kw.astype(np.float32)
+        return out
 
     def level(self, height: int, width: int) -> np.ndarray:
         """The whole image at ``height`` x ``width`` (float32 HxWx3): rows, then columns."""
@@ -221,9 +231,9 @@ class _AreaSampler:
         # whole size: the mean of the black-padded box.
         r0, r1 = np.clip(r0, 0, self.height), np.clip(r1, 0, self.height)
         c0, c1 = np.clip(c0, 0, self.width), np.clip(c1, 0, self.width)
-        stride = self.width + 1
-        r0, r1 = (r0 * stride)[:, :, None], (r1 * stride)[:, :, None]
-        c0, c1 = c0[:, None, :], c1[:, None, :]
+        stride = self.width + 1  # flat pixel index r * stride + c: int32 is enough (<= 16 MP)
+        r0, r1 = ((r * stride).astype(np.int32)[:, :, None] for r in (r0, r1))
+        c0, c1 = (c.astype(np.int32)[:, None, :] for c in (c0, c1))
         pixels = self.sat.reshape(-1, 3)
         with np.errstate(over="ignore"):
             total = np.take(pixels, r1 + c1, axis=0)
@@ -281,12 +291,18 @@ def _batch_sizes(n: int, chunk: int) -> list[int]:
     return sizes
 
 
-def _run_chunked(backend: Backend, crops: np.ndarray, chunk: int) -> list[np.ndarray]:
-    """Run ``crops`` through ``backend`` in batches of ``_batch_sizes``; concatenate outputs."""
+def _run_chunked(
+    backend: Backend, sampler: _AreaSampler, boxes: np.ndarray, size: int, clip: bool, chunk: int
+) -> list[np.ndarray]:
+    """Cut, normalise and run the crops of ``boxes`` in batches of ``_batch_sizes``.
+
+    Crops are cut per batch, so memory stays bounded however many candidates P-Net left.
+    """
     parts: list[list[np.ndarray]] = []
     start = 0
-    for n in _batch_sizes(len(crops), chunk):
-        parts.append(backend.run(_normalise(crops[start : start + n])))
+    for n in _batch_sizes(len(boxes), chunk):
+        crops = sampler.crops(boxes[start : start + n], size, clip)
+        parts.append(backend.run(_normalise(crops)))
         start += n
     return [np.concatenate(outs) for outs in zip(*parts, strict=True)]
 
@@ -385,8 +401,8 @@ class MTCNN:
     def _stage_r(self, sampler: _AreaSampler, boxes: np.ndarray) -> np.ndarray:
         """R-Net on 24x24 crops -> threshold -> NMS -> regressed squares."""
         cfg = self.config
-        crops = sampler.crops(boxes, RNET_SIZE, clip=cfg.crop == "clip")
-        reg, prob = _run_chunked(self.rnet, crops, cfg.chunk)
+        clip = cfg.crop == "clip"
+        reg, prob = _run_chunked(self.rnet, sampler, boxes, RNET_SIZE, clip, cfg.chunk)
         keep = prob[:, 1] > cfg.thresholds[1]
         boxes = np.concatenate([boxes[keep, :4], prob[keep, 1:2]], axis=1)
         pick = nms(boxes, cfg.nms_rnet)
@@ -395,8 +411,9 @@ class MTCNN:
     def _stage_o(self, sampler: _AreaSampler, boxes: np.ndarray) -> _Hits:
         """O-Net on 48x48 crops -> threshold -> landmarks -> regression -> NMS 'min'."""
         cfg = self.config
-        crops = sampler.crops(boxes, ONET_SIZE, clip=cfg.crop == "clip")
-        reg, marks, prob = _run_chunked(self.onet, crops, cfg.chunk)
+        clip = cfg.crop == "clip"
+        chunk = max(1, cfg.chunk * RNET_SIZE**2 // ONET_SIZE**2)
+        reg, marks, prob = _run_chunked(self.onet, sampler, boxes, ONET_SIZE, clip, chunk)
         keep = prob[:, 1] > cfg.thresholds[2]
         boxes = np.concatenate([boxes[keep, :4], prob[keep, 1:2]], axis=1)
         marks = marks[keep]
