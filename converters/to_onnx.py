@@ -31,6 +31,24 @@ class _Emitter:
     def node(self, op: str, inputs: list[str], output: str, **attrs: object) -> None:
         self.nodes.append(helper.make_node(op, inputs, [output], name=output, **attrs))
 
+    def prelu(self, src: str, out: str, slope: np.ndarray) -> None:
+        """PReLU as elementwise ops with the same result to the bit, several times faster.
+
+        onnxruntime's own PRelu kernel is slow on CPU (1.4 ms for 10x143x191 floats, a Mul 34 us):
+        it was the costliest node of every net here. ``max(x, s*x)`` equals PReLU where every
+        slope is <= 1 (x > 0: s*x <= x; x < 0: s*x >= x); otherwise ``relu(x) + s*min(x, 0)``
+        (one of the two terms is an exact zero). Both round once, as PReLU does.
+        """
+        s = self.const(out + "_s", slope)
+        if float(slope.max()) <= 1.0:
+            self.node("Mul", [src, s], out + "_sx")
+            self.node("Max", [src, out + "_sx"], out)
+            return
+        self.node("Relu", [src], out + "_pos")
+        self.node("Min", [src, self.const(out + "_zero", np.zeros((), np.float32))], out + "_neg")
+        self.node("Mul", [out + "_neg", s], out + "_sneg")
+        self.node("Add", [out + "_pos", out + "_sneg"], out)
+
     def emit(self, layer: Layer, src: str) -> None:
         out, rank = layer.output, self.rank[src]
         w = layer.weights
@@ -48,8 +66,7 @@ class _Emitter:
                 ins.append(self.const(out + "_b", w["bias"]))
             self.node("Conv", ins, out, **attrs)
         elif layer.op == "prelu":
-            slope = w["slope"].reshape((-1, 1, 1) if rank == 4 else (-1,))
-            self.node("PRelu", [src, self.const(out + "_s", slope)], out)
+            self.prelu(src, out, w["slope"].reshape((-1, 1, 1) if rank == 4 else (-1,)))
         elif layer.op == "relu":
             self.node("Relu", [src], out)
         elif layer.op == "maxpool":

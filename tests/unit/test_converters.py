@@ -116,3 +116,20 @@ def test_mtcnn_matches_the_published_keras_nets(graphs: dict[str, Graph], tmp_pa
         inputs[role] = _input(role)
     worst = check_mtcnn_reference(_source("mtcnn"), graphs, backends, inputs)
     assert max(worst.values()) < 1e-4
+
+
+@pytest.mark.parametrize("slopes", [[0.25, -0.5, 1.0, 0.0], [0.25, -1.3, 1.01, 8.9]])
+def test_onnx_prelu_is_elementwise_and_equal_to_the_bit(slopes: list[float]) -> None:
+    """PReLU leaves onnxruntime's slow PRelu kernel for ops with exactly the same result."""
+    slope = np.array(slopes, np.float32)
+    layer = Layer("prelu", ["input"], "y", {}, {"slope": slope})
+    graph = Graph("t", "input", (None, None, None, 4), [layer], ["y"])
+    model = to_onnx(graph)
+    assert "PRelu" not in {n.op_type for n in model.graph.node}
+    x = np.random.default_rng(2).standard_normal((2, 9, 7, 4)).astype(np.float32)
+    x[0, 0, 0] = 0.0
+    x[0, 0, 1] = -0.0
+    x[0, 0, 2] = np.float32(-1e-42)  # subnormal
+    want = np.where(x > 0, x, x * slope)
+    got = ort.InferenceSession(model.SerializeToString()).run(None, {"input": x})[0]
+    np.testing.assert_array_equal(got, want)
