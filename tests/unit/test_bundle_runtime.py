@@ -109,3 +109,25 @@ def test_every_kept_model_runs_in_its_runtime(bundle: Bundle, fmt: str) -> None:
         outs = backend.run(np.zeros(shape, np.float32))
         assert len(outs) == len(entry.outputs)
         assert all(np.isfinite(o).all() for o in outs)
+
+
+def test_litert_pnet_keeps_one_interpreter_per_shape_and_stays_correct(bundle: Bundle) -> None:
+    """P-Net's pyramid levels each keep a sized interpreter (bounded); answers never go stale."""
+    from edge.backends import litert
+
+    rng = np.random.default_rng(3)
+    shapes = [(1, 20 + 3 * i, 30 + 2 * i, 3) for i in range(litert.SPATIAL_SHAPES + 4)]
+    inputs = [rng.uniform(-1, 1, s).astype(np.float32) for s in shapes]
+    pnet = bundle.open(bundle.entry("pnet", "tflite"))
+    first = [pnet.run(x) for x in inputs]
+    assert len(pnet._interps) == litert.SPATIAL_SHAPES  # the oldest were dropped, not kept
+    again = [pnet.run(x) for x in reversed(inputs)][::-1]  # evicted shapes come back resized
+    for a, b, x in zip(first, again, inputs, strict=True):
+        fresh = bundle.open(bundle.entry("pnet", "tflite")).run(x)
+        for u, v, w in zip(a, b, fresh, strict=True):
+            np.testing.assert_array_equal(u, w)
+            np.testing.assert_array_equal(v, w)
+    rnet = bundle.open(bundle.entry("rnet", "tflite"))
+    for n in (1, 4, 2, 8):
+        rnet.run(np.zeros((n, 24, 24, 3), np.float32))
+    assert len(rnet._interps) == 1  # batch-only models resize one interpreter
