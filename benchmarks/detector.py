@@ -15,6 +15,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from benchmarks import venvs
@@ -23,7 +24,9 @@ from benchmarks.frames import BenchFrame
 from benchmarks.workers import Worker
 from edge.detect import MTCNN, MTCNNConfig
 from edge.image import load_image
+from edge.memory import keep_frame_buffers
 
+SMALL_COORD = 1024  # px: float32 steps are <= 6.1e-5 px below this, finer than 1e-4 px
 BACKENDS = {"onnxruntime": "onnx", "litert": "tflite"}
 NETS = ("pnet", "rnet", "onet")
 SUFFIXES = {".jpg", ".jpeg", ".png"}
@@ -77,16 +80,25 @@ class Agreement:
             return {"median": float(np.median(a)), "p95": float(np.percentile(a, 95)),
                     "max": float(a.max())}  # fmt: skip
 
+        worst = np.maximum(self.box_px, self.landmark_px) if self.coord else np.zeros(0)
+        coord = np.asarray(self.coord)
+        small = worst[coord < SMALL_COORD] if len(coord) else worst
         return {
             "images": self.images, "ref_faces": self.ref_faces, "faces": self.faces,
             "only_ref": self.only_ref, "only_ours": self.only_ours,
             "box_px": stats(self.box_px), "landmark_px": stats(self.landmark_px),
             "score": stats(self.score), "worst": sorted(self.worst, reverse=True)[:5],
+            # the difference in float32 steps at the coordinate's magnitude: the reference
+            # computes in float32, so below one step there is nothing left to match
+            "float32_steps": stats(list(worst / np.spacing(coord.astype(np.float32)))),
+            "px_under_1024": float(small.max()) if len(small) else None,
         }  # fmt: skip
 
 
 def detector(backend: str, config: MTCNNConfig = CASCADE) -> MTCNN:
     """facegate's MTCNN on the bundle's FP32 nets, one thread."""
+    cv2.setNumThreads(1)  # as Recognizer.from_bundle with one thread
+    keep_frame_buffers()
     bundle = load_bundle()
     fmt = BACKENDS[backend]
     return MTCNN(*(bundle.open(bundle.entry(n, fmt), threads=1) for n in NETS), config)
