@@ -103,12 +103,17 @@ def detector_tables(res: dict) -> list[Table]:
     if "speed" not in res:
         return []
     heads = ["backend", "images", "faces (ref / facegate)", "found by one only",
-             "box px max", "landmark px max", "score max diff"]  # fmt: skip
+             "box px max", "landmark px max", "px max, coords < 1024", "float32 steps max",
+             "score max diff"]  # fmt: skip
     rows = []
     for backend, e in res["exactness"].items():
+        small = e.get("px_under_1024")
+        steps = e.get("float32_steps", {}).get("max")
         rows.append([backend, str(e["images"]), f"{e['ref_faces']} / {e['faces']}",
                      str(len(e["only_ref"]) + len(e["only_ours"])),
                      f"{e['box_px']['max']:.1e}", f"{e['landmark_px']['max']:.1e}",
+                     "-" if small is None else f"{small:.1e}",
+                     "-" if steps is None else f"{steps:.0f}",
                      f"{e['score']['max']:.1e}"])  # fmt: skip
     out: list[Table] = [("MTCNN vs facenet-pytorch 2.6.0: same pixels, crop=clip", heads, rows)]
     heads = ["frame", "faces", "ORT ms", "LiteRT ms", "facenet-pytorch ms", "ORT ×", "LiteRT ×"]

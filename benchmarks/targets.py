@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 SPEEDUP = 5.0  # 640x480 one face: facegate at least 5x faster than face_recognition
 ID_100K_MS = 5.0
 ID_1M_EXACT_MS = 50.0
@@ -9,7 +11,9 @@ ID_1M_INDEX_MS = 2.0
 RECALL = 0.99
 RSS_MB = 200.0
 COLD_START_S = 2.0
-MTCNN_PX = 1e-3  # the cascade matches facenet-pytorch's to float32 rounding of the nets
+DETECT_MS = 15.0  # the issue's reference: a 640x480 frame at min face 40, one thread
+MTCNN_PX = 1e-4  # the cascade matches facenet-pytorch's to 1e-4 px (issue) or, where float32
+MTCNN_STEPS = 4  # cannot express that (its step is 1.2e-4 px at 1024 px), to a few float32 steps
 
 
 def _yes(ok: bool | None) -> str:
@@ -44,13 +48,19 @@ def _detector(det: dict) -> list[list[str]]:
         return []
     same = all(not e["only_ref"] and not e["only_ours"] for e in exact.values())
     px = max(max(e["box_px"]["max"], e["landmark_px"]["max"]) for e in exact.values())
-    text = f"{'same' if same else 'DIFFERENT'} faces, max {px:.1e} px"
-    out = [[f"MTCNN = facenet-pytorch (≤ {MTCNN_PX:g} px)", text, _yes(same and px <= MTCNN_PX)]]
+    steps = max(e.get("float32_steps", {}).get("max", np.inf) for e in exact.values())
+    text = f"{'same' if same else 'DIFFERENT'} faces, max {px:.1e} px = {steps:.0f} float32 steps"
+    ok = same and (px <= MTCNN_PX or steps <= MTCNN_STEPS)
+    out = [[f"MTCNN = facenet-pytorch ({MTCNN_PX:g} px, float32)", text, _yes(ok)]]
     row = next((r for r in det.get("speed", []) if r["frame"] == "640x480_1face"), None)
     if row is not None:
         ratios = row["ratio"]
         text = f"ORT {ratios['onnxruntime']:.1f}×, LiteRT {ratios['litert']:.1f}× facenet-pytorch"
         out.append(["640×480 detection at least as fast", text, _yes(min(ratios.values()) >= 1)])
+        ms = {b: row["ms"][b]["median"] for b in ("onnxruntime", "litert")}
+        best = min(ms.values())
+        text = f"ORT {ms['onnxruntime']:.1f}, LiteRT {ms['litert']:.1f} ms"
+        out.append([f"640×480 detection ≤ {DETECT_MS:g} ms", text, _yes(best <= DETECT_MS)])
     return out
 
 
