@@ -131,6 +131,20 @@ def agreement(worker: Worker, det: MTCNN, images: list[Path], scratch: Path) -> 
     return out
 
 
+def reference_spread(worker: Worker, config: MTCNNConfig, images: list[Path], scratch: Path):
+    """facenet-pytorch with torch's native convolutions against itself with oneDNN's."""
+    out = Agreement()
+    npy = scratch / "image.npy"
+    for path in tracked(images, "facenet-pytorch vs itself"):
+        np.save(npy, load_image(path))
+        ref = worker.request("detect", path=str(npy), **reference_request(config))
+        other = worker.request("detect", path=str(npy), onednn=False, **reference_request(config))
+        boxes = np.asarray(other["boxes"], np.float64).reshape(-1, 4)
+        marks = np.asarray(other["landmarks"], np.float64).reshape(-1, 5, 2)
+        out.add(str(path.relative_to(FACES)), ref, boxes, marks, np.asarray(other["scores"]))
+    return out
+
+
 def _speed(worker: Worker, dets: dict[str, MTCNN], frame: BenchFrame, reps: int, npy: Path):
     np.save(npy, frame.image)
     request = reference_request()
@@ -171,6 +185,7 @@ def run(frames: list[BenchFrame], quick: bool, install: bool, out: Path) -> dict
         images = photos()[:: 8 if quick else 1]
         result["exactness"] = {b: agreement(worker, d, images, scratch).as_dict()
                                for b, d in dets.items()}  # fmt: skip
+        result["reference_spread"] = reference_spread(worker, CASCADE, images, scratch).as_dict()
         reps = 3 if quick else 15
         result["speed"] = [_speed(worker, dets, fr, reps, scratch / "frame.npy")
                            for fr in tracked(frames, "detector speed")]  # fmt: skip

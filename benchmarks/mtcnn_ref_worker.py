@@ -90,6 +90,9 @@ def _detector(req: dict) -> MTCNN:
 
 def _detect(req: dict) -> dict:
     image = np.load(req["path"])
+    # onednn=False: torch's native convolutions, another float32 summation order of the same
+    # nets; the difference between the two is the reference's own float32 spread
+    torch.backends.mkldnn.enabled = bool(req.get("onednn", True))
     with torch.no_grad():
         boxes, probs, points = _detector(req).detect(image, landmarks=True)
     if boxes is None:

@@ -106,7 +106,11 @@ def detector_tables(res: dict) -> list[Table]:
              "box px max", "landmark px max", "px max, coords < 1024", "float32 steps max",
              "score max diff"]  # fmt: skip
     rows = []
-    for backend, e in res["exactness"].items():
+    spread = res.get("reference_spread")
+    named = list(res["exactness"].items())
+    if spread:
+        named.append(("facenet-pytorch native convs vs oneDNN", spread))
+    for backend, e in named:
         small = e.get("px_under_1024")
         steps = e.get("float32_steps", {}).get("max")
         rows.append([backend, str(e["images"]), f"{e['ref_faces']} / {e['faces']}",

@@ -52,6 +52,13 @@ def _detector(det: dict) -> list[list[str]]:
     text = f"{'same' if same else 'DIFFERENT'} faces, max {px:.1e} px = {steps:.0f} float32 steps"
     ok = same and (px <= MTCNN_PX or steps <= MTCNN_STEPS)
     out = [[f"MTCNN = facenet-pytorch ({MTCNN_PX:g} px, float32)", text, _yes(ok)]]
+    spread = det.get("reference_spread")
+    if spread:
+        own = spread["float32_steps"]["max"]
+        text = (f"{steps:.0f} float32 steps; facenet-pytorch's two conv backends differ by "
+                f"{own:.0f} ({max(spread['box_px']['max'], spread['landmark_px']['max']):.1e} px)")
+        out.append(["… within facenet-pytorch's own float32 spread", text,
+                    _yes(same and steps <= own)])  # fmt: skip
     row = next((r for r in det.get("speed", []) if r["frame"] == "640x480_1face"), None)
     if row is not None:
         ratios = row["ratio"]
