@@ -281,14 +281,8 @@ def _square(boxes: np.ndarray) -> np.ndarray:
 
 
 def _batch_sizes(n: int, chunk: int) -> list[int]:
-    """Split ``n`` into full chunks plus powers of two: no padding, few distinct batch shapes."""
-    sizes = [chunk] * (n // chunk)
-    rest = n % chunk
-    while rest:
-        part = 1 << (rest.bit_length() - 1)
-        sizes.append(part)
-        rest -= part
-    return sizes
+    """Split ``n`` into full chunks and one remainder: the fewest runtime calls."""
+    return [chunk] * (n // chunk) + ([n % chunk] if n % chunk else [])
 
 
 def _run_chunked(
