@@ -20,7 +20,8 @@ log = logging.getLogger(__name__)
 M_TRIM_THRESHOLD = -1  # mallopt parameters, from glibc's malloc.h
 M_MMAP_THRESHOLD = -3
 MMAP_THRESHOLD = 32 << 20  # blocks up to this size come from the heap and are reused
-TRIM_THRESHOLD = 64 << 20  # free heap kept before any is returned to the kernel
+TRIM_THRESHOLD = 64 << 20  # free heap kept before any is returned to the kernel: above a
+# 1080p frame's temporaries (16 MB measured no smaller on the Hamilton clip)
 
 _done = False
 

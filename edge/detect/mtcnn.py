@@ -281,8 +281,16 @@ def _square(boxes: np.ndarray) -> np.ndarray:
 
 
 def _batch_sizes(n: int, chunk: int) -> list[int]:
-    """Split ``n`` into full chunks and one remainder: the fewest runtime calls."""
-    return [chunk] * (n // chunk) + ([n % chunk] if n % chunk else [])
+    """Split ``n`` into full chunks, a multiple of 8 and the rest (< 8).
+
+    At most two calls beyond the full chunks, and few distinct batch sizes: measured on the
+    Hamilton clip, one call for any remainder (up to 63 sizes) left the daemon 10 MB larger
+    (172 -> 182 MB) for no speed over this split; powers of two (40 = 32 + 8, 7 = 4 + 2 + 1)
+    took 4-6% longer at the same memory.
+    """
+    sizes = [chunk] * (n // chunk)
+    rest = n % chunk
+    return sizes + [part for part in (rest - rest % 8, rest % 8) if part]
 
 
 def _run_chunked(

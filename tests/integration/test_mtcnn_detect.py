@@ -182,3 +182,16 @@ def test_very_large_photo_is_reduced_and_reported_at_full_size(onnx_detector: MT
     side = small[0].width
     np.testing.assert_allclose(np.array(face.box) / k, small[0].box, atol=0.05 * side)
     np.testing.assert_allclose(face.landmarks / k, small[0].landmarks, atol=0.05 * side)
+
+
+def test_batches_cover_every_crop_in_few_calls_and_sizes() -> None:
+    """Every candidate is run exactly once, in at most two calls past the full chunks."""
+    from edge.detect.mtcnn import _batch_sizes
+
+    seen: set[int] = set()
+    for n in range(0, 300):
+        sizes = _batch_sizes(n, 64)
+        assert sum(sizes) == n and all(0 < s <= 64 for s in sizes)
+        assert len([s for s in sizes if s != 64]) <= 2
+        seen.update(sizes)
+    assert len(seen) <= 15  # 8..56 by 8, 1..7, 64: the runtimes see few distinct shapes
