@@ -415,7 +415,10 @@ def test_jsonl_write_error_is_counted_and_logged_once(caplog: pytest.LogCaptureF
         for i in range(3):
             sink.emit(event(i))  # must not raise
         assert sink.stats() == {"delivered": 0, "errors": 3}
-    assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 1
+    # only this sink's records: a webhook worker abandoned by an earlier close(timeout) may
+    # still log its own outage while this test runs
+    mine = [r for r in caplog.records if r.name == "edge.sinks.jsonl"]
+    assert len([r for r in mine if r.levelno == logging.WARNING]) == 1
 
 
 def test_jsonl_unopenable_file(tmp_path: Path) -> None:
