@@ -15,7 +15,6 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from benchmarks import venvs
@@ -24,7 +23,7 @@ from benchmarks.frames import BenchFrame
 from benchmarks.workers import Worker
 from edge.detect import MTCNN, MTCNNConfig
 from edge.image import load_image
-from edge.memory import keep_frame_buffers
+from edge.recognizer import prepare_process
 
 SMALL_COORD = 1024  # px: float32 steps are <= 6.1e-5 px below this, finer than 1e-4 px
 BACKENDS = {"onnxruntime": "onnx", "litert": "tflite"}
@@ -97,8 +96,7 @@ class Agreement:
 
 def detector(backend: str, config: MTCNNConfig = CASCADE) -> MTCNN:
     """facegate's MTCNN on the bundle's FP32 nets, one thread."""
-    cv2.setNumThreads(1)  # as Recognizer.from_bundle with one thread
-    keep_frame_buffers()
+    prepare_process(1)  # as Recognizer.from_bundle with one thread
     bundle = load_bundle()
     fmt = BACKENDS[backend]
     return MTCNN(*(bundle.open(bundle.entry(n, fmt), threads=1) for n in NETS), config)

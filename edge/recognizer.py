@@ -50,6 +50,17 @@ class RecognizerConfig:
     max_side: int = MAX_DETECT_SIDE
 
 
+def prepare_process(threads: int) -> None:
+    """Process settings for a frame loop: OpenCV's thread count, kept frame buffers.
+
+    OpenCV's pool gets the inference thread count: its work here is resampling and warps of
+    small images, where a second pool thread mostly waits to be woken (measured with two:
+    640x480 detection 1.07x slower, single calls stalling up to 40 ms).
+    """
+    cv2.setNumThreads(threads)
+    keep_frame_buffers()
+
+
 def resolve_format(backend: str) -> str:
     """Map a backend name to a model format; ``auto`` picks LiteRT when it is installed."""
     if backend == "auto":
@@ -75,11 +86,7 @@ class Recognizer:
         """Open the bundle's detector and embedder for the configured backend and precision."""
         config = config or RecognizerConfig()
         fmt = resolve_format(config.backend)
-        # OpenCV's pool gets the same thread count: its work here is resampling and warps of
-        # small images, where a second pool thread mostly waits to be woken (measured with two:
-        # 640x480 detection 1.07x slower, single calls stalling up to 40 ms).
-        cv2.setNumThreads(config.threads)
-        keep_frame_buffers()
+        prepare_process(config.threads)
         nets = [
             bundle.open(bundle.entry(r, fmt, config.precision), config.threads)
             for r in ("pnet", "rnet", "onet")
