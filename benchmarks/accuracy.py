@@ -16,8 +16,8 @@ import numpy as np
 
 from benchmarks.common import FACES, recognizer, tracked
 from benchmarks.workers import Worker
-from edge.evaluate import metrics
-from edge.evaluate.dataset import (
+from facegate.evaluate import metrics
+from facegate.evaluate.dataset import (
     Dataset,
     assign_folds,
     genuine_pairs,
@@ -26,8 +26,8 @@ from edge.evaluate.dataset import (
     scan,
     with_pair_images,
 )
-from edge.evaluate.run import embed_images
-from edge.recognizer import MAX_DETECT_SIDE
+from facegate.evaluate.run import embed_images
+from facegate.vision.recognizer import MAX_DETECT_SIDE
 
 FAR = 1e-2
 SEED = 0

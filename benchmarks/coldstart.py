@@ -1,6 +1,6 @@
 """Section 5: daemon cold start (process start to first frame done) and resident memory.
 
-With ``facegate run`` (``python -m edge.cli run``): cold start is the wall time from spawning it
+With ``facegate run`` (``python -m facegate.cli run``): cold start is the wall time from spawning it
 on a folder source holding one JPEG to its exit (it exits 0 at the end of a file source), and
 memory is VmRSS polled from /proc every 20 ms while it runs over the Hamilton clip. The same is
 always measured for ``benchmarks.coldstart_probe`` (Recognizer.from_bundle + first identify in a
@@ -75,7 +75,7 @@ def watch(cmd: list[str], env: dict[str, str]) -> dict:
 
 def cli_available(env: dict[str, str]) -> bool:
     """Whether ``facegate run`` exists in this checkout."""
-    cmd = [sys.executable, "-m", "edge.cli", "run", "--help"]
+    cmd = [sys.executable, "-m", "facegate.cli", "run", "--help"]
     return subprocess.run(cmd, capture_output=True, env=env, timeout=120).returncode == 0
 
 
@@ -84,7 +84,7 @@ def _cli_gallery(home: Path, env: dict[str, str]) -> Path:
     cmd = [
         sys.executable,
         "-m",
-        "edge.cli",
+        "facegate.cli",
         "gallery",
         "enroll",
         "--gallery",
@@ -120,7 +120,7 @@ def measure_cli(home: Path, env: dict[str, str], reps: int) -> dict:
     base = [
         sys.executable,
         "-m",
-        "edge.cli",
+        "facegate.cli",
         "run",
         "--bundle",
         str(bundle_dir()),
@@ -201,6 +201,6 @@ def run(quick: bool) -> dict:
         if cli_available(env):
             result["cli"] = measure_cli(home, env, reps)
         else:
-            result["cli"] = {"skipped": "`python -m edge.cli run` is not available"}
+            result["cli"] = {"skipped": "`python -m facegate.cli run` is not available"}
         result["probe"] = measure_probe(env, reps)
     return result

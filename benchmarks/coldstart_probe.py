@@ -35,10 +35,10 @@ import onnxruntime  # noqa: E402, F401
 
 RSS["onnxruntime"] = rss_mb()
 
-from edge.bundle import Bundle  # noqa: E402
-from edge.pipeline import Pipeline, PipelineSettings  # noqa: E402
-from edge.recognizer import Recognizer, RecognizerConfig  # noqa: E402
-from edge.types import Frame  # noqa: E402
+from facegate.bundle import Bundle  # noqa: E402
+from facegate.service.pipeline import Pipeline, PipelineSettings  # noqa: E402
+from facegate.types import Frame  # noqa: E402
+from facegate.vision.recognizer import Recognizer, RecognizerConfig  # noqa: E402
 
 RSS["edge"] = rss_mb()
 IMPORTED = time.perf_counter()
@@ -61,8 +61,8 @@ def enrol(rec: Recognizer, photo: str | None) -> None:
     """A one-person gallery from ``photo`` (without importing the benchmark harness)."""
     if not photo:
         return
-    from edge.enroll import template_from_file
-    from edge.gallery.store import GallerySnapshot
+    from facegate.gallery.enroll import template_from_file
+    from facegate.gallery.store import GallerySnapshot
 
     t = template_from_file(rec, Path(photo)).template
     if t is not None:
@@ -85,7 +85,7 @@ def main() -> None:
     RSS["models open"] = rss_mb()
     out = {"import_s": IMPORTED - T0, "open_s": opened - IMPORTED}
     if args.image:
-        from edge.image import load_image
+        from facegate.vision.image import load_image
 
         faces = rec.identify(load_image(args.image))
         out["first_frame_s"] = time.perf_counter() - opened

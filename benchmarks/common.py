@@ -21,9 +21,9 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from edge.bundle import Bundle
-from edge.paths import models_dir
-from edge.recognizer import Recognizer, RecognizerConfig
+from facegate.bundle import Bundle
+from facegate.host.paths import models_dir
+from facegate.vision.recognizer import Recognizer, RecognizerConfig
 
 T = TypeVar("T")
 SHARED = Path(os.environ.get("FACEGATE_SHARED", Path(__file__).resolve().parents[2] / "shared"))

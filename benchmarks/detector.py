@@ -21,9 +21,9 @@ from benchmarks import venvs
 from benchmarks.common import FACES, console, load_bundle, summary, timed, tracked
 from benchmarks.frames import BenchFrame
 from benchmarks.workers import Worker
-from edge.detect import MTCNN, MTCNNConfig
-from edge.image import load_image
-from edge.recognizer import prepare_process
+from facegate.vision.detect import MTCNN, MTCNNConfig
+from facegate.vision.image import load_image
+from facegate.vision.recognizer import prepare_process
 
 SMALL_COORD = 1024  # px: float32 steps are <= 6.1e-5 px below this, finer than 1e-4 px
 BACKENDS = {"onnxruntime": "onnx", "litert": "tflite"}

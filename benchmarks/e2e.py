@@ -14,11 +14,11 @@ import cv2
 import numpy as np
 
 from benchmarks.common import FACES, VIDEO, recognizer, summary, timed, tracked
-from edge.enroll import template_from_file
-from edge.gallery.store import GallerySnapshot
-from edge.pipeline import Pipeline, PipelineSettings
-from edge.recognizer import Recognizer
-from edge.types import Frame
+from facegate.gallery.enroll import template_from_file
+from facegate.gallery.store import GallerySnapshot
+from facegate.service.pipeline import Pipeline, PipelineSettings
+from facegate.types import Frame
+from facegate.vision.recognizer import Recognizer
 
 ENROL = FACES / "face_recognition" / "lin_manuel_miranda" / "lin-manuel-miranda.png"
 QUICK_FRAMES = 30

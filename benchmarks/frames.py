@@ -17,8 +17,8 @@ import cv2
 import numpy as np
 
 from benchmarks.common import FACES
-from edge.image import load_image
-from edge.recognizer import Recognizer
+from facegate.vision.image import load_image
+from facegate.vision.recognizer import Recognizer
 
 SIZES = ((640, 480), (1280, 720))
 FACE_COUNTS = (1, 4)

@@ -22,7 +22,7 @@ import numpy as np
 
 from benchmarks import synthetic
 from benchmarks.common import summary, timed, tracked
-from edge.gallery.match import ExactMatcher
+from facegate.gallery.match import ExactMatcher
 
 TOP_K = 5
 PROBES = 1000

@@ -2,7 +2,8 @@
 
 MACs per model come from the manifest (counted at ``macs_shape``). For a 640x480 frame: P-Net's
 MACs per input pixel (manifest MACs / its input pixels) times the pixels of every pyramid level
-at min_face 40 (edge.detect.mtcnn.pyramid_scales, the level sizes the cascade runs), plus R-Net and
+at min_face 40 (facegate.vision.detect.mtcnn.pyramid_scales, the level sizes the cascade runs),
+plus R-Net and
 O-Net per candidate they actually saw on the benchmark frame (counted by wrapping the backends),
 plus the embedder per face. Attainable GFLOP/s: a float32 matmul in numpy as this process has it
 and in a subprocess with every BLAS limited to one thread, and a big Conv in onnxruntime.
@@ -19,7 +20,7 @@ import numpy as np
 
 from benchmarks.common import load_bundle, median_ms, recognizer
 from benchmarks.frames import BenchFrame
-from edge.detect.mtcnn import pyramid_scales
+from facegate.vision.detect.mtcnn import pyramid_scales
 
 MATMUL_N = 1024  # 2 GFLOP per product: long enough to time, small enough to repeat
 ONE_THREAD = {k: "1" for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}

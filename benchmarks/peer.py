@@ -19,7 +19,7 @@ from benchmarks.frames import BenchFrame
 from benchmarks.stages import GALLERY_TEMPLATES, STAGES, chain
 from benchmarks.synthetic import snapshot
 from benchmarks.workers import Worker
-from edge.recognizer import Recognizer
+from facegate.vision.recognizer import Recognizer
 
 SYSTEMS = ("onnxruntime", "litert")
 

@@ -133,18 +133,18 @@ def enrol(home: Path, people: list[str]) -> None:
         if not folder.is_dir():
             print(f"no photos of {person} in {folder}: not enrolled", file=sys.stderr)
             continue
-        cmd = [sys.executable, "-m", "edge.cli", "gallery", "enroll", person]
+        cmd = [sys.executable, "-m", "facegate.cli", "gallery", "enroll", person]
         cmd += [str(p) for p in sorted(folder.iterdir())]
         env = {**os.environ, "FACEGATE_HOME": str(home)}
         subprocess.run(cmd, cwd=ROOT, env=env, check=True, capture_output=True, timeout=300)
 
 
 def start_daemon(home: Path, config: Path) -> subprocess.Popen:
-    """``python -m edge.cli run --config CONFIG`` with its log in home/daemon.log."""
+    """``python -m facegate.cli run --config CONFIG`` with its log in home/daemon.log."""
     env = {**os.environ, "FACEGATE_HOME": str(home)}
     with (home / "daemon.log").open("ab") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", "edge.cli", "run", "--config", str(config)],
+            [sys.executable, "-m", "facegate.cli", "run", "--config", str(config)],
             cwd=ROOT,
             env=env,
             stdout=log,

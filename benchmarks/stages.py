@@ -13,8 +13,8 @@ import numpy as np
 from benchmarks import synthetic
 from benchmarks.common import BACKENDS, files_used, load_bundle, precisions, summary, timed, tracked
 from benchmarks.frames import BenchFrame
-from edge.image import decode_image
-from edge.recognizer import Recognizer, RecognizerConfig
+from facegate.vision.image import decode_image
+from facegate.vision.recognizer import Recognizer, RecognizerConfig
 
 STAGES = ("decode", "detect", "align", "embed", "match")
 GALLERY_TEMPLATES = 1000  # a household-to-office gallery; section 4 scales it up

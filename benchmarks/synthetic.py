@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edge.gallery.store import GallerySnapshot
+from facegate.gallery.store import GallerySnapshot
 
 DIM = 192  # MobileFaceNet's embedding size (the bundle manifest's embedding_size)
 SEED = 0

@@ -14,7 +14,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge.paths import cache_dir
+from facegate.host.paths import cache_dir
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent  # pip runs here: requirement files are named relative to it

@@ -12,17 +12,17 @@ from pathlib import Path
 
 import numpy as np
 
-from converters import CONVERTER_VERSION, calibration, quantize, report, to_onnx, to_tflite
-from converters.ir import Graph, count_macs
-from converters.recipe import ModelRecipe, Recipe
-from converters.report import VariantReport
-from converters.sources import extract_members, fetch, read_member, sha256_file
-from converters.verify import ParityError, check_mtcnn_reference
-from edge.backends import Backend, open_backend
-from edge.bundle import SCHEMA_VERSION
-from edge.detect.mtcnn import MTCNN
-from edge.errors import BundleError
-from edge.parity import detector_ok, detector_parity, embed, embedder_ok, embedder_parity
+from facegate.backends import Backend, open_backend
+from facegate.bundle import SCHEMA_VERSION
+from facegate.bundle.parity import detector_ok, detector_parity, embed, embedder_ok, embedder_parity
+from facegate.converters import CONVERTER_VERSION, calibration, quantize, report, to_onnx, to_tflite
+from facegate.converters.ir import Graph, count_macs
+from facegate.converters.recipe import ModelRecipe, Recipe
+from facegate.converters.report import VariantReport
+from facegate.converters.sources import extract_members, fetch, read_member, sha256_file
+from facegate.converters.verify import ParityError, check_mtcnn_reference
+from facegate.errors import BundleError
+from facegate.vision.detect.mtcnn import MTCNN
 
 log = logging.getLogger(__name__)
 
@@ -57,11 +57,11 @@ def _read_graph(state: BuildState, m: ModelRecipe) -> Graph:
     raw.parent.mkdir(parents=True, exist_ok=True)
     raw.write_bytes(data)
     if m.reader == "mtcnn-lz4":
-        from converters.mtcnn_weights import build, load_lz4
+        from facegate.converters.mtcnn_weights import build, load_lz4
 
         return build(m.role, load_lz4(raw))
     if m.reader == "tflite":
-        from converters.tflite_reader import read
+        from facegate.converters.tflite_reader import read
 
         return read(raw, m.role)
     raise BundleError(f"unknown reader {m.reader!r} for {m.role}")
@@ -341,6 +341,6 @@ def _replace(staging: Path, out_dir: Path) -> None:
 
 
 def _cache_root() -> Path:
-    from edge.paths import cache_dir
+    from facegate.host.paths import cache_dir
 
     return cache_dir()

@@ -13,9 +13,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.align import align
-from edge.detect.mtcnn import MTCNN
-from edge.image import load_image
+from facegate.vision.align import align
+from facegate.vision.detect.mtcnn import MTCNN
+from facegate.vision.image import load_image
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 MAX_SIDE = 640  # photos are shrunk first: calibration needs faces, not megapixels

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from converters.ir import Graph, Layer
+from facegate.converters.ir import Graph, Layer
 
 # (kind, channels/units, kernel) for each trunk layer; pools are (kernel, stride).
 _TRUNKS: dict[str, list[tuple]] = {

@@ -26,7 +26,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from converters.ir import Graph, Layer
+from facegate.converters.ir import Graph, Layer
 
 log = logging.getLogger(__name__)
 

@@ -7,11 +7,10 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from converters import CONVERTER_VERSION
-from converters.sources import Source
-from edge.errors import BundleError
-
-RECIPES_DIR = Path(__file__).resolve().parents[1] / "models"
+from facegate.bundle.recipes import recipe_names, recipes_dir
+from facegate.converters import CONVERTER_VERSION
+from facegate.converters.sources import Source
+from facegate.errors import BundleError
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,9 +57,11 @@ class Recipe:
 
 def code_digest() -> str:
     """Hash of the code that shapes a build: the converters and the detector/alignment."""
-    root = Path(__file__).resolve().parents[1]
-    files = sorted((root / "converters").glob("*.py")) + [
-        root / "edge" / "detect" / "mtcnn.py", root / "edge" / "align.py"]
+    from facegate.vision import align
+    from facegate.vision.detect import mtcnn
+
+    files = sorted(Path(__file__).resolve().parent.glob("*.py")) + [
+        Path(mtcnn.__file__), Path(align.__file__)]
     digest = hashlib.sha256()
     for path in files:
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
@@ -69,12 +70,12 @@ def code_digest() -> str:
 
 def available() -> list[str]:
     """Names of the recipes shipped in ``models/``."""
-    return sorted(p.stem for p in RECIPES_DIR.glob("*.json"))
+    return recipe_names()
 
 
 def load(name: str) -> Recipe:
     """Load the recipe ``models/<name>.json``."""
-    path = RECIPES_DIR / f"{name}.json"
+    path = recipes_dir() / f"{name}.json"
     if not path.is_file():
         raise BundleError(f"no bundle recipe named {name!r} (available: {', '.join(available())})")
     text = path.read_text(encoding="utf-8")

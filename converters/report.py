@@ -10,7 +10,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from edge.backends import open_backend
+from facegate.backends import open_backend
 
 LATENCY_WARMUP = 5
 LATENCY_RUNS = 30

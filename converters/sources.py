@@ -17,8 +17,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge.bundle import sha256_file
-from edge.errors import SourceError
+from facegate.bundle import sha256_file
+from facegate.errors import SourceError
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Read a float TFLite graph (MobileFaceNet) into the layer graph of :mod:`converters.ir`.
+"""Read a float TFLite graph (MobileFaceNet) into the layer graph of :mod:`facegate.converters.ir`.
 
 Only the operators MobileFaceNet uses are understood. Its PReLU is stored decomposed as
 ``relu(x) + c * (x - |x|)``, which equals PReLU with slope ``2c``; it is fused back into one
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from converters.ir import Graph, Layer
+from facegate.converters.ir import Graph, Layer
 
 _PADDING = {0: "same", 1: "valid"}
 _FUSED_NONE, _FUSED_RELU = 0, 1

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from converters.ir import Graph, Layer, conv_out
+from facegate.converters.ir import Graph, Layer, conv_out
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 log = logging.getLogger(__name__)

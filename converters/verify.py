@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from converters.ir import Graph
-from edge.backends import Backend
-from edge.parity import FP32_ABS
+from facegate.backends import Backend
+from facegate.bundle.parity import FP32_ABS
+from facegate.converters.ir import Graph
 
 
 class ParityError(RuntimeError):
@@ -25,7 +25,7 @@ def check_mtcnn_reference(
     inputs: dict[str, np.ndarray],
 ) -> dict[str, float]:
     """Compare our FP32 nets with the wheel's own Keras nets on the same inputs."""
-    from converters.mtcnn_weights import load_lz4
+    from facegate.converters.mtcnn_weights import load_lz4
 
     worst: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:

@@ -18,7 +18,7 @@ def _default_bundle() -> Path:
     env = os.environ.get("FACEGATE_TEST_BUNDLE")
     if env:
         return Path(env)
-    from edge.paths import models_dir
+    from facegate.host.paths import models_dir
 
     return models_dir() / "default"
 
@@ -37,7 +37,7 @@ def bundle_dir() -> Path:
 @pytest.fixture(scope="session")
 def bundle(bundle_dir: Path):
     """The loaded default bundle."""
-    from edge.bundle import Bundle
+    from facegate.bundle import Bundle
 
     return Bundle.load(bundle_dir)
 
@@ -45,7 +45,7 @@ def bundle(bundle_dir: Path):
 @pytest.fixture(scope="session")
 def recognizer(bundle):
     """A default recognizer on the ONNX backend (one thread)."""
-    from edge.recognizer import Recognizer, RecognizerConfig
+    from facegate.vision.recognizer import Recognizer, RecognizerConfig
 
     return Recognizer.from_bundle(bundle, RecognizerConfig(backend="onnxruntime"))
 
@@ -80,7 +80,7 @@ def run_cli(
     """Run ``facegate ARGS`` in a subprocess, as a user would."""
     full_env = {**os.environ, **(env or {})}
     return subprocess.run(
-        [sys.executable, "-m", "edge.cli", *args],
+        [sys.executable, "-m", "facegate.cli", *args],
         capture_output=True,
         text=True,
         env=full_env,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edge.backends.base import Backend
-from edge.errors import ModelError
+from facegate.backends.base import Backend
+from facegate.errors import ModelError
 
 FORMATS = ("onnx", "tflite")
 
@@ -15,11 +15,11 @@ def open_backend(
 ) -> Backend:
     """Open ``path`` with the runtime for ``fmt`` (onnx: onnxruntime, tflite: LiteRT)."""
     if fmt == "onnx":
-        from edge.backends.onnxruntime import OnnxRuntimeBackend
+        from facegate.backends.onnxruntime import OnnxRuntimeBackend
 
         return OnnxRuntimeBackend(path, threads, output_names)
     if fmt == "tflite":
-        from edge.backends.litert import LiteRTBackend
+        from facegate.backends.litert import LiteRTBackend
 
         return LiteRTBackend(path, threads, output_names)
     raise ModelError(f"unknown model format {fmt!r} (expected one of {', '.join(FORMATS)})")

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.backends.base import Backend
-from edge.errors import ModelError
+from facegate.backends.base import Backend
+from facegate.errors import ModelError
 
 log = logging.getLogger(__name__)
 

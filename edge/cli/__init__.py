@@ -14,14 +14,14 @@ import argparse  # noqa: E402
 import logging  # noqa: E402
 import sys  # noqa: E402
 
-from edge import __version__  # noqa: E402
-from edge.errors import FacegateError  # noqa: E402
+from facegate import __version__  # noqa: E402
+from facegate.errors import FacegateError  # noqa: E402
 
 log = logging.getLogger("facegate")
 
 
 def _parser() -> argparse.ArgumentParser:
-    from edge.cli import check_config, demo, evaluate, gallery, models, recognise, run
+    from facegate.cli import check_config, demo, evaluate, gallery, models, recognise, run
 
     parser = argparse.ArgumentParser(
         prog="facegate", description="Face recognition for edge devices"

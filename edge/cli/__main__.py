@@ -1,7 +1,7 @@
-"""``python -m edge.cli``."""
+"""``python -m facegate.cli``."""
 
 import sys
 
-from edge.cli import main
+from facegate.cli import main
 
 sys.exit(main())

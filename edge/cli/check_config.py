@@ -8,8 +8,8 @@ import re
 import sys
 from pathlib import Path
 
-from edge.cli.common import emit_json
-from edge.config import (
+from facegate.cli.common import emit_json
+from facegate.config import (
     Config,
     ConfigProblems,
     JsonlSinkConfig,
@@ -18,7 +18,7 @@ from edge.config import (
     explain,
     load,
 )
-from edge.errors import ConfigError
+from facegate.errors import ConfigError
 
 
 def register(sub: argparse._SubParsersAction) -> None:

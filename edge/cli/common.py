@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 
-from edge.bundle import Bundle
-from edge.errors import ConfigError
-from edge.paths import models_dir
+from facegate.bundle import Bundle
+from facegate.errors import ConfigError
+from facegate.host.paths import models_dir
 
 if TYPE_CHECKING:
-    from edge.recognizer import Recognizer
+    from facegate.vision.recognizer import Recognizer
 
 DEFAULT_BUNDLE = "default"
 
@@ -73,14 +73,14 @@ def add_gallery_option(p: argparse.ArgumentParser) -> None:
 
 def gallery_path(args: argparse.Namespace) -> Path:
     """The gallery file chosen on the command line, or the default one."""
-    from edge.paths import state_dir
+    from facegate.host.paths import state_dir
 
     return args.gallery or state_dir() / "gallery.db"
 
 
 def recognizer(args: argparse.Namespace) -> Recognizer:
     """Build a recognizer from the shared options."""
-    from edge.recognizer import DEFAULT_THRESHOLD, Recognizer, RecognizerConfig
+    from facegate.vision.recognizer import DEFAULT_THRESHOLD, Recognizer, RecognizerConfig
 
     if args.threads < 1:
         raise ConfigError("--threads must be at least 1")

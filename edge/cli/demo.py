@@ -11,11 +11,11 @@ import dataclasses
 import os
 import shutil
 
-from edge.cli.common import add_recognizer_options, console, load_bundle, recognizer
-from edge.enroll import template_from_file
-from edge.errors import FacegateError
-from edge.gallery.store import GalleryStore
-from edge.paths import ensure_private_dir, state_dir
+from facegate.cli.common import add_recognizer_options, console, load_bundle, recognizer
+from facegate.errors import FacegateError
+from facegate.gallery.enroll import template_from_file
+from facegate.gallery.store import GalleryStore
+from facegate.host.paths import ensure_private_dir, state_dir
 
 # Who is enrolled from which sample photo; the daemon then watches the whole folder.
 DEMO_ENROL = {"obama": "obama.jpg", "biden": "biden.jpg"}
@@ -43,8 +43,8 @@ def _enrol(args: argparse.Namespace, folder: os.PathLike, gallery: os.PathLike) 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Enrol, then run the daemon over the sample photos and print its events."""
-    from edge import config as cfg
-    from edge import daemon
+    from facegate import config as cfg
+    from facegate.service import daemon
 
     bundle = load_bundle(args.bundle)
     samples = bundle.root / "samples"

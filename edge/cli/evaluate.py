@@ -9,9 +9,16 @@ from pathlib import Path
 from rich.markup import escape
 from rich.table import Table
 
-from edge.cli.common import add_recognizer_options, console, recognizer
-from edge.errors import ConfigError, FacegateError
-from edge.evaluate.run import EvalReport, Identification, Scores, Verification, evaluate, plot_roc
+from facegate.cli.common import add_recognizer_options, console, recognizer
+from facegate.errors import ConfigError, FacegateError
+from facegate.evaluate.run import (
+    EvalReport,
+    Identification,
+    Scores,
+    Verification,
+    evaluate,
+    plot_roc,
+)
 
 SHOWN_FAILURES = 5  # failed images listed on the terminal (all of them are in the JSON)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from rich.progress import Progress
 from rich.table import Table
 
-from edge.cli.common import (
+from facegate.cli.common import (
     add_gallery_option,
     add_recognizer_options,
     console,
@@ -21,11 +21,11 @@ from edge.cli.common import (
     gallery_path,
     recognizer,
 )
-from edge.errors import FacegateError
-from edge.gallery.exchange import export_gallery, import_gallery
-from edge.gallery.store import GalleryStore
-from edge.paths import state_dir
-from edge.permissions import private_paths, warn_private
+from facegate.errors import FacegateError
+from facegate.gallery.exchange import export_gallery, import_gallery
+from facegate.gallery.store import GalleryStore
+from facegate.host.paths import state_dir
+from facegate.host.permissions import private_paths, warn_private
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
@@ -152,7 +152,7 @@ def _plan(args: argparse.Namespace) -> list[tuple[str, list[Path]]]:
 
 def cmd_enroll(args: argparse.Namespace) -> int:
     """Enrol people; refused photos are reported with reasons and never abort the run."""
-    from edge.enroll import template_from_file
+    from facegate.gallery.enroll import template_from_file
 
     plan = _plan(args)
     rec, store = _open(args)

@@ -11,10 +11,10 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from edge.bundle import Bundle
-from edge.cli.common import DEFAULT_BUNDLE, bundle_path, console, emit_json, load_bundle
-from edge.errors import BundleError, FacegateError
-from edge.paths import cache_dir, models_dir
+from facegate.bundle import Bundle
+from facegate.cli.common import DEFAULT_BUNDLE, bundle_path, console, emit_json, load_bundle
+from facegate.errors import BundleError, FacegateError
+from facegate.host.paths import cache_dir, models_dir
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -71,9 +71,9 @@ def _cached(out: Path, key: str) -> bool:
 def cmd_build(args: argparse.Namespace) -> int:
     """Build (or reuse from the cache) a bundle and install it in the state dir."""
     try:
-        from converters import build as builder
-        from converters import recipe as recipes
-        from converters.report import VariantReport, print_table
+        from facegate.converters import build as builder
+        from facegate.converters import recipe as recipes
+        from facegate.converters.report import VariantReport, print_table
     except ImportError as err:
         if (err.name or "").split(".")[0] in ("converters", "edge"):
             raise
@@ -108,7 +108,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 def cmd_list(args: argparse.Namespace) -> int:
     """Show built bundles and the recipes that can be built."""
-    from converters.recipe import available
+    from facegate.bundle.recipes import recipe_names
 
     built = []
     for path in sorted(models_dir().iterdir()):
@@ -127,7 +127,7 @@ def cmd_list(args: argparse.Namespace) -> int:
                     "built": b.manifest.get("built"),
                 }
             )
-    data = {"built": built, "recipes": available()}
+    data = {"built": built, "recipes": recipe_names()}
     if args.json:
         emit_json(data)
         return 0
@@ -175,7 +175,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     """Check every file of the bundle on this machine; exit 1 if any check fails."""
-    from edge.verify_bundle import verify_bundle
+    from facegate.bundle.verify import verify_bundle
 
     bundle = load_bundle(args.bundle)
     result = verify_bundle(bundle)

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 from rich.table import Table
 
-from edge.cli.common import (
+from facegate.cli.common import (
     add_gallery_option,
     add_recognizer_options,
     console,
@@ -17,11 +17,11 @@ from edge.cli.common import (
     gallery_path,
     recognizer,
 )
-from edge.errors import FacegateError, ImageError
-from edge.gallery.store import GalleryStore
-from edge.image import load_image
-from edge.recognizer import Recognizer
-from edge.types import FaceResult
+from facegate.errors import FacegateError, ImageError
+from facegate.gallery.store import GalleryStore
+from facegate.types import FaceResult
+from facegate.vision.image import load_image
+from facegate.vision.recognizer import Recognizer
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -6,7 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from edge.errors import ConfigError
+from facegate.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def load_config(args: argparse.Namespace) -> object:
     """The config file (or defaults) with the command line's flags applied."""
-    from edge import config as cfg
+    from facegate import config as cfg
 
     base = cfg.load(args.config) if args.config else cfg.default()
     return cfg.apply_overrides(
@@ -65,7 +65,7 @@ def load_config(args: argparse.Namespace) -> object:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the daemon; a finite source ends it with exit 0 after its last frame."""
-    from edge import daemon
+    from facegate.service import daemon
 
     config = load_config(args)
     level = getattr(logging, config.service.log_level.upper(), logging.INFO)

@@ -1,5 +1,5 @@
 """Accuracy evaluation on labelled photo folders: ROC, TAR@FAR, 10-fold accuracy, rank-1, DIR."""
 
-from edge.evaluate.run import EvalReport, evaluate, plot_roc
+from facegate.evaluate.run import EvalReport, evaluate, plot_roc
 
 __all__ = ["EvalReport", "evaluate", "plot_roc"]

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.errors import FacegateError
-from edge.evaluate.metrics import N_FOLDS, distinct
+from facegate.errors import FacegateError
+from facegate.evaluate.metrics import N_FOLDS, distinct
 
 log = logging.getLogger(__name__)
 

@@ -15,9 +15,9 @@ import numpy as np
 from rich.console import Console
 from rich.progress import track
 
-from edge.errors import FacegateError, ImageError
-from edge.evaluate import metrics
-from edge.evaluate.dataset import (
+from facegate.errors import FacegateError, ImageError
+from facegate.evaluate import metrics
+from facegate.evaluate.dataset import (
     BALANCED_PER_CLASS,
     SEED,
     IndexPairs,
@@ -28,8 +28,8 @@ from edge.evaluate.dataset import (
     scan,
     with_pair_images,
 )
-from edge.image import load_image
-from edge.recognizer import BACKENDS, Recognizer
+from facegate.vision.image import load_image
+from facegate.vision.recognizer import BACKENDS, Recognizer
 
 log = logging.getLogger(__name__)
 

@@ -1,8 +1,8 @@
 """The local face gallery (SQLite), the matcher, and the portable export format."""
 
-from edge.gallery.exchange import ExportSummary, export_gallery, import_gallery
-from edge.gallery.match import ExactMatcher, Matcher, decide
-from edge.gallery.store import (
+from facegate.gallery.exchange import ExportSummary, export_gallery, import_gallery
+from facegate.gallery.match import ExactMatcher, Matcher, decide
+from facegate.gallery.store import (
     GalleryDump,
     GallerySnapshot,
     GalleryStore,

@@ -33,8 +33,8 @@ import numpy as np
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from edge.errors import GalleryError
-from edge.gallery.store import (
+from facegate.errors import GalleryError
+from facegate.gallery.store import (
     FILE_MODE,
     GalleryStore,
     ImportSummary,

@@ -7,9 +7,9 @@ from typing import Literal, Protocol
 
 import numpy as np
 
-from edge.errors import GalleryError
-from edge.gallery.store import GallerySnapshot
-from edge.types import Match
+from facegate.errors import GalleryError
+from facegate.gallery.store import GallerySnapshot
+from facegate.types import Match
 
 log = logging.getLogger(__name__)
 

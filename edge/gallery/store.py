@@ -16,8 +16,8 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from edge.errors import GalleryError
-from edge.paths import ensure_private_dir
+from facegate.errors import GalleryError
+from facegate.host.paths import ensure_private_dir
 
 log = logging.getLogger(__name__)
 

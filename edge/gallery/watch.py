@@ -6,7 +6,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from edge.gallery.store import GallerySnapshot, GalleryStore
+from facegate.gallery.store import GallerySnapshot, GalleryStore
 
 log = logging.getLogger(__name__)
 

@@ -1,80 +1,55 @@
-"""Event sinks, and the one place that turns a sink spec ("jsonl:-", "mqtt://...") into a sink."""
+"""Event sinks, and the one table of sink kinds: each declares its config table and builder."""
 
 from __future__ import annotations
 
-import inspect
 import logging
-import re
 import threading
 import time
 from collections.abc import Sequence
-from typing import Any
-from urllib.parse import SplitResult, unquote, urlsplit
 
-from edge.errors import ConfigError
-from edge.sinks.base import EventSink
-from edge.sinks.jsonl import JsonlSink
-from edge.sinks.mqtt import MqttSink
-from edge.sinks.webhook import WebhookSink
-from edge.types import Event
+from facegate.config.fields import show
+from facegate.errors import ConfigError
+from facegate.sinks import jsonl, mqtt, webhook
+from facegate.sinks.base import EventSink, SinkKind
+from facegate.sinks.jsonl import JsonlSink
+from facegate.sinks.mqtt import MqttSink
+from facegate.sinks.webhook import WebhookSink
+from facegate.types import Event
 
-__all__ = ["EventSink", "JsonlSink", "MqttSink", "MultiSink", "WebhookSink", "open_sink"]
+__all__ = [
+    "SINK_KINDS",
+    "EventSink",
+    "JsonlSink",
+    "MqttSink",
+    "MultiSink",
+    "SinkKind",
+    "WebhookSink",
+    "build_sink",
+    "kind_for_spec",
+]
 
 log = logging.getLogger(__name__)
 
-SPEC_FORMS = (
-    "jsonl:-, jsonl:/path/file.jsonl, mqtt://[user:pass@]host[:port], "
-    "mqtts://[user:pass@]host[:port], http(s)://host/path"
-)
-MQTT_PORT, MQTTS_PORT = 1883, 8883
+# Every kind of sink: ``[[sinks]] type = NAME`` in the config, ``--sink SPEC`` on the command line.
+SINK_KINDS: dict[str, SinkKind] = {k.name: k for k in (jsonl.KIND, mqtt.KIND, webhook.KIND)}
 
 
-def redact(spec: str) -> str:
-    """The spec with any user:password@ part masked, safe to log or print."""
-    return re.sub(r"//[^/@]*@", "//***@", spec)
+def kind_for_spec(spec: str) -> SinkKind:
+    """The sink kind a ``--sink`` spec names by its scheme; ConfigError if none does."""
+    scheme = spec.partition(":")[0].lower()
+    for kind in SINK_KINDS.values():
+        if scheme in kind.schemes:
+            return kind
+    forms = ", ".join(k.spec_form for k in SINK_KINDS.values())
+    raise ConfigError(f"--sink {show(spec)}: expected {forms}")
 
 
-def open_sink(spec: str, camera: str, **options: Any) -> EventSink:
-    """Make the sink a spec names; ``options`` go to its constructor (ConfigError if unknown)."""
-    scheme = spec.split(":", 1)[0].lower() if ":" in spec else ""
-    if scheme == "jsonl":
-        return _construct(JsonlSink, {"path": spec[len("jsonl:") :], **options})
-    if scheme in ("mqtt", "mqtts"):
-        return _construct(MqttSink, {**_mqtt_args(spec), "camera": camera, **options})
-    if scheme in ("http", "https"):
-        return _construct(WebhookSink, {"url": spec, **options})
-    raise ConfigError(f"unknown event sink {redact(spec)!r}: use {SPEC_FORMS}")
-
-
-def _construct(cls: type[EventSink], kwargs: dict[str, Any]) -> EventSink:
-    accepted = inspect.signature(cls).parameters
-    unknown = sorted(set(kwargs) - set(accepted))
-    if unknown:
-        raise ConfigError(f"unknown option(s) for the {cls.name} sink: {', '.join(unknown)}")
-    return cls(**kwargs)
-
-
-def _mqtt_args(spec: str) -> dict[str, Any]:
-    parts = urlsplit(spec)
-    try:
-        port = parts.port
-    except ValueError as err:
-        raise ConfigError(f"bad port in MQTT sink {redact(spec)!r}") from err
-    if not parts.hostname or parts.path not in ("", "/") or parts.query or parts.fragment:
-        raise ConfigError(f"MQTT sink must be mqtt(s)://[user:pass@]host[:port]: {redact(spec)!r}")
-    tls = parts.scheme.lower() == "mqtts"
-    return {
-        "host": parts.hostname,
-        "port": port or (MQTTS_PORT if tls else MQTT_PORT),
-        "tls": tls,
-        **_credentials(parts),
-    }
-
-
-def _credentials(parts: SplitResult) -> dict[str, str]:
-    if parts.username is None:
-        return {}
-    return {"username": unquote(parts.username), "password": unquote(parts.password or "")}
+def build_sink(cfg: object, camera: str) -> EventSink:
+    """The sink a validated ``[[sinks]]`` table describes."""
+    for kind in SINK_KINDS.values():
+        if isinstance(cfg, kind.config):
+            return kind.build(cfg, camera)
+    raise ConfigError(f"unknown sink {cfg!r}")
 
 
 class MultiSink(EventSink):

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
-from edge.types import Event
+from facegate.types import Event
 
 
 class EventSink(ABC):
@@ -32,3 +35,15 @@ class EventSink(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+@dataclass(frozen=True, slots=True)
+class SinkKind:
+    """One kind of sink as the config sees it: its ``[[sinks]]`` table, ``--sink`` form, builder."""
+
+    name: str  # the table's ``type``
+    config: type  # the frozen dataclass that validates the table
+    schemes: tuple[str, ...]  # ``--sink`` specs it takes: "jsonl" for jsonl:PATH, "mqtt", ...
+    spec_form: str  # the ``--sink`` form in words, for messages
+    from_spec: Callable[[str], dict[str, Any]]  # a ``--sink`` spec as the table it stands for
+    build: Callable[[Any, str], EventSink]  # (validated config, camera name) -> the sink

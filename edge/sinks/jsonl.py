@@ -7,15 +7,26 @@ import logging
 import os
 import sys
 import threading
+from dataclasses import dataclass
+from typing import Any, Literal
 
-from edge.errors import ConfigError
-from edge.sinks.base import EventSink
-from edge.types import Event
+from facegate.config.fields import opt
+from facegate.errors import ConfigError
+from facegate.sinks.base import EventSink, SinkKind
+from facegate.types import Event
 
 log = logging.getLogger(__name__)
 
 FILE_MODE = 0o600
 STDOUT = "-"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JsonlSinkConfig:
+    """[[sinks]] type = "jsonl": one JSON event per line."""
+
+    type: Literal["jsonl"] = opt("jsonl", "sink type")
+    path: str = opt("-", "file to append to, or - for stdout", "text")
 
 
 class JsonlSink(EventSink):
@@ -86,3 +97,15 @@ class JsonlSink(EventSink):
     def stats(self) -> dict[str, float]:
         """Lines written and write errors."""
         return {"delivered": self._written, "errors": self._errors}
+
+
+def _from_spec(spec: str) -> dict[str, Any]:
+    _, sep, rest = spec.partition(":")
+    return {"type": "jsonl", "path": rest if sep else STDOUT}
+
+
+def _build(cfg: JsonlSinkConfig, camera: str) -> JsonlSink:
+    return JsonlSink(cfg.path)
+
+
+KIND = SinkKind("jsonl", JsonlSinkConfig, ("jsonl",), "jsonl:PATH, jsonl:-", _from_spec, _build)

@@ -20,16 +20,19 @@ import unicodedata
 import uuid
 from collections import deque
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import MISSING, dataclass
+from typing import Any, Literal
+from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from edge import __version__
-from edge.errors import ConfigError
-from edge.sinks.base import EventSink
-from edge.types import Event
+from facegate import __version__
+from facegate.config.fields import opt, show
+from facegate.config.secrets import read_secret
+from facegate.errors import ConfigError
+from facegate.sinks.base import EventSink, SinkKind
+from facegate.types import Event
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +42,35 @@ RECONNECT_MAX_S = 30
 MAX_INFLIGHT = (
     20  # messages handed to paho and not yet acknowledged (paho's own queue is unbounded)
 )
+MQTT_PORT, MQTTS_PORT = 1883, 8883
 ONLINE, OFFLINE = "online", "offline"
 ON, OFF = "ON", "OFF"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MqttSinkConfig:
+    """[[sinks]] type = "mqtt": events to an MQTT broker, with Home Assistant discovery."""
+
+    type: Literal["mqtt"] = opt("mqtt", "sink type")
+    host: str = opt(MISSING, "broker host name or address", "text")
+    port: int = opt(1883, "broker port", "1..65535")
+    prefix: str = opt("facegate", "topic prefix", "topic")
+    username: str | None = opt(None, "broker user name")
+    password_file: str | None = opt(None, "file holding the broker password")
+    tls: bool = opt(False, "connect with TLS")
+    ca_file: str | None = opt(None, "CA certificate for TLS (unset: the system's)")
+    discovery: bool = opt(True, "publish Home Assistant MQTT discovery")
+    discovery_prefix: str = opt("homeassistant", "Home Assistant discovery prefix", "topic")
+    queue_size: int = opt(1000, "events held while the broker is away (oldest dropped)", ">=1")
+
+    def check(self) -> list[tuple[str, str]]:
+        """Problems between keys: (key, message)."""
+        found = []
+        if self.ca_file and not self.tls:
+            found.append(("ca_file", "needs tls = true"))
+        if self.password_file and not self.username:
+            found.append(("password_file", "needs username"))
+        return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -397,3 +427,51 @@ class MqttSink(EventSink):
             msgs.append(_Message(self.config_topic(person), "", retain=True))
             msgs.append(_Message(self.state_topic(person), "", retain=True))
         return msgs
+
+
+def _from_spec(spec: str) -> dict[str, Any]:
+    """``mqtt(s)://[USER@]HOST[:PORT][/PREFIX]`` as a ``[[sinks]]`` table (no passwords)."""
+    try:
+        url = urlsplit(spec)
+        password, port = url.password, url.port
+    except ValueError as err:
+        raise ConfigError(f"--sink {show(spec)}: not a valid URL ({err})") from None
+    if password is not None:
+        raise ConfigError(
+            "--sink: a password in the URL shows in `ps` and the journal: describe the sink in "
+            "the config file with password_file, or pass it with systemd LoadCredential"
+        )
+    tls = url.scheme.lower() == "mqtts"
+    data: dict[str, Any] = {
+        "type": "mqtt",
+        "host": url.hostname or "",
+        "tls": tls,
+        "port": (MQTTS_PORT if tls else MQTT_PORT) if port is None else port,
+    }
+    if url.username:
+        data["username"] = unquote(url.username)
+    if url.path.strip("/"):
+        data["prefix"] = url.path.strip("/")
+    return data
+
+
+def _build(cfg: MqttSinkConfig, camera: str) -> MqttSink:
+    password = read_secret(cfg.password_file, "mqtt-password") if cfg.username else None
+    return MqttSink(
+        cfg.host,
+        cfg.port,
+        cfg.prefix,
+        camera,
+        cfg.username,
+        password,
+        cfg.tls,
+        cfg.ca_file,
+        queue_size=cfg.queue_size,
+        discovery=cfg.discovery,
+        discovery_prefix=cfg.discovery_prefix,
+    )
+
+
+KIND = SinkKind(
+    "mqtt", MqttSinkConfig, ("mqtt", "mqtts"), "mqtt(s)://[USER@]HOST[:PORT]", _from_spec, _build
+)

@@ -11,17 +11,42 @@ import urllib.error
 import urllib.request
 from collections import deque
 from collections.abc import Mapping
+from dataclasses import MISSING, dataclass
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from edge import __version__
-from edge.errors import ConfigError
-from edge.sinks.base import EventSink
-from edge.types import Event
+from facegate import __version__
+from facegate.config.fields import opt
+from facegate.errors import ConfigError
+from facegate.sinks.base import EventSink, SinkKind
+from facegate.types import Event
 
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF_S = 30.0
 RETRYABLE_HTTP = frozenset({408, 425, 429})  # client errors worth retrying; all 5xx are too
+
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WebhookSinkConfig:
+    """[[sinks]] type = "webhook": each event POSTed as JSON."""
+
+    type: Literal["webhook"] = opt("webhook", "sink type")
+    url: str = opt(MISSING, "URL to POST events to", "url")
+    timeout: float = opt(5.0, "seconds per request", ">0")
+    retries: int = opt(3, "retries of a failed request", ">=0")
+    queue_size: int = opt(100, "events held while the target is away (oldest dropped)", ">=1")
+
+    def check(self) -> list[tuple[str, str]]:
+        """Problems between keys: (key, message)."""
+        try:
+            password = urlsplit(self.url).password
+        except ValueError as err:
+            return [("url", f"is not a valid URL: {err}")]
+        if password is not None:
+            return [("url", "must not contain user:password@: never put a secret in the config")]
+        return []
 
 
 def safe_url(url: str) -> str:
@@ -182,3 +207,16 @@ class WebhookSink(EventSink):
             log.info("webhook %s is delivering again", self._target)
         else:
             log.warning("webhook %s is failing; events are dropped after retries", self._target)
+
+
+def _from_spec(spec: str) -> dict[str, Any]:
+    return {"type": "webhook", "url": spec}
+
+
+def _build(cfg: WebhookSinkConfig, camera: str) -> WebhookSink:
+    return WebhookSink(cfg.url, timeout=cfg.timeout, retries=cfg.retries, queue_size=cfg.queue_size)
+
+
+KIND = SinkKind(
+    "webhook", WebhookSinkConfig, ("http", "https"), "http(s)://URL", _from_spec, _build
+)

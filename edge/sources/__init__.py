@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edge.errors import CameraError
-from edge.sources.base import FrameSource
-from edge.sources.folder import FolderSource
-from edge.sources.opencv import OpenCVSource, display_name, source_kind
-from edge.sources.picamera2 import Picamera2Source
+from facegate.errors import CameraError
+from facegate.sources.base import FrameSource
+from facegate.sources.folder import FolderSource
+from facegate.sources.opencv import OpenCVSource, display_name, source_kind
+from facegate.sources.picamera2 import Picamera2Source
 
 __all__ = [
     "FolderSource",

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
-from edge.types import Frame
+from facegate.types import Frame
 
 
 class FrameSource(ABC):
     """A camera, stream, video file or image folder; a context manager that holds the device.
 
     ``read`` returns the next frame, or ``None`` when a finite source has ended. A live source
-    that fails raises :class:`edge.errors.CameraError`; the capture loop reopens it with backoff.
+    that fails raises :class:`facegate.errors.CameraError`; the capture loop reopens it
+    with backoff.
     """
 
     name: str = "source"

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.errors import CameraError, ImageError
-from edge.image import load_image
-from edge.sources.base import FrameSource
-from edge.sources.opencv import frame_to_rgb
-from edge.types import Frame
+from facegate.errors import CameraError, ImageError
+from facegate.sources.base import FrameSource
+from facegate.sources.opencv import frame_to_rgb
+from facegate.types import Frame
+from facegate.vision.image import load_image
 
 log = logging.getLogger(__name__)
 

@@ -13,10 +13,10 @@ from urllib.parse import urlsplit, urlunsplit
 import cv2
 import numpy as np
 
-from edge.errors import CameraError, ImageError
-from edge.image import to_rgb
-from edge.sources.base import FrameSource
-from edge.types import Frame
+from facegate.errors import CameraError, ImageError
+from facegate.sources.base import FrameSource
+from facegate.types import Frame
+from facegate.vision.image import to_rgb
 
 log = logging.getLogger(__name__)
 

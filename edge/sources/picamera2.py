@@ -6,10 +6,10 @@ import logging
 import time
 from typing import Any
 
-from edge.errors import CameraError
-from edge.sources.base import FrameSource
-from edge.sources.opencv import bgr_to_rgb
-from edge.types import Frame
+from facegate.errors import CameraError
+from facegate.sources.base import FrameSource
+from facegate.sources.opencv import bgr_to_rgb
+from facegate.types import Frame
 
 log = logging.getLogger(__name__)
 

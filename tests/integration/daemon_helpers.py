@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 class DaemonProcess:
-    """`python -m edge.cli run ARGS` with its events in a JSON-lines file and its log captured."""
+    """`python -m facegate.cli run ARGS`, its events in a JSON-lines file and its log captured."""
 
     def __init__(self, home: Path, *args: str, env: dict[str, str] | None = None) -> None:
         self.events_path = home / "events.jsonl"
@@ -26,7 +26,7 @@ class DaemonProcess:
     def start(self) -> DaemonProcess:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "edge.cli", "-v", *self.args],
+            [sys.executable, "-m", "facegate.cli", "-v", *self.args],
             cwd=REPO,
             env=self.env,
             stdout=log,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from edge.parity import BOX_IOU, EMBED_MEAN_COS, EMBED_MIN_COS, FP32_ABS, LANDMARK_PX
+from facegate.bundle.parity import BOX_IOU, EMBED_MEAN_COS, EMBED_MIN_COS, FP32_ABS, LANDMARK_PX
 from tests.conftest import run_cli
 
 

@@ -193,7 +193,7 @@ def test_killed_enrolment_leaves_no_half_person(
         [
             sys.executable,
             "-m",
-            "edge.cli",
+            "facegate.cli",
             "gallery",
             "enroll",
             "--from-dir",

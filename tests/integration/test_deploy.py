@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.cli import check_config
+from facegate.cli import check_config
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"

@@ -22,8 +22,8 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.snapshots import SnapshotStore
-from edge.types import Face
+from facegate.service.snapshots import SnapshotStore
+from facegate.types import Face
 from tests.integration.daemon_helpers import DaemonProcess
 from tests.integration.mosquitto import free_port
 from tests.integration.rtsp_server import RtspServer
@@ -91,7 +91,7 @@ def _image_and_face() -> tuple[np.ndarray, Face]:
 def test_store_on_a_full_disk_logs_once_counts_and_resumes(
     tiny_disk: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="edge.snapshots")
+    caplog.set_level(logging.INFO, logger="facegate.service.snapshots")
     image, face = _image_and_face()
     store = SnapshotStore(tiny_disk)
     filler = fill(tiny_disk)

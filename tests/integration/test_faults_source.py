@@ -23,12 +23,12 @@ import cv2
 import numpy as np
 import pytest
 
-from edge import assemble, daemon
-from edge.capture import BACKOFF_MAX, Capture
-from edge.config import load
-from edge.errors import CameraError
-from edge.sources.base import FrameSource
-from edge.types import Frame
+from facegate.config import load
+from facegate.errors import CameraError
+from facegate.service import assemble, daemon
+from facegate.service.capture import BACKOFF_MAX, Capture
+from facegate.sources.base import FrameSource
+from facegate.types import Frame
 from tests.integration.daemon_helpers import DaemonProcess
 from tests.integration.mosquitto import free_port
 from tests.integration.rtsp_server import RtspServer

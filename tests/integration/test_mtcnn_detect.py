@@ -8,11 +8,11 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.bundle import Bundle
-from edge.detect import MTCNN, MTCNNConfig, nms
-from edge.detect.mtcnn import _AreaSampler
-from edge.errors import ConfigError, ImageError
-from edge.types import Face
+from facegate.bundle import Bundle
+from facegate.errors import ConfigError, ImageError
+from facegate.types import Face
+from facegate.vision.detect import MTCNN, MTCNNConfig, nms
+from facegate.vision.detect.mtcnn import _AreaSampler
 
 NETS = ("pnet", "rnet", "onet")
 FACES = Path(__file__).resolve().parents[2].parent / "shared" / "faces"
@@ -186,7 +186,7 @@ def test_very_large_photo_is_reduced_and_reported_at_full_size(onnx_detector: MT
 
 def test_batches_cover_every_crop_in_few_calls_and_sizes() -> None:
     """Every candidate is run exactly once, in at most two calls past the full chunks."""
-    from edge.detect.mtcnn import _batch_sizes
+    from facegate.vision.detect.mtcnn import _batch_sizes
 
     seen: set[int] = set()
     for n in range(0, 300):

@@ -7,11 +7,11 @@ from pathlib import Path
 import cv2
 import pytest
 
-from edge.enroll import template_from_file
-from edge.gallery.store import GalleryStore
-from edge.pipeline import Pipeline, PipelineSettings
-from edge.recognizer import Recognizer
-from edge.types import Event, Frame
+from facegate.gallery.enroll import template_from_file
+from facegate.gallery.store import GalleryStore
+from facegate.service.pipeline import Pipeline, PipelineSettings
+from facegate.types import Event, Frame
+from facegate.vision.recognizer import Recognizer
 
 VIDEO = Path(__file__).resolve().parents[2].parent / "shared" / "video"
 

@@ -36,7 +36,7 @@ def facegate(home: Path, *args: str, timeout: float = 300) -> bytes:
     """Run ``facegate -vv ARGS``; return everything it printed (stdout and stderr) as bytes."""
     env = {**os.environ, "FACEGATE_HOME": str(home), "FG_PRIVACY_PASS": SECRET}
     proc = subprocess.run(
-        [sys.executable, "-m", "edge.cli", "-vv", *args],
+        [sys.executable, "-m", "facegate.cli", "-vv", *args],
         capture_output=True,
         env=env,
         timeout=timeout,
@@ -99,7 +99,9 @@ def test_the_detectors_of_this_test_work() -> None:
     for bad in (vector.encode(), numpy_style.encode(), blob.encode(), b"x \x89PNG\r\n"):
         with pytest.raises(AssertionError):
             assert_no_biometrics(bad, [])
-    assert_no_biometrics(b"INFO edge.daemon: 12.5 fps, box [1.0, 2.0, 3.0, 4.0] t=0.25 s", [])
+    assert_no_biometrics(
+        b"INFO facegate.service.daemon: 12.5 fps, box [1.0, 2.0, 3.0, 4.0] t=0.25 s", []
+    )
     assert forbidden_keys({"a": [{"Embedding": 1}]}) == ["Embedding"]
 
 

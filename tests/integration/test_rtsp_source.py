@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.capture import Capture
-from edge.sources import FolderSource, OpenCVSource
-from edge.sources.folder import IMAGE_SUFFIXES
-from edge.sources.opencv import CAPTURE_OPTIONS_ENV
+from facegate.service.capture import Capture
+from facegate.sources import FolderSource, OpenCVSource
+from facegate.sources.folder import IMAGE_SUFFIXES
+from facegate.sources.opencv import CAPTURE_OPTIONS_ENV
 from tests.integration.rtsp_server import RtspServer
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"

@@ -19,10 +19,11 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from edge.errors import ConfigError
-from edge.sinks import JsonlSink, MqttSink, MultiSink, WebhookSink, open_sink
-from edge.sinks.base import EventSink
-from edge.types import Event
+from facegate import config as cfg
+from facegate.errors import ConfigError
+from facegate.sinks import SINK_KINDS, JsonlSink, MqttSink, MultiSink, WebhookSink, build_sink
+from facegate.sinks.base import EventSink
+from facegate.types import Event
 from tests.integration.mosquitto import Mosquitto, free_port, mosquitto_binary
 
 needs_mosquitto = pytest.mark.skipif(mosquitto_binary() is None, reason="mosquitto not installed")
@@ -171,7 +172,7 @@ def test_discovery_configs_are_retained_and_follow_the_gallery(broker: Mosquitto
 
 LAST_WILL_SCRIPT = """
 import sys, time
-from edge.sinks.mqtt import MqttSink
+from facegate.sinks.mqtt import MqttSink
 sink = MqttSink("127.0.0.1", int(sys.argv[1]), prefix="fgwill", keepalive=2, discovery=False)
 sink.start()
 while not sink.stats()["connected"]:
@@ -342,7 +343,7 @@ def test_webhook_target_down_then_up_is_delivered_after_retry() -> None:
 
 
 def test_webhook_permanently_down_is_bounded(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.WARNING, logger="edge.sinks.webhook")
+    caplog.set_level(logging.WARNING, logger="facegate.sinks.webhook")
     url = f"http://127.0.0.1:{free_port()}/"
     with WebhookSink(url, retries=2, backoff=0.01, queue_size=50) as sink:
         for i in range(5000):
@@ -410,14 +411,14 @@ def test_jsonl_stdout(capsys: pytest.CaptureFixture[str]) -> None:
 
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full")
 def test_jsonl_write_error_is_counted_and_logged_once(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.WARNING, logger="edge.sinks.jsonl")
+    caplog.set_level(logging.WARNING, logger="facegate.sinks.jsonl")
     with JsonlSink("/dev/full") as sink:
         for i in range(3):
             sink.emit(event(i))  # must not raise
         assert sink.stats() == {"delivered": 0, "errors": 3}
     # only this sink's records: a webhook worker abandoned by an earlier close(timeout) may
     # still log its own outage while this test runs
-    mine = [r for r in caplog.records if r.name == "edge.sinks.jsonl"]
+    mine = [r for r in caplog.records if r.name == "facegate.sinks.jsonl"]
     assert len([r for r in mine if r.levelno == logging.WARNING]) == 1
 
 
@@ -433,36 +434,54 @@ def test_jsonl_unopenable_file(tmp_path: Path) -> None:
     sink.close()
 
 
-# --- open_sink and MultiSink -------------------------------------------------------------
+# --- the sink table: --sink specs and [[sinks]] tables build the same sinks -------------
 
 
-def test_open_sink_dispatch(tmp_path: Path) -> None:
-    assert isinstance(open_sink("jsonl:-", "cam"), JsonlSink)
-    jsonl = open_sink(f"jsonl:{tmp_path}/e.jsonl", "cam")
+def sink_from_spec(spec: str) -> EventSink:
+    return build_sink(cfg.parse_sink(spec), "cam")
+
+
+def test_sink_specs_build_each_kind(tmp_path: Path) -> None:
+    assert isinstance(sink_from_spec("jsonl:-"), JsonlSink)
+    jsonl = sink_from_spec(f"jsonl:{tmp_path}/e.jsonl")
     assert isinstance(jsonl, JsonlSink) and jsonl.path == f"{tmp_path}/e.jsonl"
-    plain = open_sink("mqtt://user:p%40ss@broker.lan:1884", "cam", queue_size=10)
+    plain = sink_from_spec("mqtt://user@broker.lan:1884/home")
     assert isinstance(plain, MqttSink) and (plain.host, plain.port) == ("broker.lan", 1884)
-    secure = open_sink("mqtts://broker.lan", "cam")
+    secure = sink_from_spec("mqtts://broker.lan")
     assert isinstance(secure, MqttSink) and secure.port == 8883
-    hook = open_sink("https://example.org/hook", "cam", retries=1)
-    assert isinstance(hook, WebhookSink) and hook.retries == 1
+    hook = sink_from_spec("https://example.org/hook")
+    assert isinstance(hook, WebhookSink) and hook.url == "https://example.org/hook"
+
+
+def test_every_sink_kind_has_one_table_entry() -> None:
+    """Each kind names its table, its --sink schemes and a builder; schemes never overlap."""
+    schemes = [s for kind in SINK_KINDS.values() for s in kind.schemes]
+    assert len(schemes) == len(set(schemes))
+    for name, kind in SINK_KINDS.items():
+        assert kind.config.__dataclass_fields__["type"].default == name
 
 
 @pytest.mark.parametrize(
-    "spec", ["ftp://user:secret@host/x", "events.jsonl", "", "mqtt://host:99999", "mqtt:///x"]
+    "spec",
+    [
+        "ftp://user:secret@host/x",
+        "events.jsonl",
+        "",
+        "mqtt://host:99999",
+        "mqtt:///x",
+        "mqtt://u:secret@host",
+    ],
 )
-def test_open_sink_rejects_bad_specs_in_one_line(spec: str) -> None:
+def test_bad_sink_specs_are_refused_in_one_line(spec: str) -> None:
     with pytest.raises(ConfigError) as err:
-        open_sink(spec, "cam")
+        sink_from_spec(spec)
     message = str(err.value)
     assert "\n" not in message and "secret" not in message
 
 
-def test_open_sink_unknown_spec_lists_the_accepted_forms() -> None:
-    with pytest.raises(ConfigError, match=r"jsonl:-.*mqtt://.*http"):
-        open_sink("kafka://host", "cam")
-    with pytest.raises(ConfigError, match="colour"):
-        open_sink("jsonl:-", "cam", colour="red")
+def test_unknown_sink_spec_lists_the_accepted_forms() -> None:
+    with pytest.raises(ConfigError, match=r"jsonl:-.*mqtt.*://.*http"):
+        sink_from_spec("kafka://host")
 
 
 class Broken(EventSink):

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.soak import CLIP, report, soak
-from edge.capture import BACKOFF_MAX
+from facegate.service.capture import BACKOFF_MAX
 
 MINUTES = 2.0
 INTERVAL_S = 2.0

@@ -6,8 +6,15 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.align import ARCFACE_TEMPLATE, align, align_many, estimate_transform, template, umeyama
-from edge.types import AlignedFace, Face
+from facegate.types import AlignedFace, Face
+from facegate.vision.align import (
+    ARCFACE_TEMPLATE,
+    align,
+    align_many,
+    estimate_transform,
+    template,
+    umeyama,
+)
 
 
 def _similarity(angle: float, scale: float, tx: float, ty: float) -> np.ndarray:

@@ -1,8 +1,8 @@
-"""Which built variants a bundle keeps: converters.report.decide."""
+"""Which built variants a bundle keeps: facegate.converters.report.decide."""
 
 from __future__ import annotations
 
-from converters.report import VariantReport, decide
+from facegate.converters.report import VariantReport, decide
 
 
 def _r(precision: str, mb: float, ms: float, speedup: float | None, ok: bool = True):

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.bundle import Bundle
-from edge.errors import BundleError, ModelError
+from facegate.bundle import Bundle
+from facegate.errors import BundleError, ModelError
 from tests.conftest import run_cli
 
 
@@ -113,7 +113,7 @@ def test_every_kept_model_runs_in_its_runtime(bundle: Bundle, fmt: str) -> None:
 
 def test_litert_pnet_keeps_one_interpreter_per_shape_and_stays_correct(bundle: Bundle) -> None:
     """P-Net's pyramid levels each keep a sized interpreter (bounded); answers never go stale."""
-    from edge.backends import litert
+    from facegate.backends import litert
 
     rng = np.random.default_rng(3)
     shapes = [(1, 20 + 3 * i, 30 + 2 * i, 3) for i in range(litert.SPATIAL_SHAPES + 4)]

@@ -15,12 +15,12 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.capture import Capture, LatestFrameQueue
-from edge.errors import CameraError
-from edge.sources import FolderSource, OpenCVSource, Picamera2Source, display_name, open_source
-from edge.sources.base import FrameSource
-from edge.sources.opencv import CAPTURE_OPTIONS_ENV, RTSP_CAPTURE_OPTIONS, bgr_to_rgb
-from edge.types import Frame
+from facegate.errors import CameraError
+from facegate.service.capture import Capture, LatestFrameQueue
+from facegate.sources import FolderSource, OpenCVSource, Picamera2Source, display_name, open_source
+from facegate.sources.base import FrameSource
+from facegate.sources.opencv import CAPTURE_OPTIONS_ENV, RTSP_CAPTURE_OPTIONS, bgr_to_rgb
+from facegate.types import Frame
 
 T0 = 1_700_000_000.0
 

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge import config as cfg
-from edge.config import (
+from facegate import config as cfg
+from facegate.config import (
     ConfigProblems,
     JsonlSinkConfig,
     MqttSinkConfig,
@@ -19,9 +19,9 @@ from edge.config import (
     apply_overrides,
     parse,
 )
-from edge.detect.mtcnn import MTCNNConfig
-from edge.errors import ConfigError
-from edge.recognizer import DEFAULT_THRESHOLD
+from facegate.errors import ConfigError
+from facegate.vision.detect.mtcnn import MTCNNConfig
+from facegate.vision.recognizer import DEFAULT_THRESHOLD
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "deploy" / "config.example.toml"
 
@@ -342,7 +342,7 @@ def check_config(*argv: str) -> int:
     """Run ``facegate check-config ARGV`` in-process."""
     import argparse
 
-    from edge.cli import check_config as command
+    from facegate.cli import check_config as command
 
     parser = argparse.ArgumentParser()
     command.register(parser.add_subparsers())

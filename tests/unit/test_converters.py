@@ -8,17 +8,17 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from converters.ir import Graph, Layer, count_macs
-from converters.quantize import equalize
-from converters.recipe import load
-from converters.sources import read_member
-from converters.to_onnx import to_onnx
-from converters.to_tflite import convert
-from edge.backends.litert import LiteRTBackend
+from facegate.backends.litert import LiteRTBackend
+from facegate.converters.ir import Graph, Layer, count_macs
+from facegate.converters.quantize import equalize
+from facegate.converters.recipe import load
+from facegate.converters.sources import read_member
+from facegate.converters.to_onnx import to_onnx
+from facegate.converters.to_tflite import convert
 
 
 def _source(key: str) -> Path:
-    from edge.paths import cache_dir
+    from facegate.host.paths import cache_dir
 
     src = load("default").sources[key]
     path = cache_dir() / "sources" / src.sha256 / src.file
@@ -29,8 +29,8 @@ def _source(key: str) -> Path:
 
 @pytest.fixture(scope="module")
 def graphs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Graph]:
-    from converters.mtcnn_weights import build, load_lz4
-    from converters.tflite_reader import read
+    from facegate.converters.mtcnn_weights import build, load_lz4
+    from facegate.converters.tflite_reader import read
 
     tmp = tmp_path_factory.mktemp("raw")
     recipe = load("default")
@@ -105,8 +105,8 @@ def test_cross_layer_equalization_keeps_the_function(graphs: dict[str, Graph]) -
 
 
 def test_mtcnn_matches_the_published_keras_nets(graphs: dict[str, Graph], tmp_path: Path) -> None:
-    from converters.verify import check_mtcnn_reference
-    from edge.backends.onnxruntime import OnnxRuntimeBackend
+    from facegate.backends.onnxruntime import OnnxRuntimeBackend
+    from facegate.converters.verify import check_mtcnn_reference
 
     backends, inputs = {}, {}
     for role in ("pnet", "rnet", "onet"):

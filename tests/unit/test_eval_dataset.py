@@ -10,10 +10,10 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.errors import FacegateError
-from edge.evaluate import dataset as ds
-from edge.evaluate.run import evaluate, plot_roc
-from edge.types import Face
+from facegate.errors import FacegateError
+from facegate.evaluate import dataset as ds
+from facegate.evaluate.run import evaluate, plot_roc
+from facegate.types import Face
 
 COLOURS = {
     "Ada_Lovelace": (200, 40, 40),

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge.evaluate import metrics
+from facegate.evaluate import metrics
 
 scores = st.lists(st.integers(-10, 10).map(lambda v: v / 10), min_size=1, max_size=40)
 

@@ -15,15 +15,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from edge.capture import Capture
-from edge.errors import CameraError, ImageError
-from edge.image import load_image
-from edge.pipeline import Pipeline, PipelineSettings
-from edge.snapshots import SnapshotStore
-from edge.sources import FolderSource, OpenCVSource, Picamera2Source
-from edge.sources.base import FrameSource
-from edge.sources.opencv import MIN_FRAME_SIDE, frame_to_rgb
-from edge.types import Frame
+from facegate.errors import CameraError, ImageError
+from facegate.service.capture import Capture
+from facegate.service.pipeline import Pipeline, PipelineSettings
+from facegate.service.snapshots import SnapshotStore
+from facegate.sources import FolderSource, OpenCVSource, Picamera2Source
+from facegate.sources.base import FrameSource
+from facegate.sources.opencv import MIN_FRAME_SIDE, frame_to_rgb
+from facegate.types import Frame
+from facegate.vision.image import load_image
 
 T0 = 1_700_000_000.0
 # Frames no camera should send, but some driver one day will: (label, array).
@@ -131,7 +131,7 @@ def test_the_pipeline_survives_odd_frames(pipeline: Pipeline, label: str, image:
 def test_tiny_and_empty_frames_are_counted_not_processed(
     pipeline: Pipeline, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.DEBUG, logger="edge.pipeline"):
+    with caplog.at_level(logging.DEBUG, logger="facegate.service.pipeline"):
         for i, image in enumerate([np.zeros((1, 1, 3), np.uint8), np.zeros((0, 0, 3), np.uint8)]):
             pipeline.process(frame(image, i))
     assert pipeline.metrics.counters["frames_rejected"] == 2 and pipeline.rejected == 2
@@ -207,7 +207,7 @@ def drain(capture: Capture) -> list[Frame]:
 def test_capture_drops_no_pictures_and_coerces_the_rest(caplog: pytest.LogCaptureFixture) -> None:
     images = [image for _, image in ODD_FRAMES] + [np.zeros((48, 64, 3), np.uint8)]
     capture = Capture(lambda: ListSource(images))
-    with caplog.at_level(logging.DEBUG, logger="edge.capture"), capture:
+    with caplog.at_level(logging.DEBUG, logger="facegate.service.capture"), capture:
         frames = drain(capture)
     for item in frames:
         assert item.image.dtype == np.uint8 and item.image.ndim == 3 and item.image.shape[2] == 3

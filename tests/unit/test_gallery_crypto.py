@@ -14,9 +14,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from edge.cli.gallery import _passphrase
-from edge.errors import FacegateError, GalleryError
-from edge.gallery import GalleryStore, Template, exchange, export_gallery, import_gallery
+from facegate.cli.gallery import _passphrase
+from facegate.errors import FacegateError, GalleryError
+from facegate.gallery import GalleryStore, Template, exchange, export_gallery, import_gallery
 from tests.conftest import run_cli
 
 MODEL = "mobilefacenet-test"

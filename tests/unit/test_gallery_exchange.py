@@ -16,15 +16,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from edge.errors import GalleryError
-from edge.gallery import (
+from facegate.errors import GalleryError
+from facegate.gallery import (
     GalleryStore,
     ImportSummary,
     Template,
     export_gallery,
     import_gallery,
 )
-from edge.gallery.store import decode_crop
+from facegate.gallery.store import decode_crop
 
 MODEL = "mobilefacenet-test"
 DIM = 8

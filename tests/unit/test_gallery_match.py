@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.errors import GalleryError
-from edge.gallery import ExactMatcher, GallerySnapshot, GalleryStore, Template, decide
-from edge.gallery import match as match_module
-from edge.types import Match
+from facegate.errors import GalleryError
+from facegate.gallery import ExactMatcher, GallerySnapshot, GalleryStore, Template, decide
+from facegate.gallery import match as match_module
+from facegate.types import Match
 
 DIM = 16
 # A 100k-template search must stay interactive on a laptop; the vectorised path needs ~0.1 s.

@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.errors import GalleryError
-from edge.gallery import GalleryStore, Template
-from edge.gallery.store import decode_crop
+from facegate.errors import GalleryError
+from facegate.gallery import GalleryStore, Template
+from facegate.gallery.store import decode_crop
 
 MODEL = "mobilefacenet-test"
 DIM = 8
@@ -341,7 +341,7 @@ def test_kill_inside_raw_transaction_leaves_nothing(gallery_path: Path) -> None:
 PAUSED_ENROLL = """
     import sys, time
     import numpy as np
-    from edge.gallery import GalleryStore, Template
+    from facegate.gallery import GalleryStore, Template
     path, name, model, dim = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
     store = GalleryStore.open(path, model, dim)
     inserted = []
@@ -378,7 +378,7 @@ def test_kill_inside_enroll_is_all_or_nothing(
 WRITER = """
     import sys
     import numpy as np
-    from edge.gallery import GalleryStore, Template
+    from facegate.gallery import GalleryStore, Template
     path, model, dim, count = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
     rng = np.random.default_rng(7)
     with GalleryStore.open(path, model, dim) as store:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from edge.errors import ConfigError, FacegateError
-from edge.health import HealthServer, read_token, render_metrics
+from facegate.errors import ConfigError, FacegateError
+from facegate.service.health import HealthServer, read_token, render_metrics
 
 TOKEN = "s3cret-token"
 

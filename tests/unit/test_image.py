@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from edge.errors import ImageError
-from edge.image import decode_image, header_size, load_image, to_rgb
+from facegate.errors import ImageError
+from facegate.vision.image import decode_image, header_size, load_image, to_rgb
 
 
 def _jpeg(img_rgb: np.ndarray) -> bytes:

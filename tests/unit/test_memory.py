@@ -8,7 +8,7 @@ import resource
 import numpy as np
 import pytest
 
-from edge.memory import keep_frame_buffers
+from facegate.host.memory import keep_frame_buffers
 
 
 def _frame() -> float:

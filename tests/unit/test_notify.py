@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from edge import notify
+from facegate.host import notify
 
 
 @pytest.fixture()

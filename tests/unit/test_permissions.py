@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from edge import permissions
-from edge.permissions import check_private, gallery_files, private_paths, warn_private
+from facegate.host import permissions
+from facegate.host.permissions import check_private, gallery_files, private_paths, warn_private
 from tests.conftest import run_cli
 
 
@@ -127,11 +127,11 @@ def test_each_warning_is_logged_once_at_warning_level(
     state: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     (state / "gallery.db").chmod(0o644)
-    with caplog.at_level(logging.WARNING, logger="edge.permissions"):
+    with caplog.at_level(logging.WARNING, logger="facegate.host.permissions"):
         first = warn_private(paths_of(state))
         second = warn_private(paths_of(state))
     assert len(first) == 1 and second == []
-    records = [r for r in caplog.records if r.name == "edge.permissions"]
+    records = [r for r in caplog.records if r.name == "facegate.host.permissions"]
     assert [r.levelno for r in records] == [logging.WARNING]
     assert "is mode 0644, should be 0600" in records[0].getMessage()
 

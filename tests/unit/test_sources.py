@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from converters.recipe import load
-from converters.sources import Source, fetch, sha256_file
-from edge.errors import SourceError
+from facegate.converters.recipe import load
+from facegate.converters.sources import Source, fetch, sha256_file
+from facegate.errors import SourceError
 from tests.conftest import run_cli
 
 
 def _cached_source(key: str) -> tuple[Source, Path]:
-    from edge.paths import cache_dir
+    from facegate.host.paths import cache_dir
 
     src = load("default").sources[key]
     path = cache_dir() / "sources" / src.sha256 / src.file

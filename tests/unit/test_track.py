@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from edge.track import IoUTracker, Track, iou
-from edge.types import Face, Match
+from facegate.types import Face, Match
+from facegate.vision.track import IoUTracker, Track, iou
 
 
 def face(x: float, y: float, size: float = 50) -> Face:

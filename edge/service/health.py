@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from edge.errors import ConfigError, FacegateError
+from facegate.errors import ConfigError, FacegateError
 
 log = logging.getLogger(__name__)
 

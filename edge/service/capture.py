@@ -15,10 +15,10 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from edge.errors import CameraError, ImageError
-from edge.sources.base import FrameSource
-from edge.sources.opencv import frame_to_rgb
-from edge.types import Frame
+from facegate.errors import CameraError, ImageError
+from facegate.sources.base import FrameSource
+from facegate.sources.opencv import frame_to_rgb
+from facegate.types import Frame
 
 log = logging.getLogger(__name__)
 

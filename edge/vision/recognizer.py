@@ -11,15 +11,15 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from edge.align import align
-from edge.bundle import Bundle
-from edge.detect.mtcnn import MTCNN, MTCNNConfig
-from edge.embed import Embedder
-from edge.errors import ConfigError
-from edge.gallery.match import ExactMatcher, Matcher, decide
-from edge.gallery.store import GallerySnapshot
-from edge.memory import keep_frame_buffers
-from edge.types import AlignedFace, Face, FaceResult
+from facegate.bundle import Bundle
+from facegate.errors import ConfigError
+from facegate.gallery.match import ExactMatcher, Matcher, decide
+from facegate.gallery.store import GallerySnapshot
+from facegate.host.memory import keep_frame_buffers
+from facegate.types import AlignedFace, Face, FaceResult
+from facegate.vision.align import align
+from facegate.vision.detect.mtcnn import MTCNN, MTCNNConfig
+from facegate.vision.embed import Embedder
 
 log = logging.getLogger(__name__)
 

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.align import align
-from edge.backends import Backend
-from edge.bundle import Bundle, ModelEntry
-from edge.detect.mtcnn import MTCNN
-from edge.errors import FacegateError
-from edge.image import load_image
-from edge.parity import detector_ok, detector_parity, embed, embedder_ok, embedder_parity
+from facegate.backends import Backend
+from facegate.bundle import Bundle, ModelEntry
+from facegate.bundle.parity import detector_ok, detector_parity, embed, embedder_ok, embedder_parity
+from facegate.errors import FacegateError
+from facegate.vision.align import align
+from facegate.vision.detect.mtcnn import MTCNN
+from facegate.vision.image import load_image
 
 log = logging.getLogger(__name__)
 

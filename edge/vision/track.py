@@ -6,7 +6,7 @@ import logging
 from collections import Counter
 from dataclasses import dataclass, field
 
-from edge.types import Face, Match
+from facegate.types import Face, Match
 
 log = logging.getLogger(__name__)
 

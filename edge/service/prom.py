@@ -1,10 +1,10 @@
-"""The daemon's numbers in the shape /metrics serves (Prometheus text via edge.health)."""
+"""The daemon's numbers in the shape /metrics serves (Prometheus text, via service.health)."""
 
 from __future__ import annotations
 
-from edge.capture import CaptureStats
-from edge.metrics import Metrics
-from edge.sinks.base import EventSink
+from facegate.service.capture import CaptureStats
+from facegate.service.metrics import Metrics
+from facegate.sinks.base import EventSink
 
 Metric = tuple[str, str, object]
 
@@ -59,7 +59,10 @@ def collect(
             capture.dropped,
         )
         out["facegate_frames_rejected_by_capture_total"] = (
-            "counter", "frames from the source that were not images", capture.rejected)
+            "counter",
+            "frames from the source that were not images",
+            capture.rejected,
+        )
         out["facegate_source_reconnects_total"] = (
             "counter",
             "source reopen attempts",

@@ -12,8 +12,8 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge.backends import Backend, open_backend
-from edge.errors import BundleError, ModelError
+from facegate.backends import Backend, open_backend
+from facegate.errors import BundleError, ModelError
 
 log = logging.getLogger(__name__)
 

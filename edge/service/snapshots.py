@@ -14,8 +14,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.paths import ensure_private_dir
-from edge.types import Face
+from facegate.host.paths import ensure_private_dir
+from facegate.types import Face
 
 log = logging.getLogger(__name__)
 

@@ -1,22 +1,22 @@
-"""Build the daemon's stages from a validated :class:`edge.config.Config`."""
+"""Build the daemon's stages from a validated :class:`facegate.config.Config`."""
 
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
-from edge.bundle import Bundle
-from edge.capture import Capture
-from edge.config import Config, JsonlSinkConfig, MqttSinkConfig, SinkConfig, WebhookSinkConfig
-from edge.detect.mtcnn import MTCNNConfig
-from edge.errors import ConfigError
-from edge.paths import models_dir, state_dir
-from edge.pipeline import PipelineSettings
-from edge.recognizer import Recognizer, RecognizerConfig
-from edge.sinks.base import EventSink
-from edge.snapshots import SnapshotStore
-from edge.sources import open_source
+from facegate.bundle import Bundle
+from facegate.config.schema import Config
+from facegate.config.secrets import read_secret
+from facegate.errors import ConfigError
+from facegate.host.paths import models_dir, state_dir
+from facegate.service.capture import Capture
+from facegate.service.pipeline import PipelineSettings
+from facegate.service.snapshots import SnapshotStore
+from facegate.sinks import EventSink, build_sink
+from facegate.sources import open_source
+from facegate.vision.detect.mtcnn import MTCNNConfig
+from facegate.vision.recognizer import Recognizer, RecognizerConfig
 
 log = logging.getLogger(__name__)
 
@@ -104,58 +104,11 @@ def capture(config: Config) -> Capture:
     )
 
 
-def _secret(path: str | None, credential: str) -> str | None:
-    """Read a secret from a file, or from systemd's credentials directory."""
-    creds = os.environ.get("CREDENTIALS_DIRECTORY")
-    candidates = [Path(path).expanduser()] if path else []
-    if creds:
-        candidates.append(Path(creds) / credential)
-    for candidate in candidates:
-        try:
-            return candidate.read_text(encoding="utf-8").strip()
-        except OSError as err:
-            if path and candidate == Path(path).expanduser():
-                raise ConfigError(f"cannot read {path}: {err.strerror or err}") from err
-    return None
-
-
-def sink(cfg: SinkConfig, camera: str) -> EventSink:
-    """One event sink from its config."""
-    if isinstance(cfg, JsonlSinkConfig):
-        from edge.sinks.jsonl import JsonlSink
-
-        return JsonlSink(cfg.path)
-    if isinstance(cfg, MqttSinkConfig):
-        from edge.sinks.mqtt import MqttSink
-
-        password = _secret(cfg.password_file, "mqtt-password") if cfg.username else None
-        return MqttSink(
-            cfg.host,
-            cfg.port,
-            cfg.prefix,
-            camera,
-            cfg.username,
-            password,
-            cfg.tls,
-            cfg.ca_file,
-            queue_size=cfg.queue_size,
-            discovery=cfg.discovery,
-            discovery_prefix=cfg.discovery_prefix,
-        )
-    if isinstance(cfg, WebhookSinkConfig):
-        from edge.sinks.webhook import WebhookSink
-
-        return WebhookSink(
-            cfg.url, timeout=cfg.timeout, retries=cfg.retries, queue_size=cfg.queue_size
-        )
-    raise ConfigError(f"unknown sink {cfg!r}")
-
-
 def sinks(config: Config) -> list[EventSink]:
     """Every configured sink."""
-    return [sink(cfg, config.camera.name) for cfg in config.sinks]
+    return [build_sink(cfg, config.camera.name) for cfg in config.sinks]
 
 
 def http_token(config: Config) -> str | None:
     """The bearer token for /metrics: token_file, or the systemd credential ``http-token``."""
-    return _secret(config.http.token_file, "http-token")
+    return read_secret(config.http.token_file, "http-token")

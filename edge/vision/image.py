@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.errors import ImageError
+from facegate.errors import ImageError
 
 log = logging.getLogger(__name__)
 

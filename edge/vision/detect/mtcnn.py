@@ -22,9 +22,9 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from edge.backends.base import Backend
-from edge.errors import ConfigError, ImageError
-from edge.types import Face
+from facegate.backends.base import Backend
+from facegate.errors import ConfigError, ImageError
+from facegate.types import Face
 
 log = logging.getLogger(__name__)
 

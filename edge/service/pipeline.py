@@ -13,22 +13,22 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from edge.enroll import sharpness
-from edge.errors import ImageError
-from edge.gallery.match import decide
-from edge.metrics import Metrics
-from edge.recognizer import Recognizer
-from edge.snapshots import SnapshotStore
-from edge.sources.opencv import frame_to_rgb
-from edge.track import IoUTracker, Track
-from edge.types import Event, Face, Frame
+from facegate.errors import ImageError
+from facegate.gallery.enroll import sharpness
+from facegate.gallery.match import decide
+from facegate.service.metrics import Metrics
+from facegate.service.snapshots import SnapshotStore
+from facegate.sources.opencv import frame_to_rgb
+from facegate.types import Event, Face, Frame
+from facegate.vision.recognizer import Recognizer
+from facegate.vision.track import IoUTracker, Track
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
 class PipelineSettings:
-    """Tuning of tracking and voting (see edge.config for each default's reason)."""
+    """Tuning of tracking and voting (see facegate.config for each default's reason)."""
 
     camera: str = "camera"
     min_face_size: int = 60

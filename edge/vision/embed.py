@@ -6,9 +6,9 @@ import logging
 
 import numpy as np
 
-from edge.backends import Backend
-from edge.bundle import ModelEntry
-from edge.errors import ModelError
+from facegate.backends import Backend
+from facegate.bundle import ModelEntry
+from facegate.errors import ModelError
 
 log = logging.getLogger(__name__)
 

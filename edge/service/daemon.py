@@ -18,16 +18,17 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edge import assemble, notify
-from edge.config import Config
-from edge.gallery.store import GallerySnapshot, GalleryStore
-from edge.gallery.watch import GalleryWatcher
-from edge.metrics import Metrics
-from edge.paths import state_dir
-from edge.permissions import private_paths, warn_private
-from edge.pipeline import Pipeline
-from edge.sinks.base import EventSink
-from edge.types import Event
+from facegate.config import Config
+from facegate.gallery.store import GallerySnapshot, GalleryStore
+from facegate.gallery.watch import GalleryWatcher
+from facegate.host import notify
+from facegate.host.paths import state_dir
+from facegate.host.permissions import private_paths, warn_private
+from facegate.service import assemble
+from facegate.service.metrics import Metrics
+from facegate.service.pipeline import Pipeline
+from facegate.sinks.base import EventSink
+from facegate.types import Event
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +138,7 @@ class Daemon:
         return f"{self.metrics.fps():.1f} fps, source {state}"
 
     def _http(self) -> object:
-        from edge.health import HealthServer
+        from facegate.service.health import HealthServer
 
         http = self.config.http
         if not http.enabled:
@@ -166,7 +167,7 @@ class Daemon:
 
     def prometheus(self) -> dict[str, tuple[str, str, object]]:
         """Metric name -> (type, help, value or {labels: value}) for /metrics."""
-        from edge.prom import collect
+        from facegate.service.prom import collect
 
         return collect(self.metrics, self.capture.stats() if self.capture else None, self.sinks)
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from edge.backends import Backend
-from edge.detect.mtcnn import MTCNN
-from edge.types import Face
+from facegate.backends import Backend
+from facegate.types import Face
+from facegate.vision.detect.mtcnn import MTCNN
 
 EMBED_MEAN_COS = 0.99  # reduced precision vs FP32 on real aligned faces (issue requirement)
 EMBED_MIN_COS = 0.98

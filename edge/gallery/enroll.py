@@ -9,11 +9,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.errors import ImageError
-from edge.gallery.store import Template
-from edge.image import load_image
-from edge.recognizer import Recognizer
-from edge.types import Face
+from facegate.errors import ImageError
+from facegate.gallery.store import Template
+from facegate.types import Face
+from facegate.vision.image import load_image
+from facegate.vision.recognizer import Recognizer
 
 log = logging.getLogger(__name__)
 

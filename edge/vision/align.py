@@ -7,7 +7,7 @@ import logging
 import cv2
 import numpy as np
 
-from edge.types import AlignedFace, Face
+from facegate.types import AlignedFace, Face
 
 log = logging.getLogger(__name__)
 

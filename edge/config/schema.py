@@ -1,0 +1,161 @@
+"""The daemon's configuration schema: one frozen dataclass per TOML table, every key described.
+
+Every key has a type, a default, the values it accepts and a description, kept beside it so
+``facegate check-config --explain`` prints them. Sinks declare their own tables
+(``facegate.sinks``).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+
+from facegate.config.fields import opt
+from facegate.sinks.jsonl import JsonlSinkConfig
+from facegate.sinks.mqtt import MqttSinkConfig
+from facegate.sinks.webhook import WebhookSinkConfig
+from facegate.vision.recognizer import DEFAULT_THRESHOLD
+
+SOURCE_DOC = (
+    "camera index, /dev/videoN, picamera2[:N], rtsp:// or http(s):// URL, video file or image "
+    "folder; required here or as --source"
+)
+SinkConfig = JsonlSinkConfig | MqttSinkConfig | WebhookSinkConfig
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CameraConfig:
+    """[camera]: where frames come from and how many are processed."""
+
+    name: str = opt("camera", "name used in events and MQTT topics", "slug")
+    source: str | None = opt(None, SOURCE_DOC, "text", from_int=True)
+    max_fps: float | None = opt(None, "frames per second to process at most (unset: all)", ">0")
+    detect_every: int = opt(1, "run the detector on every Nth frame; tracks bridge the rest", ">=1")
+    realtime: bool | None = opt(None, "drop frames to keep up (unset: for cameras and streams)")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModelsConfig:
+    """[models]: which bundle runs on which runtime."""
+
+    bundle: str = opt("default", "bundle name in $FACEGATE_HOME/models, or its folder", "text")
+    backend: str = opt("auto", "runtime (auto: LiteRT when installed)", "auto|onnxruntime|litert")
+    precision: str = opt("fp32", "model precision (fp32 where not bundled)", "fp32|fp16|int8")
+    threads: int = opt(1, "inference threads", "1..16")
+    flip: bool = opt(False, "also embed the mirrored face: ~2x embed time, a little accuracy")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DetectorConfig:
+    """[detector]: the MTCNN cascade (defaults: the reference implementations)."""
+
+    min_face_size: int = opt(
+        40, "smallest face searched for, pixels (smaller costs more)", "12..2000"
+    )
+    thresholds: tuple[float, float, float] = opt(
+        (0.6, 0.7, 0.7), "P-Net, R-Net and O-Net face-probability thresholds", "(0,1)"
+    )
+    scale_factor: float = opt(0.709, "image-pyramid step (~1/sqrt(2))", "0.5..0.95")
+    crop: str = opt(
+        "zero",
+        "faces at the image edge: black outside it (zero) or the inside stretched (clip)",
+        "zero|clip",
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RecognitionConfig:
+    """[recognition]: when a tracked face gets embedded, named, or called unknown."""
+
+    threshold: float = opt(DEFAULT_THRESHOLD, "cosine similarity at which a face matches", "-1..1")
+    min_face_size: int = opt(60, "narrower faces (pixels) are tracked but not embedded", ">=0")
+    min_sharpness: float = opt(60.0, "Laplacian variance under which a crop is too blurred", ">=0")
+    votes: int = opt(3, "agreeing frames before a track is named", ">=1")
+    max_embeds_per_track: int = opt(10, "embeddings computed per track at most", ">=1")
+    unknown_after: int = opt(5, "embedded frames without a match before 'unknown'", ">=1")
+
+    def check(self) -> list[tuple[str, str]]:
+        """Problems between keys: (key, message)."""
+        cap = self.max_embeds_per_track
+        return [
+            (key, f"must be <= max_embeds_per_track ({cap}), got {value}")
+            for key, value in (("votes", self.votes), ("unknown_after", self.unknown_after))
+            if value > cap
+        ]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TrackerConfig:
+    """[tracker]: the IoU tracker that follows faces between frames."""
+
+    iou_threshold: float = opt(0.3, "overlap (IoU) at which a detection continues a track", "0..1")
+    max_missed: int = opt(15, "frames a track may go unseen before a 'left' event", ">=1")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GalleryConfig:
+    """[gallery]: the enrolled people."""
+
+    path: str = opt("", "gallery database (empty: $FACEGATE_HOME/gallery.db)")
+    reload_interval: float = opt(2.0, "seconds between checks for gallery changes", ">0")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SnapshotsConfig:
+    """[snapshots]: face crops saved with events, and their cleanup."""
+
+    enabled: bool = opt(True, "save a crop of each recognized or unknown face")
+    dir: str = opt("", "snapshot folder (empty: $FACEGATE_HOME/snapshots)")
+    max_files: int = opt(500, "keep at most this many files (0: no limit)", ">=0")
+    max_age_days: float = opt(30.0, "delete files older than this (0: no limit)", ">=0")
+    max_mb: float = opt(200.0, "keep the folder under this size (0: no limit)", ">=0")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HttpConfig:
+    """[http]: the /health and /metrics endpoint."""
+
+    enabled: bool = opt(True, "serve /health and /metrics")
+    host: str = opt("127.0.0.1", "address to listen on (not loopback: needs token_file)", "text")
+    port: int = opt(8765, "TCP port", "1..65535")
+    token_file: str | None = opt(None, "file holding the bearer token for all but /health")
+
+    def check(self) -> list[tuple[str, str]]:
+        """Problems between keys: (key, message)."""
+        if not self.enabled or self.token_file or is_loopback(self.host):
+            return []
+        return [("token_file", f"required when host is not loopback ({self.host!r})")]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServiceConfig:
+    """[service]: how the daemon behaves under systemd."""
+
+    watchdog: bool = opt(True, "ping the systemd watchdog from the pipeline loop")
+    log_level: str = opt("info", "log level", "debug|info|warning|error")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Config:
+    """The whole daemon configuration."""
+
+    camera: CameraConfig = field(default_factory=CameraConfig)
+    models: ModelsConfig = field(default_factory=ModelsConfig)
+    detector: DetectorConfig = field(default_factory=DetectorConfig)
+    recognition: RecognitionConfig = field(default_factory=RecognitionConfig)
+    tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    gallery: GalleryConfig = field(default_factory=GalleryConfig)
+    snapshots: SnapshotsConfig = field(default_factory=SnapshotsConfig)
+    sinks: tuple[SinkConfig, ...] = opt((JsonlSinkConfig(),), "[[sinks]] (none: stdout)")
+    http: HttpConfig = field(default_factory=HttpConfig)
+    service: ServiceConfig = field(default_factory=ServiceConfig)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is localhost or a loopback address."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

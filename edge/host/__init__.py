@@ -1,0 +1,1 @@
+"""What the runtime needs from the host: state paths, file modes, memory, systemd."""

@@ -1,0 +1,1 @@
+"""Bundle recipes (``*.json``): shipped as package data, read through importlib.resources."""
