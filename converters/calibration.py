@@ -1,11 +1,15 @@
 """Calibration and parity data: real faces from photos, with augmentation.
 
-Calibration (INT8 ranges) and parity (quantized vs FP32 agreement) use *different* augmentations
-of the photos, so a variant is never judged on the data it was calibrated on.
+Calibration (INT8 ranges) and parity (quantized vs FP32 agreement) use *different photos*: the
+sample photos are split, deterministically, into a calibration half and a held-out half (or, with
+``--calib DIR``, the calibration photos come from DIR and every sample photo whose content is not
+among them is held out). The augmentations differ too, but the split is what keeps a variant from
+being judged on the faces it was calibrated on.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from facegate.errors import BundleError
 from facegate.vision.align import align
 from facegate.vision.detect.mtcnn import MTCNN
 from facegate.vision.image import load_image
@@ -69,6 +74,8 @@ def _flip(img: np.ndarray) -> np.ndarray:
     return img[:, ::-1].copy()
 
 
+HOLD_OUT_EVERY = 2  # every 2nd sample photo (sorted by name) is held out: 3 of the 6 samples
+
 # Varied light, colour, pose and quality, so INT8 ranges cover more than a few clean photos.
 CALIBRATION_AUGMENTS: tuple[Augment, ...] = (
     lambda img: img,
@@ -88,12 +95,56 @@ CALIBRATION_AUGMENTS: tuple[Augment, ...] = (
     lambda img: _rotate(12)(_flip(img)),
     lambda img: _gain(0.75)(_blur(img)),
 )
+# Applied to held-out photos only; the unchanged photo is the case that matters most on a device.
 PARITY_AUGMENTS: tuple[Augment, ...] = (
     lambda img: img,
     _gain(0.8),
     _rotate(4),
     lambda img: _gain(1.15)(_flip(img)),
+    _rotate(-5),
+    _gamma(0.8),
+    _tint(0.9, 1.0, 1.1),
+    lambda img: _gain(1.1)(_rotate(3)(img)),
 )
+
+
+@dataclass(frozen=True)
+class Split:
+    """Which photos calibrate and which are held out to check parity: disjoint by content."""
+
+    calibrate: list[Path]
+    check: list[Path]
+    source: str  # "samples" (the bundle's own photos, split) or "calib-dir" (--calib DIR)
+
+    def record(self) -> dict:
+        """JSON-ready: file names and content sha256 of both sets, for the manifest and report."""
+
+        def rows(paths: list[Path]) -> list[dict[str, str]]:
+            return [{"file": p.name, "sha256": _digest(p)} for p in paths]
+
+        return {"source": self.source, "calibrate": rows(self.calibrate), "check": rows(self.check)}
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def split(samples: Path, calib_dir: Path | None) -> Split:
+    """Disjoint calibration and held-out parity photos, chosen the same way on every build."""
+    photos = photo_paths(samples)
+    if calib_dir is None:
+        calibrate = [p for i, p in enumerate(photos) if i % HOLD_OUT_EVERY != HOLD_OUT_EVERY - 1]
+        source = "samples"
+    else:
+        calibrate, source = photo_paths(calib_dir), "calib-dir"
+    seen = {_digest(p) for p in calibrate}
+    check = [p for p in photos if p not in calibrate and _digest(p) not in seen]
+    if not calibrate or not check:
+        raise BundleError(
+            f"need photos both to calibrate ({len(calibrate)}) and to check parity on "
+            f"({len(check)}): give --calib DIR with face photos other than the samples"
+        )
+    return Split(calibrate, check, source)
 
 
 @dataclass
