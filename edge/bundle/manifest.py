@@ -226,7 +226,7 @@ _MODEL = _record(
         "parity": _mapping(_number(-1e9, 1e9), 16),
     },
 )
-_PHOTO = _record({"file": _text(255), "sha256": _SHA256})
+_PHOTO = _record({"file": _text(255, pattern=r"(?!\.\.?$)[^/\\\x00]+"), "sha256": _SHA256})
 _MANIFEST = _record(
     {
         "schema": _integer(SCHEMA_VERSION, SCHEMA_VERSION),

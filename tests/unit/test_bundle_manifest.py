@@ -226,3 +226,15 @@ def test_embedder_without_embedding_size_is_refused(copy: Path) -> None:
 def test_huge_manifest_is_refused_before_parsing(copy: Path) -> None:
     (copy / "manifest.json").write_text(" " * (2 << 20) + "{}")
     _refused(copy, "manifest too large")
+
+
+def _held_out(check_file: str) -> dict:
+    row = {"file": check_file, "sha256": "0" * 64}
+    return {"source": "samples", "calibrate": [dict(row, file="a.jpg")], "check": [row]}
+
+
+def test_held_out_photos_are_plain_names_in_the_samples_folder(copy: Path) -> None:
+    _rewrite(copy, lambda m: m.update(held_out=_held_out("obama.jpg")))
+    assert Bundle.load(copy).manifest["held_out"]["check"][0]["file"] == "obama.jpg"
+    _rewrite(copy, lambda m: m.update(held_out=_held_out("../../etc/passwd")))
+    _refused(copy, "held_out.check[0].file")
