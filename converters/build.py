@@ -111,11 +111,9 @@ def _detector(state: BuildState, fmt: str, override: dict[str, str] | None = Non
 def _calibration_sets(state: BuildState, samples: Path) -> tuple[dict, dict]:
     """Calibration batches per role and the held-out parity data, from real faces."""
     det = _detector(state, "onnx")
-    calib_photos = calibration.photo_paths(state.calib_dir or samples)
-    if not calib_photos:
-        raise BundleError(f"no photos in the calibration folder {state.calib_dir or samples}")
-    cal = calibration.collect(calib_photos, det, calibration.CALIBRATION_AUGMENTS)
-    par = calibration.collect(calibration.photo_paths(samples), det, calibration.PARITY_AUGMENTS)
+    photos = calibration.split(samples, state.calib_dir)
+    cal = calibration.collect(photos.calibrate, det, calibration.CALIBRATION_AUGMENTS)
+    par = calibration.collect(photos.check, det, calibration.PARITY_AUGMENTS)
     if len(cal.crops) < 8 or len(par.crops) < 4:
         raise BundleError(
             f"too few faces found for calibration ({len(cal.crops)}) or parity "
@@ -138,6 +136,7 @@ def _calibration_sets(state: BuildState, samples: Path) -> tuple[dict, dict]:
     }
     state.checks["calibration_faces"] = len(cal.crops)
     state.checks["parity_faces"] = len(par.crops)
+    state.checks["held_out"] = photos.record()
     return calib, parity
 
 
@@ -275,6 +274,7 @@ def _write(state: BuildState, samples_count: int) -> None:
         "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "converter_version": CONVERTER_VERSION,
         "samples": samples_count,
+        "held_out": state.checks["held_out"],
         "models": [_entry(state, r) for r in kept],
     }
     for r in state.reports:

@@ -14,7 +14,10 @@ from facegate.backends import open_backend
 
 LATENCY_WARMUP = 5
 LATENCY_RUNS = 30
-KEEP_IF_FASTER = 0.85  # >= 15% faster than FP32 pays in time; smaller gaps are timing noise here
+# A variant pays in time when FP32 takes at least this many times as long (paired timing): the
+# README's "≥ 15 % faster" rule. Smaller gaps are timing noise on a shared CPU: FP16 files that run
+# the very same FP32 arithmetic measured 0.97-1.03x in turn (report.json of the default bundle).
+KEEP_MIN_SPEEDUP = 1.15
 KEEP_INT8_IF_SMALLER = 0.5  # an INT8 variant half the size of FP32 is kept as the small option
 
 
@@ -92,8 +95,8 @@ def decide(reports: list[VariantReport]) -> None:
             r.kept, r.why = True, "reference"
         elif not r.parity_ok:
             r.kept, r.why = False, "fails parity"
-        elif (speed := _speedup(r, ref)) and speed * KEEP_IF_FASTER >= 1:
-            r.kept, r.why = True, f"{speed:.2f}x faster"
+        elif (speed := _speedup(r, ref)) and speed >= KEEP_MIN_SPEEDUP:
+            r.kept, r.why = True, f"{speed:.2f}x faster (rule >= {KEEP_MIN_SPEEDUP:.2f}x)"
         elif (
             ref
             and r.precision.startswith("int8")
@@ -104,7 +107,7 @@ def decide(reports: list[VariantReport]) -> None:
         else:
             speed = _speedup(r, ref)
             ratio = 1 / speed if speed else float("nan")
-            r.kept, r.why = False, f"no gain ({ratio:.2f}x time)"
+            r.kept, r.why = False, f"no gain ({ratio:.2f}x time; rule >= {KEEP_MIN_SPEEDUP:.2f}x)"
 
 
 def _speedup(r: VariantReport, ref: VariantReport | None) -> float | None:

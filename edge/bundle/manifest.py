@@ -9,8 +9,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from typing import cast
 
 from facegate.backends import Backend, open_backend
 from facegate.errors import BundleError, ModelError
@@ -19,7 +23,17 @@ log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 ROLES = ("pnet", "rnet", "onet", "embedder")
-PRECISIONS = ("fp32", "fp16", "int8")
+FORMATS = ("onnx", "tflite")
+PRECISIONS = ("fp32", "fp16", "int8", "int8-full")  # int8-full: LiteRT full-integer variant
+MAX_MANIFEST_BYTES = 1 << 20  # a built manifest is ~15 KB; a megabyte is no manifest we wrote
+MAX_MODELS = 64  # 4 roles x 2 formats x 4 precisions = 32 variants at most today
+MAX_SIDE = 4096  # no face model takes an input side over 4096 px (P-Net's is dynamic: null)
+MEAN_RANGE = (0.0, 255.0)  # a pixel mean lies within the 8-bit pixel range
+# Normalisations in use: std 1 (raw pixels), ~58 (ImageNet), 127.5/128 (to ±1), 255 (to 0..1).
+# Outside this range is a typo, and 0 divides by zero.
+STD_RANGE = (0.5, 512.0)
+EMBEDDING_RANGE = (16, 4096)  # face embedders give 128-512 dimensions; ours gives 192
+SHORT, LONG = 200, 2000  # characters in a name/version and in a description
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +71,223 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+Check = Callable[[object, str], None]
+
+
+class _Invalid(Exception):
+    """A manifest value that breaks the schema: ``field`` says where, ``problem`` what."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field} {problem}")
+
+
+def _show(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _text(
+    max_len: int = SHORT, choices: tuple[str, ...] = (), pattern: str = "", min_len: int = 1
+) -> Check:
+    def check(value: object, field: str) -> None:
+        if not isinstance(value, str) or not min_len <= len(value) <= max_len:
+            raise _Invalid(
+                field, f"must be a text of {min_len}-{max_len} characters, not {_show(value)}"
+            )
+        if choices and value not in choices:
+            raise _Invalid(field, f"must be one of {', '.join(choices)}, not {_show(value)}")
+        if pattern and not re.fullmatch(pattern, value):
+            raise _Invalid(field, f"is malformed: {_show(value)}")
+
+    return check
+
+
+def _integer(lo: int, hi: int) -> Check:
+    def check(value: object, field: str) -> None:
+        if type(value) is not int or not lo <= value <= hi:
+            raise _Invalid(field, f"must be a whole number in [{lo}, {hi}], not {_show(value)}")
+
+    return check
+
+
+def _number(lo: float, hi: float) -> Check:
+    def check(value: object, field: str) -> None:
+        if type(value) not in (int, float) or not (math.isfinite(value) and lo <= value <= hi):
+            raise _Invalid(
+                field, f"must be a finite number in [{lo:g}, {hi:g}], not {_show(value)}"
+            )
+
+    return check
+
+
+def _boolean(value: object, field: str) -> None:
+    if not isinstance(value, bool):
+        raise _Invalid(field, f"must be true or false, not {_show(value)}")
+
+
+def _nullable(inner: Check) -> Check:
+    def check(value: object, field: str) -> None:
+        if value is not None:
+            inner(value, field)
+
+    return check
+
+
+def _array(item: Check, lo: int, hi: int) -> Check:
+    def check(value: object, field: str) -> None:
+        if not isinstance(value, list) or not lo <= len(value) <= hi:
+            raise _Invalid(field, f"must be a list of {lo}-{hi} items, not {_show(value)}")
+        for i, v in enumerate(value):
+            item(v, f"{field}[{i}]")
+
+    return check
+
+
+def _key(prefix: str, key: str) -> str:
+    return prefix + (key if key.isidentifier() else _show(key))
+
+
+def _record(required: dict[str, Check], optional: dict[str, Check] | None = None) -> Check:
+    known = {**required, **(optional or {})}
+
+    def check(value: object, field: str) -> None:
+        if not isinstance(value, dict):
+            raise _Invalid(field or "manifest", f"must be an object, not {_show(value)}")
+        prefix = f"{field}." if field else ""
+        for key in value:
+            if key not in known:
+                raise _Invalid(_key(prefix, key), "is unknown to this facegate")
+        for key, sub in known.items():
+            if key in value:
+                sub(value[key], prefix + key)
+            elif key in required:
+                raise _Invalid(prefix + key, "is missing")
+
+    return check
+
+
+def _mapping(inner: Check, hi: int) -> Check:
+    def check(value: object, field: str) -> None:
+        if not isinstance(value, dict) or len(value) > hi:
+            raise _Invalid(field, f"must be an object of at most {hi} entries, not {_show(value)}")
+        for key, v in value.items():
+            inner(v, _key(f"{field}.", key))
+
+    return check
+
+
+def _file(value: object, field: str) -> None:
+    _text(255)(value, field)
+    pure = PurePosixPath(str(value))
+    if pure.is_absolute() or ".." in pure.parts or "\\" in str(value) or "\0" in str(value):
+        raise _Invalid(field, f"must name a file inside the bundle folder, not {_show(value)}")
+
+
+_SHA256 = _text(64, pattern="[0-9a-f]{64}")
+_NAME = _text(pattern=r"[A-Za-z0-9][A-Za-z0-9._+-]*")
+_INPUT = _record(
+    {
+        "shape": _array(_nullable(_integer(1, MAX_SIDE)), 4, 4),
+        "layout": _text(choices=("NHWC",)),
+        "colour": _text(choices=("RGB", "BGR")),
+        "mean": _number(*MEAN_RANGE),
+        "std": _number(*STD_RANGE),
+    },
+    {
+        "dtype": _text(choices=("float32",)),
+        "alignment": _text(choices=("arcface-112",)),
+        "l2_normalise": _boolean,
+    },
+)
+_SOURCE = _record(
+    {"package": _text(), "version": _text(), "registry": _text(), "sha256": _SHA256},
+    {"licence": _text(), "member": _text(LONG)},
+)
+_MODEL = _record(
+    {
+        "role": _text(choices=ROLES),
+        "file": _file,
+        "format": _text(choices=FORMATS),
+        "precision": _text(choices=PRECISIONS),
+        "sha256": _SHA256,
+        "bytes": _integer(0, 1 << 34),
+        "input": _INPUT,
+        "outputs": _array(_record({"name": _NAME}), 1, 8),
+        "model_id": _NAME,
+        "params": _integer(0, 10**12),
+        "macs": _integer(0, 10**15),
+        "latency_ms": _number(0, 1e6),
+        "source": _SOURCE,
+        "converter_version": _text(),
+    },
+    {
+        "embedding_size": _nullable(_integer(*EMBEDDING_RANGE)),
+        "macs_shape": _array(_integer(1, MAX_SIDE), 4, 4),
+        "parity": _mapping(_number(-1e9, 1e9), 16),
+    },
+)
+_PHOTO = _record({"file": _text(255, pattern=r"(?!\.\.?$)[^/\\\x00]+"), "sha256": _SHA256})
+_MANIFEST = _record(
+    {
+        "schema": _integer(SCHEMA_VERSION, SCHEMA_VERSION),
+        "bundle": _NAME,
+        "version": _NAME,
+        "models": _array(_MODEL, 1, MAX_MODELS),
+    },
+    {
+        "description": _text(LONG, min_len=0),
+        "build_key": _text(64, pattern="[0-9a-f]+"),
+        "built": _text(),
+        "converter_version": _text(),
+        "samples": _integer(0, 100_000),
+        "held_out": _record(
+            {
+                "source": _text(choices=("samples", "calib-dir")),
+                "calibrate": _array(_PHOTO, 0, 100_000),
+                "check": _array(_PHOTO, 0, 100_000),
+            }
+        ),
+    },
+)
+
+
+def _check_models(models: list[dict]) -> None:
+    """Rules across fields: one entry per variant, colour input, an embedder's fixed size."""
+    seen: dict[tuple[str, str, str], int] = {}
+    for i, m in enumerate(models):
+        key = (m["role"], m["format"], m["precision"])
+        if key in seen:
+            raise _Invalid(f"models[{i}]", f"repeats models[{seen[key]}] ({' '.join(key)})")
+        seen[key] = i
+        shape = m["input"]["shape"]
+        if shape[3] != 3:
+            raise _Invalid(f"models[{i}].input.shape", f"must end in 3 channels, not {shape}")
+        if m["role"] == "embedder":
+            if m.get("embedding_size") is None:
+                raise _Invalid(f"models[{i}].embedding_size", "is missing for an embedder")
+            if None in shape[1:3]:
+                raise _Invalid(f"models[{i}].input.shape", f"needs a fixed size, not {shape}")
+
+
+def _inside(root: Path, name: str) -> Path | None:
+    """``root/name`` with links followed, or None where that leads out of ``root``."""
+    base = root.resolve()
+    path = (base / name).resolve()
+    return path if path != base and path.is_relative_to(base) else None
+
+
+def validate(manifest: object, root: Path) -> None:
+    """Check every field's type and range, and that every model file lies inside ``root``."""
+    _MANIFEST(manifest, "")
+    models = cast(dict, manifest)["models"]
+    _check_models(models)
+    for i, m in enumerate(models):
+        if _inside(root, m["file"]) is None:
+            raise _Invalid(
+                f"models[{i}].file", f"{_show(m['file'])} leads outside the bundle folder"
+            )
+
+
 def _entry(raw: dict) -> ModelEntry:
     spec = raw["input"]
     return ModelEntry(
@@ -78,6 +309,24 @@ def _entry(raw: dict) -> ModelEntry:
     )
 
 
+def _read(path: Path, root: Path) -> object:
+    """The parsed manifest; a missing, huge, unreadable or too deeply nested one is refused."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_MANIFEST_BYTES:
+            raise BundleError(
+                f"{path}: manifest too large ({size} bytes; a bundle's is well under "
+                f"{MAX_MANIFEST_BYTES >> 20} MiB)"
+            )
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as err:
+        raise BundleError(f"no model bundle at {root}: run `facegate models build`") from err
+    except RecursionError:
+        raise BundleError(f"{path}: unreadable manifest (nested too deeply)") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise BundleError(f"{path}: unreadable manifest ({err})") from err
+
+
 class Bundle:
     """A loaded, validated manifest and the folder that holds its files."""
 
@@ -90,24 +339,20 @@ class Bundle:
 
     @classmethod
     def load(cls, root: Path) -> Bundle:
-        """Read and validate ``root/manifest.json``."""
+        """Read ``root/manifest.json`` and validate all of it before anything uses it."""
         path = root / "manifest.json"
-        try:
-            manifest = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError as err:
-            raise BundleError(f"no model bundle at {root}: run `facegate models build`") from err
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise BundleError(f"{path}: unreadable manifest ({err})") from err
+        manifest = _read(path, root)
         if not isinstance(manifest, dict) or manifest.get("schema") != SCHEMA_VERSION:
             found = manifest.get("schema") if isinstance(manifest, dict) else None
             raise BundleError(
-                f"{path}: manifest schema {found!r} is not supported "
+                f"{path}: manifest schema {_show(found)} is not supported "
                 f"(this facegate reads schema {SCHEMA_VERSION})"
             )
         try:
-            return cls(root, manifest)
-        except (KeyError, TypeError, ValueError) as err:
-            raise BundleError(f"{path}: malformed manifest (missing or bad {err})") from err
+            validate(manifest, root)
+        except _Invalid as err:
+            raise BundleError(f"{path}: bad manifest: {err}") from None
+        return cls(root, manifest)
 
     def entry(self, role: str, fmt: str, precision: str = "fp32") -> ModelEntry:
         """The model for ``role`` in ``fmt`` at ``precision``, falling back to FP32."""
@@ -123,9 +368,14 @@ class Bundle:
 
     def verify_file(self, entry: ModelEntry) -> Path:
         """Return the file's path after checking it exists and matches its sha256."""
-        path = self.root / entry.file
+        named = self.root / entry.file
+        path = _inside(self.root, entry.file)
+        if path is None:
+            raise ModelError(f"{named}: leads outside the bundle folder {self.root}; not loaded")
         if not path.is_file():
-            raise ModelError(f"{path}: model file is missing; rebuild with `facegate models build`")
+            raise ModelError(
+                f"{named}: model file is missing; rebuild with `facegate models build`"
+            )
         actual = sha256_file(path)
         if actual != entry.sha256:
             raise ModelError(

@@ -1,4 +1,8 @@
-"""``facegate models verify``: re-check a bundle on this machine, file by file, with parity."""
+"""``facegate models verify``: re-check a bundle on this machine, file by file, with parity.
+
+Every file is compared with the reference FP32 set (ONNX where the bundle has it, as in the
+build); the reference files are marked ``reference`` and carry no parity figures of their own.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ import numpy as np
 
 from facegate.backends import Backend
 from facegate.bundle import Bundle, ModelEntry
+from facegate.bundle.manifest import ROLES
 from facegate.bundle.parity import detector_ok, detector_parity, embed, embedder_ok, embedder_parity
 from facegate.errors import FacegateError
 from facegate.vision.align import align
@@ -49,33 +54,60 @@ def _check_file(bundle: Bundle, entry: ModelEntry) -> tuple[dict, Backend | None
     return check, backend
 
 
-def _sample_photos(bundle: Bundle) -> list[np.ndarray]:
+def _sample_photos(bundle: Bundle) -> tuple[list[np.ndarray], str]:
+    """The bundle's held-out sample photos where the manifest names them, else every sample."""
     folder: Path = bundle.root / "samples"
-    return [load_image(p) for p in sorted(folder.glob("*.jpg"))]
+    held = bundle.manifest.get("held_out")
+    if held:
+        paths = [folder / row["file"] for row in held["check"]]
+        return [load_image(p) for p in paths if p.is_file()], "held-out samples"
+    return [load_image(p) for p in sorted(folder.glob("*.jpg"))], "all samples"
+
+
+def _reference_format(backends: dict) -> str | None:
+    """The format whose FP32 files every other file is compared with: ONNX first, as the build."""
+    for fmt in ("onnx", "tflite"):
+        if all((role, fmt, "fp32") in backends for role in ROLES):
+            return fmt
+    return None
+
+
+def _normalised(entry: ModelEntry, crops: list[np.ndarray]) -> np.ndarray:
+    return (np.stack(crops).astype(np.float32) - entry.input.mean) / entry.input.std
 
 
 def _parity(bundle: Bundle, checks: list[dict], backends: dict, photos: list[np.ndarray]) -> None:
-    for fmt in {c["format"] for c in checks}:
-        ref = {r: backends.get((r, fmt, "fp32")) for r in ("pnet", "rnet", "onet")}
-        if None in ref.values() or backends.get(("embedder", fmt, "fp32")) is None:
-            continue
-        det = MTCNN(ref["pnet"], ref["rnet"], ref["onet"])
-        crops = [align(img, f).crop for img in photos for f in det.detect(img)]
-        spec = bundle.entry("embedder", fmt).input
-        batch = (np.stack(crops).astype(np.float32) - spec.mean) / spec.std if crops else None
+    """Compare every file with the reference FP32 set; the reference itself is not "compared"."""
+    fmt = _reference_format(backends)
+    if fmt is None:
         for c in checks:
-            key = (c["role"], fmt, c["precision"])
-            if c["format"] != fmt or key not in backends:
-                continue
-            if c["role"] == "embedder" and batch is not None:
-                want = embed(backends[("embedder", fmt, "fp32")], batch)
-                c["parity"] = embedder_parity(want, embed(backends[key], batch))
-                c["parity_ok"] = embedder_ok(c["parity"], c["precision"])
-            elif c["role"] != "embedder":
-                nets = {**ref, c["role"]: backends[key]}
-                got = MTCNN(nets["pnet"], nets["rnet"], nets["onet"])
-                c["parity"] = detector_parity(det, got, photos)
-                c["parity_ok"] = detector_ok(c["parity"])
+            c.setdefault("error", "no complete FP32 set in the bundle to compare with")
+        return
+    entries = {(e.role, e.format, e.precision): e for e in bundle.entries}
+    ref = {role: backends[(role, fmt, "fp32")] for role in ROLES}
+    det = MTCNN(ref["pnet"], ref["rnet"], ref["onet"])
+    crops = [align(img, f).crop for img in photos for f in det.detect(img)]
+    for c in checks:
+        key = (c["role"], c["format"], c["precision"])
+        if key not in backends:
+            continue
+        if key[1:] == (fmt, "fp32"):
+            c["reference"] = True
+            continue
+        c["parity_against"] = f"{fmt} fp32"
+        if not crops:
+            c["parity_ok"], c["error"] = False, "no faces in the sample photos to compare on"
+        elif c["role"] == "embedder":
+            want = embed(ref["embedder"], _normalised(entries[("embedder", fmt, "fp32")], crops))
+            got = embed(backends[key], _normalised(entries[key], crops))
+            c["parity"] = embedder_parity(want, got)
+            c["parity_ok"] = embedder_ok(c["parity"], c["precision"])
+        else:
+            nets = {**ref, c["role"]: backends[key]}
+            c["parity"] = detector_parity(
+                det, MTCNN(nets["pnet"], nets["rnet"], nets["onet"]), photos
+            )
+            c["parity_ok"] = detector_ok(c["parity"])
 
 
 def verify_bundle(bundle: Bundle) -> dict:
@@ -86,15 +118,17 @@ def verify_bundle(bundle: Bundle) -> dict:
         checks.append(check)
         if backend is not None:
             backends[(entry.role, entry.format, entry.precision)] = backend
-    photos = _sample_photos(bundle)
+    photos, which = _sample_photos(bundle)
     _parity(bundle, checks, backends, photos)
     for c in checks:
-        c["ok"] = bool(c.get("runs")) and c.get("parity_ok", True) is not False
+        compared = c.get("reference") or c.get("parity_ok")
+        c["ok"] = bool(c.get("runs")) and bool(compared)
     return {
         "bundle": bundle.name,
         "version": bundle.version,
         "root": str(bundle.root),
         "sample_photos": len(photos),
+        "parity_photos": which,
         "ok": all(c["ok"] for c in checks),
         "models": checks,
     }

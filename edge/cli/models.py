@@ -187,6 +187,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
             t.add_column(col)
         for c in result["models"]:
             parity = ", ".join(f"{k} {v:.4g}" for k, v in c.get("parity", {}).items()) or "-"
+            parity = "reference" if c.get("reference") else parity
             t.add_row(
                 c["file"],
                 _yn(c.get("sha256_ok")),

@@ -105,7 +105,9 @@ class SnapshotsConfig:
     """[snapshots]: face crops saved with events, and their cleanup."""
 
     enabled: bool = opt(True, "save a crop of each recognized or unknown face")
-    dir: str = opt("", "snapshot folder (empty: $FACEGATE_HOME/snapshots)")
+    dir: str = opt(
+        "", "snapshot folder, facegate's own: new or empty (empty: $FACEGATE_HOME/snapshots)"
+    )
     max_files: int = opt(500, "keep at most this many files (0: no limit)", ">=0")
     max_age_days: float = opt(30.0, "delete files older than this (0: no limit)", ">=0")
     max_mb: float = opt(200.0, "keep the folder under this size (0: no limit)", ">=0")

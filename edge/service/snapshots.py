@@ -1,5 +1,9 @@
 """Snapshots of unknown faces: JPEG crops in the state dir, mode 0600, with retention limits.
 
+The folder is facegate's own: a new or empty folder is marked with ``.facegate-snapshots``; a
+folder holding anything facegate did not write (the owner's photos, say) is refused at start-up,
+and pruning counts and deletes only regular files named the way facegate names snapshots.
+
 A full disk must never stop recognition: a failed write is logged once, counted, and retried
 with the next snapshot; the log says when writing works again.
 """
@@ -8,18 +12,25 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+import stat
 import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from facegate.errors import ConfigError
 from facegate.host.paths import ensure_private_dir
 from facegate.types import Face
 
 log = logging.getLogger(__name__)
 
 SNAPSHOT_MARGIN = 0.3  # crop the box plus 30% on each side: enough context to recognise a face
+MARKER = ".facegate-snapshots"  # this folder is facegate's: it deletes old snapshots here
+MARKER_TEXT = "facegate writes face snapshots here and deletes old ones (snapshots.dir).\n"
+SNAPSHOT_NAME = re.compile(r"\d{8}-\d{6}-.+-t\d+\.jpg")  # what save() writes, and all prune touches
+SHOW_FOREIGN = 3  # names of foreign files quoted in the refusal
 
 
 class SnapshotStore:
@@ -28,7 +39,7 @@ class SnapshotStore:
     def __init__(
         self, folder: Path, max_files: int = 500, max_age_days: float = 30, max_mb: float = 200
     ) -> None:
-        self.folder = ensure_private_dir(folder)
+        self.folder = claim_folder(folder)
         self.max_files, self.max_age_s = max_files, max_age_days * 86400
         self.max_bytes = int(max_mb * 1024 * 1024)
         self.failing = False
@@ -82,14 +93,57 @@ class SnapshotStore:
 
 
 def _snapshot_stats(folder: Path) -> list[tuple[Path, os.stat_result]]:
-    """(path, stat) of each snapshot; one deleted meanwhile (by a user, say) is left out."""
+    """(path, stat) of each of facegate's snapshots: regular files with its naming, links not
+    followed; one deleted meanwhile (by a user, say) is left out."""
     found = []
     for path in folder.glob("*.jpg"):
+        if not SNAPSHOT_NAME.fullmatch(path.name):
+            continue
         try:
-            found.append((path, path.stat()))
+            st = path.lstat()
         except FileNotFoundError:
             continue
+        if stat.S_ISREG(st.st_mode):
+            found.append((path, st))
     return found
+
+
+def claim_folder(folder: Path) -> Path:
+    """Create or adopt the snapshot folder; refuse one holding files facegate did not write."""
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"snapshots.dir {folder} is not a folder")
+    try:
+        ensure_private_dir(folder)
+        if (folder / MARKER).is_file():
+            return folder
+        foreign = sorted(p.name for p in folder.iterdir() if not _is_snapshot(p))
+    except OSError as err:
+        raise ConfigError(f"snapshots.dir {folder}: {err.strerror or err}") from err
+    if foreign:
+        shown = ", ".join(repr(name) for name in foreign[:SHOW_FOREIGN])
+        more = f" and {len(foreign) - SHOW_FOREIGN} more" if len(foreign) > SHOW_FOREIGN else ""
+        raise ConfigError(
+            f"snapshots.dir {folder} holds files facegate did not write ({shown}{more}); "
+            "facegate deletes old snapshots in its folder: give it a new or empty one"
+        )
+    _mark(folder)
+    return folder
+
+
+def _is_snapshot(path: Path) -> bool:
+    return bool(SNAPSHOT_NAME.fullmatch(path.name)) and stat.S_ISREG(path.lstat().st_mode)
+
+
+def _mark(folder: Path) -> None:
+    """Write the marker; on a full disk go on (a folder of snapshots alone is adopted later)."""
+    try:
+        fd = os.open(folder / MARKER, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(MARKER_TEXT)
+    except OSError as err:
+        log.warning("cannot mark %s as facegate's snapshot folder (%s)", folder, err.strerror)
+        return
+    log.info("snapshot folder %s is facegate's now (%s)", folder, MARKER)
 
 
 def _crop(image: np.ndarray, face: Face) -> np.ndarray:

@@ -193,6 +193,7 @@ def _saved_again(daemon: DaemonProcess, since: int) -> bool:
 def test_daemon_keeps_recognizing_on_a_full_snapshot_disk(state: Path, tiny_disk: Path) -> None:
     if not HAMILTON.exists():
         pytest.skip(f"{HAMILTON} is not present")
+    SnapshotStore(tiny_disk)  # facegate's folder (marked) before the disk fills up
     filler = fill(tiny_disk)
     with RtspServer(HAMILTON) as server:
         config = _config(state, server.url, free_port(), SNAPSHOTS.format(dir=tiny_disk))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from facegate.converters.report import VariantReport, decide
+from facegate.converters.report import KEEP_MIN_SPEEDUP, VariantReport, decide
 
 
 def _r(precision: str, mb: float, ms: float, speedup: float | None, ok: bool = True):
@@ -19,7 +19,7 @@ def test_paired_speedup_decides_over_separate_medians() -> None:
     decide([fp32, fp16, int8])
     assert fp32.kept and fp32.why == "reference"
     assert not fp16.kept and fp16.why.startswith("no gain (0.98x")
-    assert int8.kept and int8.why == "1.30x faster"
+    assert int8.kept and int8.why == "1.30x faster (rule >= 1.15x)"
 
 
 def test_int8_kept_for_size_only_at_parity_and_half_the_size() -> None:
@@ -35,4 +35,15 @@ def test_int8_kept_for_size_only_at_parity_and_half_the_size() -> None:
 def test_without_a_paired_figure_the_medians_are_compared() -> None:
     fp32, fp16 = _r("fp32", 1.6, 3.0, None), _r("fp16", 0.8, 2.0, None)
     decide([fp32, fp16])
-    assert fp16.kept and fp16.why == "1.50x faster"
+    assert fp16.kept and fp16.why == "1.50x faster (rule >= 1.15x)"
+
+
+def test_the_keep_rule_is_the_documented_15_percent() -> None:
+    """README: kept when >= 15 % faster than FP32; the code once needed 1/0.85 = 1.18x."""
+    assert KEEP_MIN_SPEEDUP == 1.15
+    fp32 = _r("fp32", 1.6, 3.0, None)
+    on_the_line = _r("int8", 1.3, 2.6, 1.16)
+    just_under = _r("fp16", 1.3, 2.6, 1.14)
+    decide([fp32, on_the_line, just_under])
+    assert on_the_line.kept and on_the_line.why == "1.16x faster (rule >= 1.15x)"
+    assert not just_under.kept and just_under.why == "no gain (0.88x time; rule >= 1.15x)"

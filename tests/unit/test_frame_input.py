@@ -47,6 +47,19 @@ ODD_FRAMES = [
     ("thin", np.zeros((5, 5000, 3), np.uint8)),
     ("not an array", None),
 ]
+# The refusal each of those must get (ImageError, and this message); every other one is coerced.
+NOT_A_PICTURE = r"frame of shape \(.*\) is not a picture$"
+REFUSED = {
+    "1x1": NOT_A_PICTURE,
+    "0x0": NOT_A_PICTURE,
+    "0x640": NOT_A_PICTURE,
+    "empty gray": NOT_A_PICTURE,
+    "thin": NOT_A_PICTURE,
+    "2-channel": r"frame of shape \(48, 64, 2\) is not an image$",
+    "1-D": "frame is not an image array",
+    "4-D": "frame is not an image array",
+    "not an array": "frame is not an image array",
+}
 
 
 @pytest.fixture(scope="module")
@@ -72,10 +85,11 @@ def frame(image: object, index: int) -> Frame:
 
 @pytest.mark.parametrize(("label", "image"), ODD_FRAMES, ids=[label for label, _ in ODD_FRAMES])
 def test_frame_to_rgb_coerces_or_refuses_with_an_image_error(label: str, image: object) -> None:
-    try:
-        out = frame_to_rgb(image)
-    except ImageError:
+    if label in REFUSED:
+        with pytest.raises(ImageError, match=REFUSED[label]):
+            frame_to_rgb(image)
         return
+    out = frame_to_rgb(image)  # a refusal here fails: these frames are pictures
     assert out.dtype == np.uint8 and out.ndim == 3 and out.shape[2] == 3, label
     assert out.shape[:2] == image.shape[:2] and out.flags.c_contiguous
 
@@ -89,6 +103,17 @@ def test_frame_to_rgb_keeps_the_picture() -> None:
     np.testing.assert_array_equal(frame_to_rgb(rgba), rgb)
     assert frame_to_rgb(np.full((20, 20, 3), 300.0))[0, 0, 0] == 255  # clipped, not wrapped
     assert frame_to_rgb(np.full((20, 20, 3), np.nan))[0, 0, 0] == 0
+
+
+def _expected_refusal(image: np.ndarray) -> str | None:
+    """The documented contract: what frame_to_rgb must refuse, and with which message."""
+    if image.ndim not in (2, 3):
+        return "frame is not an image array"
+    if image.size == 0 or min(image.shape[:2]) < MIN_FRAME_SIDE:
+        return NOT_A_PICTURE
+    if image.ndim == 3 and image.shape[2] not in (1, 3, 4):
+        return r"frame of shape \(.*\) is not an image$"
+    return None
 
 
 @settings(max_examples=150, deadline=None)
@@ -111,10 +136,12 @@ def test_frame_to_rgb_keeps_the_picture() -> None:
     )
 )
 def test_frame_to_rgb_never_raises_anything_but_image_error(image: np.ndarray) -> None:
-    try:
-        out = frame_to_rgb(image)
-    except ImageError:
+    refusal = _expected_refusal(image)
+    if refusal is not None:
+        with pytest.raises(ImageError, match=refusal):
+            frame_to_rgb(image)
         return
+    out = frame_to_rgb(image)
     assert out.dtype == np.uint8 and out.shape == (*image.shape[:2], 3)
     assert min(out.shape[:2]) >= MIN_FRAME_SIDE
 
@@ -258,11 +285,18 @@ def test_opencv_source_coerces_depth_and_channels_to_rgb() -> None:
 
 
 @pytest.mark.parametrize(
-    "bad",
-    [np.zeros((1, 1, 3), np.uint8), np.zeros((0, 0, 3), np.uint8), np.zeros((48, 64, 2), np.uint8)],
+    ("bad", "message"),
+    [
+        (np.zeros((1, 1, 3), np.uint8), r"clip\.mp4: frame of shape \(1, 1, 3\) is not a picture$"),
+        (np.zeros((0, 0, 3), np.uint8), r"clip\.mp4: frame of shape \(0, 0, 3\) is not a picture$"),
+        (
+            np.zeros((48, 64, 2), np.uint8),
+            r"clip\.mp4: frame of shape \(48, 64, 2\) is not an image$",
+        ),
+    ],
 )
-def test_opencv_source_refuses_what_is_no_picture(bad: np.ndarray) -> None:
-    with pytest.raises(CameraError, match="is not"):
+def test_opencv_source_refuses_what_is_no_picture(bad: np.ndarray, message: str) -> None:
+    with pytest.raises(CameraError, match=message):
         opencv_source([bad]).read()
 
 
