@@ -82,14 +82,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
         face=args.face,
     )
     text = json.dumps(report.as_dict(), indent=2) + "\n"
-    if args.json == "-":
-        sys.stdout.write(text)
-    else:
-        print_report(report)
     if args.json not in (None, "-"):  # faces' statistics: private, like the gallery
         write_private(Path(args.json), text.encode("utf-8"))
     if args.plot:
         plot_roc(report, args.plot)
+    if args.json == "-":
+        sys.stdout.write(text)
+    else:
+        print_report(report)
     return 0
 
 

@@ -257,5 +257,5 @@ def cmd_verify(args: argparse.Namespace) -> int:
     verdict = "same person" if same else "different people"
     out = console()
     out.print(f"similarity {best['similarity']:.3f} (threshold {threshold:.2f}): {verdict}")
-    out.print(_verify_lines(args, faces1, faces2, best))
+    out.print(_verify_lines(args, faces1, faces2, best), soft_wrap=True)  # paths stay whole
     return 0
