@@ -83,6 +83,17 @@ def _embed_one(rec: Recognizer, path: Path) -> tuple[np.ndarray | None, tuple[in
     return rec.embed(image, [faces[k] for k in picks])[1], image.shape, len(faces)
 
 
+def _progress(paths: tuple[Path, ...], progress: bool) -> object:
+    return track(
+        enumerate(paths),
+        "embedding",
+        total=len(paths),
+        transient=True,
+        disable=not progress,
+        console=Console(stderr=True),
+    )
+
+
 def embed_images(
     rec: Recognizer, paths: tuple[Path, ...], progress: bool = True, face: str | None = None
 ) -> Embeddings:
@@ -93,15 +104,7 @@ def embed_images(
     centre, valid = largest.copy(), np.zeros(len(paths), bool)
     unreadable, no_face, shapes, multi = [], [], [], 0
     start = time.perf_counter()
-    steps = track(
-        enumerate(paths),
-        "embedding",
-        total=len(paths),
-        transient=True,
-        disable=not progress,
-        console=Console(stderr=True),
-    )
-    for k, path in steps:
+    for k, path in _progress(paths, progress):
         name = display_path(path)
         try:
             vectors, shape, n_faces = _embed_one(rec, path)
@@ -115,7 +118,6 @@ def embed_images(
         largest[k], centre[k], valid[k] = vectors[0], vectors[-1], True
         multi += n_faces > 1
     rule, reason = (face, "chosen with --face") if face else layout_rule(shapes)
-    differs = int(np.any(largest != centre, axis=1).sum())
     seconds = time.perf_counter() - start
     log.info("embedded %d of %d images in %.1f s", valid.sum(), len(paths), seconds)
     return Embeddings(
@@ -125,7 +127,7 @@ def embed_images(
         tuple(no_face),
         multi,
         seconds,
-        rule,
-        reason,
-        differs,
+        face=rule,
+        face_reason=reason,
+        face_differs=int(np.any(largest != centre, axis=1).sum()),
     )
