@@ -7,12 +7,24 @@ interpreter per level re-plans XNNPACK on every call (measured, a 640x480 pyrami
 9.5 ms resized level by level, 5.2 ms with one interpreter per level, which holds 16 MB more).
 Batch-only models (R-Net, O-Net, the embedder) keep one interpreter, resized when the batch
 changes: that costs 0.04-0.3 ms, while one interpreter per batch size held ~3 MB each.
+
+TFLite's C++ logger writes "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." straight to
+file descriptor 2 the first time a process allocates an interpreter, and LiteRT offers no switch
+for it (``TF_CPP_MIN_LOG_LEVEL`` does not reach it). Until that first allocation is done, fd 2 is
+captured around it: its ``INFO:`` lines go to this module's DEBUG log, anything else is passed on
+to stderr unchanged.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import sys
+import tempfile
+import threading
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +36,40 @@ log = logging.getLogger(__name__)
 
 SPATIAL_SHAPES = 16  # interpreters kept for a dynamic-size model: one frame size's pyramid (8-12
 # levels at min face 40) plus the shorter one of the padded retry
+TFLITE_INFO = "INFO: "  # the prefix of TFLite's informational lines on stderr
+
+_quiet_lock = threading.Lock()
+_quiet_done = False  # set once an allocation has run under the capture: the notice is printed once
+
+
+@contextmanager
+def _tflite_notices_to_log() -> Iterator[None]:
+    """Capture fd 2 (first allocation only): INFO lines to the DEBUG log, the rest to stderr."""
+    global _quiet_done
+    if _quiet_done:
+        yield
+        return
+    with _quiet_lock, tempfile.TemporaryFile() as sink:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+            _quiet_done = True
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            _pass_on(sink.read().decode("utf-8", "replace"))
+
+
+def _pass_on(captured: str) -> None:
+    for line in captured.splitlines(keepends=True):
+        if line.startswith(TFLITE_INFO):
+            log.debug("LiteRT: %s", line[len(TFLITE_INFO) :].rstrip())
+        else:
+            sys.stderr.write(line)
+    sys.stderr.flush()
 
 
 def _interpreter_class() -> type:
@@ -82,7 +128,8 @@ class LiteRTBackend(Backend):
             interp = self._interps.popitem(last=False)[1]
         index = interp.get_input_details()[0]["index"]
         interp.resize_tensor_input(index, list(shape), strict=False)
-        interp.allocate_tensors()
+        with _tflite_notices_to_log():
+            interp.allocate_tensors()
         self._interps[shape] = interp
         return interp
 

@@ -45,19 +45,27 @@ def console() -> Console:
     return Console(highlight=False)
 
 
-def add_recognizer_options(p: argparse.ArgumentParser) -> None:
-    """Options every command that runs the models shares."""
+def add_bundle_options(p: argparse.ArgumentParser) -> None:
+    """``--bundle`` and ``--backend``: for commands that open the models for their identity only."""
+    g = p.add_argument_group("models")
+    g.add_argument("--bundle", default=None, help="bundle name or folder (default: default)")
+    g.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "litert"])
+
+
+def add_recognizer_options(p: argparse.ArgumentParser, threshold: bool = True) -> None:
+    """Options every command that runs the models shares (``threshold``: also --threshold)."""
     g = p.add_argument_group("models")
     g.add_argument("--bundle", default=None, help="bundle name or folder (default: default)")
     g.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "litert"])
     g.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "int8"])
     g.add_argument("--threads", type=int, default=1, help="inference threads (default 1)")
-    g.add_argument(
-        "--threshold",
-        type=float,
-        default=None,
-        help="same-person cosine threshold (default: the measured one)",
-    )
+    if threshold:
+        g.add_argument(
+            "--threshold",
+            type=float,
+            default=None,
+            help="same-person cosine threshold (default: the measured one)",
+        )
     g.add_argument("--flip", action="store_true", help="test-time flip: ~2x embed time, +accuracy")
 
 
@@ -82,16 +90,18 @@ def recognizer(args: argparse.Namespace) -> Recognizer:
     """Build a recognizer from the shared options."""
     from facegate.vision.recognizer import DEFAULT_THRESHOLD, Recognizer, RecognizerConfig
 
-    if args.threads < 1:
+    threads = getattr(args, "threads", 1)  # commands without every option run the defaults
+    if threads < 1:
         raise ConfigError("--threads must be at least 1")
-    threshold = DEFAULT_THRESHOLD if args.threshold is None else args.threshold
+    threshold = getattr(args, "threshold", None)
+    threshold = DEFAULT_THRESHOLD if threshold is None else threshold
     if not -1.0 <= threshold <= 1.0:
         raise ConfigError("--threshold is a cosine similarity between -1 and 1")
     config = RecognizerConfig(
-        backend=args.backend,
-        precision=args.precision,
-        threads=args.threads,
+        backend=getattr(args, "backend", "auto"),
+        precision=getattr(args, "precision", "fp32"),
+        threads=threads,
         threshold=threshold,
-        flip=args.flip,
+        flip=getattr(args, "flip", False),
     )
     return Recognizer.from_bundle(load_bundle(args.bundle), config)

@@ -11,11 +11,15 @@ import dataclasses
 import os
 import shutil
 
+from rich.console import Console
+from rich.markup import escape
+
 from facegate.cli.common import add_recognizer_options, console, load_bundle, recognizer
 from facegate.errors import FacegateError
 from facegate.gallery.enroll import template_from_file
 from facegate.gallery.store import GalleryStore
 from facegate.host.paths import ensure_private_dir, state_dir
+from facegate.vision.image import display_path
 
 # Who is enrolled from which sample photo; the daemon then watches the whole folder.
 DEMO_ENROL = {"obama": "obama.jpg", "biden": "biden.jpg"}
@@ -26,12 +30,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add ``demo``."""
     p = sub.add_parser("demo", help="enrol two sample people, run the daemon over sample photos")
     add_recognizer_options(p)
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="stdout carries only the events (JSON lines); progress goes to stderr",
+    )
     p.set_defaults(func=cmd_demo)
+
+
+def _out(args: argparse.Namespace) -> Console:
+    """Where progress lines go: stdout, or stderr when stdout is for JSON only."""
+    return Console(stderr=True, highlight=False) if args.json else console()
 
 
 def _enrol(args: argparse.Namespace, folder: os.PathLike, gallery: os.PathLike) -> None:
     rec = recognizer(args)
-    out = console()
+    out = _out(args)
     with GalleryStore.open(gallery, rec.model_id, rec.embedder.size) as store:
         for name, file in DEMO_ENROL.items():
             outcome = template_from_file(rec, folder / file)
@@ -66,6 +80,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         tracker=dataclasses.replace(config.tracker, max_missed=1, iou_threshold=1.0),
         snapshots=dataclasses.replace(config.snapshots, dir=str(scratch / "snapshots")),
         http=dataclasses.replace(config.http, enabled=False))
-    console().print(f"running the daemon over {samples} (events as JSON lines):",
-                    highlight=False)
+    _out(args).print(
+        f"running the daemon over {escape(display_path(samples))} (events as JSON lines):"
+    )
     return daemon.run(config)

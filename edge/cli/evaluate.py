@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from rich.markup import escape
@@ -11,6 +12,7 @@ from rich.table import Table
 
 from facegate.cli.common import add_recognizer_options, console, recognizer
 from facegate.errors import ConfigError, FacegateError
+from facegate.evaluate.embed import FACE_RULES
 from facegate.evaluate.run import (
     EvalReport,
     Identification,
@@ -19,6 +21,8 @@ from facegate.evaluate.run import (
     evaluate,
     plot_roc,
 )
+from facegate.host.permissions import write_private
+from facegate.vision.image import display_path
 
 SHOWN_FAILURES = 5  # failed images listed on the terminal (all of them are in the JSON)
 
@@ -28,7 +32,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="measure accuracy on a folder of photos sorted by identity")
     p.add_argument("dir", type=Path, help="one folder per identity (LFW layout), or labels.csv")
     p.add_argument("--pairs", type=Path, help="LFW pairs.txt for the 10-fold accuracy")
-    p.add_argument("--json", type=Path, metavar="OUT", help="write the full report as JSON")
+    p.add_argument(
+        "--json",
+        nargs="?",
+        const="-",
+        metavar="OUT",
+        help="the full report as JSON: to OUT (a private file), or to stdout without OUT",
+    )
     p.add_argument("--plot", type=Path, metavar="OUT.png", help="write the ROC curve as a PNG")
     p.add_argument(
         "--far",
@@ -43,6 +53,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="NAME",
         help="leave out an identity folder (repeatable)",
     )
+    p.add_argument(
+        "--face",
+        choices=FACE_RULES,
+        default=None,
+        help="which face of a photo with several is labelled (default: centre in an LFW-layout "
+        "folder, every image 250x250; largest otherwise)",
+    )
     add_recognizer_options(p)
     p.set_defaults(func=cmd_eval)
 
@@ -52,9 +69,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if not 0.0 < args.far < 1.0:
         raise ConfigError("--far must be between 0 and 1, e.g. 1e-3")
     if not args.dir.is_dir():
-        raise FacegateError(f"{args.dir}: no such folder")
+        raise FacegateError(f"{display_path(args.dir)}: no such folder")
     if args.pairs is not None and not args.pairs.is_file():
-        raise FacegateError(f"{args.pairs}: no such pairs file")
+        raise FacegateError(f"{display_path(args.pairs)}: no such pairs file")
     report = evaluate(
         recognizer(args),
         args.dir,
@@ -62,12 +79,17 @@ def cmd_eval(args: argparse.Namespace) -> int:
         args.far,
         bundle=args.bundle or "default",
         exclude=tuple(args.exclude),
+        face=args.face,
     )
-    print_report(report)
-    if args.json:
-        args.json.write_text(json.dumps(report.as_dict(), indent=2) + "\n", encoding="utf-8")
+    text = json.dumps(report.as_dict(), indent=2) + "\n"
+    if args.json not in (None, "-"):  # faces' statistics: private, like the gallery
+        write_private(Path(args.json), text.encode("utf-8"))
     if args.plot:
         plot_roc(report, args.plot)
+    if args.json == "-":
+        sys.stdout.write(text)
+    else:
+        print_report(report)
     return 0
 
 
@@ -79,13 +101,21 @@ def _num(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
+def _other(rule: str) -> str:
+    return next(f for f in FACE_RULES if f != rule)
+
+
 def _dataset_rows(r: EvalReport) -> list[tuple[str, str]]:
     rows = [
         ("dataset", f"{r.dataset} ({r.source})"),
         ("images", f"{r.images} of {r.identities} identities, {r.embedded} embedded"),
         ("unreadable", str(len(r.unreadable))),
         ("no face found", str(len(r.no_face))),
-        ("several faces (largest used)", str(r.multi_face)),
+        ("face used", f"{r.face} ({r.face_reason})"),
+        (
+            "several faces",
+            f"{r.multi_face}; --face {_other(r.face)} would change {r.face_differs}",
+        ),
         (
             "model",
             f"{r.model_id} ({r.bundle}), {r.backend} {r.embedder_precision}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import logging
 import os
 import sys
 import time
@@ -14,6 +15,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from facegate.cli.common import (
+    add_bundle_options,
     add_gallery_option,
     add_recognizer_options,
     console,
@@ -26,8 +28,11 @@ from facegate.gallery.exchange import export_gallery, import_gallery
 from facegate.gallery.store import GalleryStore
 from facegate.host.paths import state_dir
 from facegate.host.permissions import private_paths, warn_private
+from facegate.vision.image import display_path
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+log = logging.getLogger(__name__)
+MODEL_ACTIONS = ("enroll", "reembed")  # the actions that run the models (embed photos or crops)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -67,9 +72,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     i.set_defaults(func=cmd_import)
     for q in (x, i):
         _add_passphrase_options(q)
-    for q in gsub.choices.values():
+    for name, q in gsub.choices.items():
         add_gallery_option(q)
-        add_recognizer_options(q)
+        if name in MODEL_ACTIONS:
+            add_recognizer_options(q, threshold=False)
+        else:  # only the model's identity matters: the gallery is tied to it
+            add_bundle_options(q)
         q.add_argument("--json", action="store_true", help="machine-readable output")
 
 
@@ -132,11 +140,20 @@ def _ask_passphrase(path: Path) -> str:
 
 def _people_from_dir(root: Path) -> list[tuple[str, list[Path]]]:
     if not root.is_dir():
-        raise FacegateError(f"{root}: not a folder")
+        raise FacegateError(f"{display_path(root)}: not a folder")
     people = []
     for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("_")):
+        if display_path(folder.name) != folder.name:  # not UTF-8: cannot be a stored name
+            log.warning("skipping %s: rename the folder to the person's name", display_path(folder))
+            continue
         files = sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
         people.append((folder.name, files))
+    if not people and any(f.suffix.lower() in IMAGE_SUFFIXES for f in root.iterdir()):
+        shown = display_path(root).rstrip("/")
+        raise FacegateError(
+            f"{shown}: no person sub-folders (expected one sub-folder per person); "
+            f"did you mean `facegate gallery enroll {Path(shown).name} {shown}/*`?"
+        )
     return people
 
 
@@ -167,7 +184,9 @@ def cmd_enroll(args: argparse.Namespace) -> int:
                 outcome = template_from_file(rec, path, args.largest)
                 progress.advance(task)
                 if outcome.template is None:
-                    skipped.append({"person": name, "file": str(path), "reason": outcome.reason})
+                    skipped.append(
+                        {"person": name, "file": outcome.source, "reason": outcome.reason}
+                    )
                 else:
                     templates.append(outcome.template)
             if templates:  # one transaction per person: whole or absent after a crash

@@ -1,4 +1,8 @@
-"""``facegate identify``, ``verify`` and ``demo``: recognition on single images."""
+"""``facegate identify`` and ``verify``: recognition on single images.
+
+File names print with undecodable bytes escaped (``display_path``) and every user string is
+markup-escaped before rich sees it.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from rich.markup import escape
 from rich.table import Table
 
 from facegate.cli.common import (
@@ -19,16 +24,26 @@ from facegate.cli.common import (
 )
 from facegate.errors import FacegateError, ImageError
 from facegate.gallery.store import GalleryStore
-from facegate.types import FaceResult
-from facegate.vision.image import load_image
+from facegate.host.paths import ensure_private_dir
+from facegate.host.permissions import write_private
+from facegate.types import Face, FaceResult
+from facegate.vision.image import display_path, load_image
 from facegate.vision.recognizer import Recognizer
+
+ANNOTATE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``identify``, ``verify`` and ``demo``."""
     i = sub.add_parser("identify", help="find and name every face in images")
     i.add_argument("images", nargs="+", type=Path)
-    i.add_argument("--annotate", type=Path, help="write the (first) image with boxes and names")
+    i.add_argument(
+        "--annotate",
+        type=Path,
+        metavar="OUT",
+        help="write each image with boxes and names (private files): to OUT for one image, "
+        "into the folder OUT for several",
+    )
     i.set_defaults(func=cmd_identify)
     v = sub.add_parser("verify", help="are two photos the same person?")
     v.add_argument("image1", type=Path)
@@ -54,7 +69,7 @@ def _result_dict(r: FaceResult) -> dict:
 
 
 def annotate(image: np.ndarray, results: list[FaceResult], path: Path) -> None:
-    """Draw boxes, landmarks and names on a copy of ``image`` and save it."""
+    """Draw boxes, landmarks and names on a copy of ``image`` and save it as a private file."""
     bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
     thick = max(1, round(max(image.shape[:2]) / 500))
     for r in results:
@@ -74,8 +89,33 @@ def annotate(image: np.ndarray, results: list[FaceResult], path: Path) -> None:
             thick,
             cv2.LINE_AA,
         )
-    if not cv2.imwrite(str(path), bgr):
-        raise FacegateError(f"cannot write {path} (unknown extension or unwritable folder)")
+    try:
+        ok, buf = cv2.imencode(path.suffix or ".jpg", bgr)
+    except cv2.error:
+        ok = False
+    if not ok:
+        raise FacegateError(f"cannot write {display_path(path)}: not an image file extension")
+    write_private(path, buf.tobytes())
+
+
+def annotated_paths(out: Path, sources: list[Path], several: bool) -> list[Path]:
+    """Where each annotated image goes: ``out`` for one image, else files in the folder ``out``."""
+    if not several and not out.is_dir():
+        return [out]
+    ensure_private_dir(out)
+    taken: set[str] = set()
+    paths = []
+    for src in sources:
+        stem, suffix = src.stem, src.suffix.lower()
+        if suffix not in ANNOTATE_SUFFIXES:
+            stem, suffix = src.name, ".jpg"
+        name, n = stem + suffix, 1
+        while name in taken:
+            n += 1
+            name = f"{stem}-{n}{suffix}"
+        taken.add(name)
+        paths.append(out / name)
+    return paths
 
 
 def _with_gallery(args: argparse.Namespace) -> Recognizer:
@@ -94,13 +134,13 @@ def identify_files(rec: Recognizer, paths: list[Path]) -> tuple[list[dict], int]
         try:
             image = load_image(path)
         except ImageError as err:
-            out.append({"image": str(path), "error": str(err)})
+            out.append({"image": display_path(path), "error": str(err)})
             failures += 1
             continue
         results = rec.identify(image)
         out.append(
             {
-                "image": str(path),
+                "image": display_path(path),
                 "faces": [_result_dict(r) for r in results],
                 "_results": results,
                 "_pixels": image,
@@ -114,9 +154,12 @@ def cmd_identify(args: argparse.Namespace) -> int:
     rec = _with_gallery(args)
     items, failures = identify_files(rec, args.images)
     if args.annotate:
-        first = next((it for it in items if "faces" in it), None)
-        if first is not None:
-            annotate(first["_pixels"], first["_results"], args.annotate)
+        read = [(it, path) for it, path in zip(items, args.images, strict=True) if "faces" in it]
+        several = len(args.images) > 1
+        targets = annotated_paths(args.annotate, [path for _, path in read], several)
+        for (it, _), target in zip(read, targets, strict=True):
+            annotate(it["_pixels"], it["_results"], target)
+            it["annotated"] = display_path(target)
     clean = [{k: v for k, v in it.items() if not k.startswith("_")} for it in items]
     if args.json:
         emit_json(clean)
@@ -132,8 +175,9 @@ def print_identify(items: list[dict], threshold: float) -> None:
         t.add_column(col)
     for it in items:
         shown = it["image"] if len(it["image"]) <= 40 else "…/" + Path(it["image"]).name
+        shown = escape(shown)
         if "error" in it:
-            t.add_row(shown, "-", "-", f"[red]error: {it['error']}[/red]", "-")
+            t.add_row(shown, "-", "-", f"[red]error: {escape(it['error'])}[/red]", "-")
             continue
         if not it["faces"]:
             t.add_row(shown, "-", "-", "no face", "-")
@@ -143,38 +187,75 @@ def print_identify(items: list[dict], threshold: float) -> None:
                 shown,
                 str(n),
                 ",".join(f"{v:.0f}" for v in f["box"]),
-                f["name"] or "unknown",
+                escape(f["name"] or "unknown"),
                 f"{f['similarity'] or best or 0:.3f}",
             )
     console().print(t)
 
 
-def _single(rec: Recognizer, path: Path) -> np.ndarray:
+def _faces(rec: Recognizer, path: Path) -> tuple[list[Face], np.ndarray]:
+    """Every face of the photo at ``path`` and their embeddings (no face: an error)."""
     image = load_image(path)
     faces = rec.detect(image)
     if not faces:
-        raise FacegateError(f"{path}: no face found")
-    face = max(faces, key=lambda f: f.width * f.height)
-    return rec.embed(image, [face])[1][0]
+        raise FacegateError(f"{display_path(path)}: no face found")
+    return faces, rec.embed(image, faces)[1]
+
+
+def _box(face: Face) -> list[float]:
+    return [round(v, 1) for v in face.box]
+
+
+def verify_pairs(
+    rec: Recognizer, path1: Path, path2: Path
+) -> tuple[list[Face], list[Face], list[dict]]:
+    """Both photos' faces and every cross pair's similarity, best first."""
+    faces1, emb1 = _faces(rec, path1)
+    faces2, emb2 = _faces(rec, path2)
+    sims = emb1 @ emb2.T
+    pairs = [
+        {"face1": i, "face2": j, "similarity": round(float(sims[i, j]), 4)}
+        for i in range(len(faces1))
+        for j in range(len(faces2))
+    ]
+    pairs.sort(key=lambda p: -p["similarity"])
+    return faces1, faces2, pairs
+
+
+def _verify_lines(args: argparse.Namespace, faces1: list, faces2: list, best: dict) -> str:
+    a, b = (escape(display_path(p)) for p in (args.image1, args.image2))
+    box1 = ",".join(f"{v:.0f}" for v in faces1[best["face1"]].box)
+    box2 = ",".join(f"{v:.0f}" for v in faces2[best["face2"]].box)
+    if len(faces1) == len(faces2) == 1:
+        return f"one face in each photo: {a} at {box1}, {b} at {box2}"
+    return (
+        f"every face compared ({len(faces1)} x {len(faces2)}), the best pair: "
+        f"{a} face {best['face1'] + 1} at {box1} with {b} face {best['face2'] + 1} at {box2}"
+    )
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    """Similarity of the largest face in each photo and the same/different verdict."""
+    """Compare every face of one photo with every face of the other; judge the best pair."""
     rec = recognizer(args)
-    a, b = _single(rec, args.image1), _single(rec, args.image2)
-    similarity = float(np.dot(a, b))
-    same = similarity >= rec.config.threshold
+    faces1, faces2, pairs = verify_pairs(rec, args.image1, args.image2)
+    best, threshold = pairs[0], rec.config.threshold
+    same = best["similarity"] >= threshold
     if args.json:
         emit_json(
             {
-                "similarity": round(similarity, 4),
-                "threshold": rec.config.threshold,
+                "similarity": best["similarity"],
+                "threshold": threshold,
                 "same_person": same,
+                "compared": "every face of image1 with every face of image2; the best pair decides",
+                "image1": {"path": display_path(args.image1), "faces": [_box(f) for f in faces1]},
+                "image2": {"path": display_path(args.image2), "faces": [_box(f) for f in faces2]},
+                "best": best,
+                "pairs": pairs,
             }
         )
-    else:
-        verdict = "same person" if same else "different people"
-        console().print(
-            f"similarity {similarity:.3f} (threshold {rec.config.threshold:.2f}): {verdict}"
-        )
+        return 0
+    verdict = "same person" if same else "different people"
+    out = console()
+    out.print(f"similarity {best['similarity']:.3f} (threshold {threshold:.2f}): {verdict}")
+    out.print(_verify_lines(args, faces1, faces2, best), soft_wrap=True)  # paths stay whole
     return 0

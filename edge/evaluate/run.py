@@ -6,16 +6,14 @@ are counted in the report, and figures that the data cannot support say so inste
 
 from __future__ import annotations
 
+import io
 import logging
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from rich.console import Console
-from rich.progress import track
 
-from facegate.errors import FacegateError, ImageError
+from facegate.errors import FacegateError
 from facegate.evaluate import metrics
 from facegate.evaluate.dataset import (
     BALANCED_PER_CLASS,
@@ -28,7 +26,9 @@ from facegate.evaluate.dataset import (
     scan,
     with_pair_images,
 )
-from facegate.vision.image import load_image
+from facegate.evaluate.embed import Embeddings, embed_images
+from facegate.host.permissions import write_private
+from facegate.vision.image import display_path
 from facegate.vision.recognizer import BACKENDS, Recognizer
 
 log = logging.getLogger(__name__)
@@ -37,18 +37,6 @@ CURVE_POINTS = 200  # ROC points kept for the plot and the JSON (log-spaced in F
 CHUNK = 100_000  # pairs (or probes x gallery / 50) scored at a time: bounds working memory
 BACKEND_OF = {fmt: name for name, fmt in BACKENDS.items()}  # model format -> runtime name
 GENERATED = f"generated: up to {BALANCED_PER_CLASS} pairs per class from all pairs (seed {SEED})"
-
-
-@dataclass(frozen=True, slots=True)
-class Embeddings:
-    """One unit vector per image (zeros where it failed) and why images failed."""
-
-    vectors: np.ndarray
-    valid: np.ndarray
-    unreadable: tuple[tuple[str, str], ...]  # (path, reason)
-    no_face: tuple[str, ...]
-    multi_face: int  # images with several faces: the largest was used
-    seconds: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +121,9 @@ class EvalReport:
     unreadable: tuple[tuple[str, str], ...]
     no_face: tuple[str, ...]
     multi_face: int
+    face: str  # which face of a photo with several was used: centre | largest
+    face_reason: str
+    face_differs: int  # images where the other rule would have used another face
     model_id: str
     bundle: str | None
     backend: str
@@ -149,46 +140,6 @@ class EvalReport:
     def as_dict(self) -> dict:
         """A JSON-serialisable dict (no NaN: absent figures are null with a note)."""
         return asdict(self)
-
-
-def _embed_one(rec: Recognizer, path: Path) -> tuple[np.ndarray | None, int]:
-    """Embedding of the largest face (None if none) and the number of faces."""
-    image = load_image(path)
-    faces = rec.detect(image)
-    if not faces:
-        return None, 0
-    face = max(faces, key=lambda f: f.width * f.height)
-    return rec.embed(image, [face])[1][0], len(faces)
-
-
-def embed_images(rec: Recognizer, paths: tuple[Path, ...], progress: bool = True) -> Embeddings:
-    """Embed the largest face of every image once, recording failures."""
-    vectors = np.zeros((len(paths), rec.embedder.size), np.float32)
-    valid = np.zeros(len(paths), bool)
-    unreadable, no_face, multi = [], [], 0
-    start = time.perf_counter()
-    bar = Console(stderr=True)
-    steps = track(
-        enumerate(paths),
-        "embedding",
-        total=len(paths),
-        transient=True,
-        disable=not progress,
-        console=bar,
-    )
-    for k, path in steps:
-        try:
-            vector, n_faces = _embed_one(rec, path)
-        except ImageError as err:
-            unreadable.append((str(path), str(err).removeprefix(f"{path}: ")))
-            continue
-        if vector is None:
-            no_face.append(str(path))
-            continue
-        vectors[k], valid[k], multi = vector, True, multi + (n_faces > 1)
-    seconds = time.perf_counter() - start
-    log.info("embedded %d of %d images in %.1f s", valid.sum(), len(paths), seconds)
-    return Embeddings(vectors, valid, tuple(unreadable), tuple(no_face), multi, seconds)
 
 
 def pair_scores(vectors: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -327,14 +278,19 @@ def evaluate(
     progress: bool = True,
     bundle: str | None = None,
     exclude: tuple[str, ...] = (),
+    face: str | None = None,
 ) -> EvalReport:
-    """Embed every image of ``root`` once and measure verification and identification."""
+    """Embed every image of ``root`` once and measure verification and identification.
+
+    ``face`` picks the face of a photo with several: centre, largest, or None for the rule
+    that fits the folder's layout (see :mod:`facegate.evaluate.embed`).
+    """
     if not 0.0 < far < 1.0:
         raise ValueError("far must be between 0 and 1")
     data, listed = scan(root, exclude), None
     if pairs_file is not None:
         data, listed = with_pair_images(data, parse_pairs(pairs_file, data.root))
-    emb = embed_images(rec, data.paths, progress)
+    emb = embed_images(rec, data.paths, progress, face)
     labels, threshold = data.label_ids(), rec.config.threshold
     fars = tuple(sorted({*metrics.FAR_POINTS, far}, reverse=True))
     scores, gen, imp = score_pairs(emb, labels, fars, threshold)
@@ -344,7 +300,7 @@ def evaluate(
     elif len(gen[0]) and len(imp[0]):
         verification = verify_pairs(emb, balanced_pairs(gen, imp), GENERATED)
     return EvalReport(
-        dataset=str(data.root),
+        dataset=display_path(data.root),
         source=data.source,
         identities=data.identities,
         images=len(data.paths),
@@ -353,6 +309,9 @@ def evaluate(
         unreadable=emb.unreadable,
         no_face=emb.no_face,
         multi_face=emb.multi_face,
+        face=emb.face,
+        face_reason=emb.face_reason,
+        face_differs=emb.face_differs,
         model_id=rec.model_id,
         bundle=bundle,
         backend=BACKEND_OF.get(rec.embedder.entry.format, rec.embedder.entry.format),
@@ -369,7 +328,10 @@ def evaluate(
 
 
 def plot_roc(report: EvalReport, path: Path | str) -> None:
-    """Write the ROC (log FAR vs TAR) with the FAR points and the configured threshold marked."""
+    """Write the ROC (log FAR vs TAR), FAR points and threshold marked, as a private file.
+
+    The format follows the file name's extension (png, pdf, svg, ...; none: png).
+    """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -400,4 +362,9 @@ def plot_roc(report: EvalReport, path: Path | str) -> None:
         fontsize=9,
     )
     ax.legend(loc="lower right", fontsize=7)
-    fig.savefig(str(path))
+    fmt = Path(path).suffix.lstrip(".").lower() or "png"
+    if fmt not in FigureCanvasAgg.get_supported_filetypes():
+        raise FacegateError(f"{display_path(path)}: cannot write a .{fmt} plot (use .png)")
+    buf = io.BytesIO()
+    fig.savefig(buf, format=fmt)
+    write_private(Path(path), buf.getvalue())

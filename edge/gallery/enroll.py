@@ -12,7 +12,7 @@ import numpy as np
 from facegate.errors import ImageError
 from facegate.gallery.store import Template
 from facegate.types import Face
-from facegate.vision.image import load_image
+from facegate.vision.image import display_path, load_image
 from facegate.vision.recognizer import Recognizer
 
 log = logging.getLogger(__name__)
@@ -69,8 +69,9 @@ def template_from_image(
 
 def template_from_file(rec: Recognizer, path: Path, largest: bool = False) -> EnrolOutcome:
     """Like :func:`template_from_image` for a file; unreadable files are refused, not raised."""
+    source = display_path(path)  # stored and printed: undecodable bytes escaped
     try:
         image = load_image(path)
     except ImageError as err:
-        return EnrolOutcome(str(path), None, str(err).removeprefix(f"{path}: "))
-    return template_from_image(rec, image, str(path), largest)
+        return EnrolOutcome(source, None, str(err).removeprefix(f"{source}: "))
+    return template_from_image(rec, image, source, largest)

@@ -114,3 +114,11 @@ def _user_name(uid: int) -> str:
 def _user(uid: int) -> str:
     name = _user_name(uid)
     return f"uid {uid}" if name == str(uid) else f"{name} (uid {uid})"
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` as a 0600 file; an existing file is truncated and tightened."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE_MODE)
+    with os.fdopen(fd, "wb") as fh:
+        os.fchmod(fh.fileno(), PRIVATE_FILE_MODE)
+        fh.write(data)

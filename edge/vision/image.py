@@ -1,20 +1,25 @@
 """Decode photos safely: EXIF orientation, 16-bit, alpha, palette and grayscale to 8-bit RGB.
 
-Refuses what should be refused with one-line :class:`ImageError` messages: missing or empty
-files, data that is not an image, truncated JPEGs, and decompression bombs (the size is read
-from the header before any pixels are decoded).
+Accepts JPEG, PNG, WebP, BMP and TIFF, recognised by their content (not their file name), and
+refuses everything else before decoding: OpenCV would otherwise decode any format it knows
+(PBM, Sun raster, HDR, ...) with no size check. The size of every accepted format is read from
+its header before any pixel is decoded, so a decompression bomb (a few KB on disk, gigabytes
+in memory) is refused. Other refusals, each a one-line :class:`ImageError`: missing or empty
+files, data that is not an image, truncated JPEGs, and pictures too narrow to show a face.
 """
 
 from __future__ import annotations
 
 import logging
-import struct
+import os
+import re
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from facegate.errors import ImageError
+from facegate.vision.image_headers import ACCEPTED, jpeg_end, sniff
 
 log = logging.getLogger(__name__)
 
@@ -22,79 +27,97 @@ MAX_PIXELS = 120_000_000  # a 108 MP phone photo decodes; a 1-gigapixel "bomb" i
 MAX_BYTES = 200 * 1024 * 1024
 REDUCE_ABOVE_PIXELS = 40_000_000  # decode huge JPEGs at 1/2..1/8 scale: faces stay large enough
 REDUCED_TARGET_PIXELS = 12_000_000
+# Detection runs on a copy whose long side is at most 1920 px (recognizer.MAX_DETECT_SIDE), and
+# MTCNN's smallest window is 12 px: a picture more than 1920 / 12 = 160 times longer than wide
+# cannot show a face it finds. Beyond about 3840:1 the copy's short side rounds to 0 px.
+MAX_ASPECT = 160
 _REDUCED = (
     (2, cv2.IMREAD_REDUCED_COLOR_2),
     (4, cv2.IMREAD_REDUCED_COLOR_4),
     (8, cv2.IMREAD_REDUCED_COLOR_8),
 )
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def display_path(path: os.PathLike | str | bytes) -> str:
+    """A file name safe to print: bytes that are not UTF-8 and control characters as ``\\xNN``."""
+    text = os.fsdecode(path).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return _UNPRINTABLE.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 def header_size(data: bytes) -> tuple[int, int] | None:
-    """(width, height) from a PNG or JPEG header, or None for other formats."""
-    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
-        return struct.unpack(">II", data[16:24])
-    if data[:2] != b"\xff\xd8":
-        return None
-    i = 2
-    while i + 9 < len(data):
-        if data[i] != 0xFF:
-            i += 1
-            continue
-        marker = data[i + 1]
-        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7 or marker == 0xFF:
-            i += 1 if marker == 0xFF else 2
-            continue
-        length = struct.unpack(">H", data[i + 2 : i + 4])[0]
-        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-            height, width = struct.unpack(">HH", data[i + 5 : i + 9])
-            return width, height
-        i += 2 + length
-    return None
+    """(width, height) from the header of an accepted format, or None."""
+    return sniff(data)[1]
 
 
 def _read_bytes(path: Path) -> bytes:
+    name = display_path(path)
     try:
         size = path.stat().st_size
         if size > MAX_BYTES:
-            raise ImageError(f"{path}: {size / 1e6:.0f} MB is larger than {MAX_BYTES // 2**20} MiB")
+            raise ImageError(f"{name}: {size / 1e6:.0f} MB is larger than {MAX_BYTES // 2**20} MiB")
         data = path.read_bytes()
     except FileNotFoundError as err:
-        raise ImageError(f"{path}: no such file") from err
+        raise ImageError(f"{name}: no such file") from err
     except IsADirectoryError as err:
-        raise ImageError(f"{path}: is a directory, not an image") from err
+        raise ImageError(f"{name}: is a directory, not an image") from err
     except OSError as err:
-        raise ImageError(f"{path}: cannot read ({err.strerror or err})") from err
+        raise ImageError(f"{name}: cannot read ({err.strerror or err})") from err
     if not data:
-        raise ImageError(f"{path}: empty file")
+        raise ImageError(f"{name}: empty file")
     return data
+
+
+def check_size(width: int, height: int, name: str) -> None:
+    """Refuse a picture with no pixels, over :data:`MAX_PIXELS`, or too narrow for a face."""
+    if width <= 0 or height <= 0 or width * height > MAX_PIXELS:
+        raise ImageError(
+            f"{name}: {width}x{height} pixels is over the "
+            f"{MAX_PIXELS // 1_000_000} MP limit (possible decompression bomb)"
+        )
+    if max(width, height) > MAX_ASPECT * min(width, height):
+        raise ImageError(
+            f"{name}: {width}x{height} pixels is too narrow to show a face "
+            f"(more than {MAX_ASPECT}:1)"
+        )
+
+
+def _jpeg_flag(width: int, height: int) -> int:
+    if width * height <= REDUCE_ABOVE_PIXELS:
+        return cv2.IMREAD_COLOR
+    return next(
+        (f for r, f in _REDUCED if width * height / r**2 <= REDUCED_TARGET_PIXELS),
+        _REDUCED[-1][1],
+    )
+
+
+def _checked(data: bytes, name: str) -> tuple[memoryview, int]:
+    """The bytes to decode and the OpenCV flag, after the format and size checks."""
+    kind, size = sniff(data)
+    if kind is None:
+        raise ImageError(f"{name}: not an image, or not a format facegate reads ({ACCEPTED})")
+    if size is None:
+        raise ImageError(f"{name}: damaged {kind} header (no picture size)")
+    width, height = size
+    check_size(width, height, name)
+    if kind != "JPEG":
+        return memoryview(data), cv2.IMREAD_COLOR
+    end = jpeg_end(data)  # a motion photo appends its video after the JPEG: decode the JPEG
+    if end is None:
+        raise ImageError(f"{name}: truncated JPEG (no end-of-image marker)")
+    return memoryview(data)[:end], _jpeg_flag(width, height)
 
 
 def decode_image(data: bytes, name: str = "image") -> np.ndarray:
     """Decode encoded bytes to an HxWx3 uint8 RGB array, upright per EXIF."""
-    dims = header_size(data)
-    flag = cv2.IMREAD_COLOR
-    if dims is not None:
-        width, height = dims
-        if width == 0 or height == 0 or width * height > MAX_PIXELS:
-            raise ImageError(
-                f"{name}: {width}x{height} pixels is over the "
-                f"{MAX_PIXELS // 1_000_000} MP limit (possible decompression bomb)"
-            )
-        if data[:2] == b"\xff\xd8":
-            if b"\xff\xd9" not in data[-4096:]:
-                raise ImageError(f"{name}: truncated JPEG (no end-of-image marker)")
-            if width * height > REDUCE_ABOVE_PIXELS:
-                flag = next(
-                    (f for r, f in _REDUCED if width * height / r**2 <= REDUCED_TARGET_PIXELS),
-                    _REDUCED[-1][1],
-                )
-    buf = np.frombuffer(data, np.uint8)
+    encoded, flag = _checked(data, name)
     try:
-        bgr = cv2.imdecode(buf, flag)
+        bgr = cv2.imdecode(np.frombuffer(encoded, np.uint8), flag)
     except cv2.error as err:
         raise ImageError(f"{name}: cannot decode ({str(err).strip().splitlines()[-1]})") from err
     if bgr is None or bgr.size == 0:
         raise ImageError(f"{name}: not an image, or an unsupported/corrupt format")
+    check_size(bgr.shape[1], bgr.shape[0], name)
     if bgr.dtype != np.uint8:
         bgr = (bgr / 257).astype(np.uint8) if bgr.dtype == np.uint16 else bgr.astype(np.uint8)
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
@@ -103,7 +126,7 @@ def decode_image(data: bytes, name: str = "image") -> np.ndarray:
 def load_image(path: Path | str) -> np.ndarray:
     """Read and decode ``path`` to HxWx3 uint8 RGB; raise :class:`ImageError` on bad input."""
     path = Path(path)
-    return decode_image(_read_bytes(path), str(path))
+    return decode_image(_read_bytes(path), display_path(path))
 
 
 def to_rgb(frame: np.ndarray) -> np.ndarray:
