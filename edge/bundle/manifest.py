@@ -95,7 +95,10 @@ class Bundle:
         try:
             manifest = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError as err:
-            raise BundleError(f"no model bundle at {root}: run `facegate models build`") from err
+            raise BundleError(
+                f"no model bundle at {root}: install one with `facegate models install FILE|URL`"
+                " (or build it: `facegate models build`)"
+            ) from err
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
             raise BundleError(f"{path}: unreadable manifest ({err})") from err
         if not isinstance(manifest, dict) or manifest.get("schema") != SCHEMA_VERSION:
@@ -125,7 +128,10 @@ class Bundle:
         """Return the file's path after checking it exists and matches its sha256."""
         path = self.root / entry.file
         if not path.is_file():
-            raise ModelError(f"{path}: model file is missing; rebuild with `facegate models build`")
+            raise ModelError(
+                f"{path}: model file is missing; reinstall the bundle with"
+                " `facegate models install FILE|URL --force` (or `facegate models build`)"
+            )
         actual = sha256_file(path)
         if actual != entry.sha256:
             raise ModelError(
