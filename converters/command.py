@@ -95,7 +95,7 @@ def run(args: argparse.Namespace, progress: Callable[[], object]) -> int:
     )
     report = json.loads((target / "report.json").read_text())
     if args.json:
-        emit_json({"state": state, "bundle": str(target), **report})
+        emit_json({**report, "state": state, "path": str(target)})
         return 0
     from facegate.converters.report import VariantReport, print_table
 

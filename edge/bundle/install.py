@@ -60,8 +60,9 @@ def is_url(source: str) -> bool:
     return re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", source) is not None
 
 
-def download(url: str, dest: Path, limit: int = MAX_DOWNLOAD_BYTES) -> None:
+def download(url: str, dest: Path, limit: int | None = None) -> None:
     """Fetch an http(s) ``url`` into ``dest``, refusing more than ``limit`` bytes."""
+    limit = MAX_DOWNLOAD_BYTES if limit is None else limit
     if not url.lower().startswith(("http://", "https://")):
         raise BundleError(f"{shown(url)}: only http:// and https:// URLs can be installed")
     request = urllib.request.Request(url, headers={"User-Agent": "facegate-models-install"})
