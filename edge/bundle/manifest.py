@@ -11,9 +11,13 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from facegate.backends import Backend, open_backend
 from facegate.errors import BundleError, ModelError
+
+if TYPE_CHECKING:
+    from facegate.backends.onnxruntime import Providers
 
 log = logging.getLogger(__name__)
 
@@ -140,9 +144,12 @@ class Bundle:
             )
         return path
 
-    def open(self, entry: ModelEntry, threads: int = 1) -> Backend:
+    def open(
+        self, entry: ModelEntry, threads: int = 1, providers: Providers | None = None
+    ) -> Backend:
         """Verify and open ``entry`` with its runtime; check the input signature."""
-        backend = open_backend(self.verify_file(entry), entry.format, threads, list(entry.outputs))
+        path = self.verify_file(entry)
+        backend = open_backend(path, entry.format, threads, list(entry.outputs), providers)
         got, want = backend.input_shape, entry.input.shape
         if len(got) != len(want) or any(
             w is not None and g != w for g, w in zip(got, want, strict=False)

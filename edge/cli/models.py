@@ -10,7 +10,15 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from facegate.bundle import Bundle
-from facegate.cli.common import DEFAULT_BUNDLE, bundle_path, console, emit_json, load_bundle
+from facegate.cli.common import (
+    DEFAULT_BUNDLE,
+    add_providers_option,
+    bundle_path,
+    console,
+    emit_json,
+    load_bundle,
+    providers,
+)
 from facegate.errors import BundleError
 from facegate.host.paths import models_dir
 
@@ -50,6 +58,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     v = msub.add_parser("verify", help="check every model file: sha256, loads, runs, parity")
     v.add_argument("--bundle", default=None, help="bundle name or folder")
     v.add_argument("--json", action="store_true")
+    add_providers_option(v)
     v.set_defaults(func=cmd_verify)
 
 
@@ -186,11 +195,16 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from facegate.bundle.verify import verify_bundle
 
     bundle = load_bundle(args.bundle)
-    result = verify_bundle(bundle)
+    chosen = providers(args)
+    chosen.resolve()  # an unavailable provider is one line here, not one error per model
+    result = verify_bundle(bundle, chosen)
     if args.json:
         emit_json(result)
     else:
-        t = Table(title=f"verify {bundle.name} ({bundle_path(args.bundle)})")
+        t = Table(
+            title=f"verify {bundle.name} ({bundle_path(args.bundle)}), "
+            f"onnxruntime on {result['provider']}"
+        )
         for col in ("model", "sha256", "loads", "runs", "parity", "ok"):
             t.add_column(col)
         for c in result["models"]:
