@@ -12,6 +12,9 @@ from facegate.converters import CONVERTER_VERSION
 from facegate.converters.sources import Source
 from facegate.errors import BundleError
 
+# Converter modules that do not shape what a build produces (the CLI plumbing around it).
+NOT_IN_BUILD_KEY = frozenset({"command.py"})
+
 
 @dataclass(frozen=True, slots=True)
 class ModelRecipe:
@@ -60,8 +63,11 @@ def code_digest() -> str:
     from facegate.vision import align
     from facegate.vision.detect import mtcnn
 
-    files = sorted(Path(__file__).resolve().parent.glob("*.py")) + [
-        Path(mtcnn.__file__), Path(align.__file__)]
+    here = Path(__file__).resolve().parent
+    files = sorted(p for p in here.glob("*.py") if p.name not in NOT_IN_BUILD_KEY) + [
+        Path(mtcnn.__file__),
+        Path(align.__file__),
+    ]
     digest = hashlib.sha256()
     for path in files:
         digest.update(path.name.encode() + b"\0" + path.read_bytes())

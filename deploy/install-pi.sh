@@ -1,21 +1,24 @@
 #!/usr/bin/env bash
 # Install facegate as a systemd service on Raspberry Pi OS bookworm (64-bit).
 #
-#   sudo deploy/install-pi.sh [--bundle DIR] [--no-start]
+#   sudo deploy/install-pi.sh --bundle default.tar.gz [--no-start]
 #
 # Idempotent: re-running upgrades the code and the unit, and keeps the config, gallery and models.
 #
-# Models: the Pi only runs them. Build a bundle on a workstation (x86_64 or arm64 with the
-# [convert] extra: pip install '.[convert]' && facegate models build) and pass its folder, e.g.
-# --bundle ~/.local/share/facegate/models/default copied over with scp. `facegate models build`
-# also works on the Pi once the [convert] extra is installed, but that pulls TensorFlow
-# (over 1 GB, slow to convert on a Pi), which is why it is not the default here.
+# Models: the Pi only runs them. Build and pack a bundle on a workstation with the [convert] extra
+# (pip install '.[convert]' && facegate models build && facegate models pack -o default.tar.gz),
+# copy the archive over, and pass it with --bundle: it is installed with `facegate models install`,
+# which checks every file's sha256. Without a bundle (none given, none installed) the service is
+# not enabled: it would only restart in a loop.
+#
+# FACEGATE_ROOT=DIR installs under DIR instead of / (for tests; commands still come from PATH).
 set -euo pipefail
 
-PREFIX=/opt/facegate
-STATE=/var/lib/facegate
-CONF=/etc/facegate
-UNIT=/etc/systemd/system/facegate.service
+ROOT=${FACEGATE_ROOT:-}
+PREFIX=$ROOT/opt/facegate
+STATE=$ROOT/var/lib/facegate
+CONF=$ROOT/etc/facegate
+UNIT=$ROOT/etc/systemd/system/facegate.service
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUNDLE=""
 START=1
@@ -25,25 +28,37 @@ usage() {
     exit "${1:-0}"
 }
 
+die() {
+    echo "install-pi.sh: $*" >&2
+    exit 1
+}
+
+has_bundle() {
+    compgen -G "$STATE/models/*/manifest.json" >/dev/null
+}
+
 while [[ $# -gt 0 ]]; do
     case $1 in
-        --bundle) BUNDLE=${2:?--bundle needs a folder}; shift 2 ;;
+        --bundle) BUNDLE=${2:?--bundle needs a .tar.gz from facegate models pack}; shift 2 ;;
         --no-start) START=0; shift ;;
         -h|--help) usage ;;
         *) echo "unknown option: $1" >&2; usage 2 ;;
     esac
 done
 
-[[ $EUID -eq 0 ]] || { echo "run as root: sudo $0" >&2; exit 1; }
+[[ $EUID -eq 0 ]] || die "run as root: sudo $0"
 if [[ $(dpkg --print-architecture) != arm64 ]]; then
-    echo "facegate needs 64-bit Raspberry Pi OS (arm64): onnxruntime and LiteRT have no" \
-         "32-bit ARM wheels" >&2
-    exit 1
+    die "facegate needs 64-bit Raspberry Pi OS (arm64): onnxruntime and LiteRT have no" \
+        "32-bit ARM wheels"
 fi
-if [[ -n $BUNDLE && ! -f $BUNDLE/manifest.json ]]; then
-    echo "$BUNDLE is not a model bundle (no manifest.json)" >&2
-    exit 1
+if [[ -n $BUNDLE && ! -f $BUNDLE ]]; then
+    die "no such bundle archive: $BUNDLE (make one with: facegate models pack -o FILE)"
 fi
+if [[ -z $BUNDLE ]] && ! has_bundle; then
+    die "no model bundle: pass --bundle FILE.tar.gz (from \`facegate models pack\` on a" \
+        "machine that built it); the service is not enabled without one"
+fi
+BUNDLE=${BUNDLE:+$(realpath "$BUNDLE")}
 
 echo "== packages"
 apt-get update
@@ -75,19 +90,13 @@ EOF
 "$PREFIX/.venv/bin/pip" install --quiet --upgrade pip
 "$PREFIX/.venv/bin/pip" install --quiet -c "$PREFIX/constraints-pi.txt" "${PREFIX}[litert]"
 
-echo "== state in $STATE"
+echo "== models in $STATE/models"
 install -d -m 0700 -o facegate -g facegate "$STATE" "$STATE/models"
 if [[ -n $BUNDLE ]]; then
-    name=$(basename "$BUNDLE")
-    rm -rf "${STATE:?}/models/$name.new"
-    cp -r "$BUNDLE" "$STATE/models/$name.new"
-    rm -rf "${STATE:?}/models/$name"
-    mv "$STATE/models/$name.new" "$STATE/models/$name"
+    FACEGATE_HOME=$STATE "$PREFIX/.venv/bin/facegate" models install "$BUNDLE" --force
     chown -R facegate:facegate "$STATE/models"
-    chmod -R go= "$STATE/models"
-elif [[ ! -f $STATE/models/default/manifest.json ]]; then
-    echo "warning: no model bundle in $STATE/models/default: rerun with --bundle DIR" >&2
 fi
+has_bundle || die "no model bundle in $STATE/models: the service is not enabled"
 
 echo "== config in $CONF"
 install -d -m 0750 -o root -g facegate "$CONF"
@@ -98,6 +107,7 @@ fi
 "$PREFIX/.venv/bin/facegate" check-config "$CONF/config.toml"
 
 echo "== service"
+install -d -m 0755 "$(dirname "$UNIT")"
 install -m 0644 "$REPO/deploy/facegate.service" "$UNIT"
 systemctl daemon-reload
 systemctl enable facegate.service
@@ -109,7 +119,7 @@ fi
 cat <<EOF
 
 facegate is installed. Next:
-  enrol people:  sudo -u facegate FACEGATE_HOME=$STATE $PREFIX/.venv/bin/facegate \\
+  enrol people:  sudo -u facegate FACEGATE_HOME=/var/lib/facegate $PREFIX/.venv/bin/facegate \\
                      gallery enroll NAME photo1.jpg photo2.jpg
   watch events:  journalctl -u facegate -f
   HTTP token:    install -d -m 0700 /etc/credstore &&

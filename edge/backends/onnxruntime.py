@@ -1,20 +1,95 @@
-"""ONNX Runtime backend (CPU by default; thread spinning off, as spinning slows small boards)."""
+"""ONNX Runtime backend: execution providers (CPU by default), spinning off for small boards."""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from facegate.backends.base import Backend
-from facegate.errors import ModelError
+from facegate.errors import ConfigError, ModelError
 
 log = logging.getLogger(__name__)
 
+# The execution providers facegate can ask onnxruntime for, by short name (config, --providers).
+PROVIDERS = {
+    "cpu": "CPUExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "tensorrt": "TensorrtExecutionProvider",
+    "openvino": "OpenVINOExecutionProvider",
+    "xnnpack": "XnnpackExecutionProvider",
+    "rocm": "ROCMExecutionProvider",
+    "migraphx": "MIGraphXExecutionProvider",
+    "coreml": "CoreMLExecutionProvider",
+    "dml": "DmlExecutionProvider",
+    "qnn": "QNNExecutionProvider",
+}
+DEFAULT_PROVIDERS = ("cpu",)
+TENSORRT_CACHE = "tensorrt"  # engine cache folder in the state dir (engines take minutes to build)
+
+
+@dataclass(frozen=True, slots=True)
+class Providers:
+    """The execution providers to use, in order of preference, and TensorRT's options."""
+
+    names: tuple[str, ...] = DEFAULT_PROVIDERS
+    tensorrt_fp16: bool = True  # FP16 engines: the Jetson GPUs' fast path
+    engine_cache: Path | None = None  # TensorRT engine cache (None: $FACEGATE_HOME/tensorrt)
+
+    def resolve(self) -> list[str | tuple[str, dict[str, str]]]:
+        """The session's providers, checked against this onnxruntime's (one line if missing)."""
+        import onnxruntime as ort
+
+        return self.session_providers(ort.get_available_providers())
+
+    def session_providers(self, available: list[str]) -> list[str | tuple[str, dict[str, str]]]:
+        """The ``providers`` argument for an InferenceSession, or one line on what is missing."""
+        wanted = [provider_name(n) for n in self.names]
+        missing = [n for n, w in zip(self.names, wanted, strict=True) if w not in available]
+        if missing:
+            usable = [short for short, full in PROVIDERS.items() if full in available]
+            raise ConfigError(
+                f"execution provider {missing[0]!r} ({provider_name(missing[0])}) is not "
+                f"available in this onnxruntime; available: {', '.join(usable) or 'none'}"
+            )
+        return [self._options(w) if w == PROVIDERS["tensorrt"] else w for w in wanted]
+
+    def _options(self, name: str) -> tuple[str, dict[str, str]]:
+        from facegate.host.paths import ensure_private_dir, state_dir
+
+        cache = ensure_private_dir(self.engine_cache or state_dir() / TENSORRT_CACHE)
+        options = {
+            "trt_fp16_enable": str(self.tensorrt_fp16),
+            "trt_engine_cache_enable": "True",
+            "trt_engine_cache_path": str(cache),
+        }
+        return name, options
+
+
+def provider_name(name: str) -> str:
+    """onnxruntime's name for a short provider name (``cuda`` -> ``CUDAExecutionProvider``)."""
+    try:
+        return PROVIDERS[name.strip().lower()]
+    except KeyError:
+        raise ConfigError(
+            f"unknown execution provider {name!r} (use {', '.join(PROVIDERS)})"
+        ) from None
+
+
+def parse_providers(text: str) -> tuple[str, ...]:
+    """A ``--providers`` value (``tensorrt,cuda,cpu``) as validated short names."""
+    names = tuple(n.strip().lower() for n in text.split(",") if n.strip())
+    if not names:
+        raise ConfigError("--providers needs at least one provider, e.g. cpu or cuda,cpu")
+    for name in names:
+        provider_name(name)
+    return names
+
 
 class OnnxRuntimeBackend(Backend):
-    """Runs an ONNX model with onnxruntime's CPU execution provider."""
+    """Runs an ONNX model with onnxruntime on the chosen execution providers (default CPU)."""
 
     name = "onnxruntime"
 
@@ -23,10 +98,12 @@ class OnnxRuntimeBackend(Backend):
         path: Path,
         threads: int = 1,
         output_names: list[str] | None = None,
-        providers: list[str] | None = None,
+        providers: Providers | None = None,
     ) -> None:
         super().__init__(path, threads, output_names)
         import onnxruntime as ort
+
+        chosen = (providers or Providers()).resolve()
 
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = self.threads
@@ -39,13 +116,18 @@ class OnnxRuntimeBackend(Backend):
         opts.enable_mem_pattern = False
         opts.enable_cpu_mem_arena = False
         try:
-            self.session = ort.InferenceSession(
-                str(path), opts, providers=providers or ["CPUExecutionProvider"]
-            )
+            self.session = ort.InferenceSession(str(path), opts, providers=chosen)
         except Exception as err:  # onnxruntime raises several private exception types
             raise ModelError(
                 f"{path.name}: onnxruntime cannot load it ({_first_line(err)})"
             ) from err
+        self.provider: str = self.session.get_providers()[0]
+        asked = chosen[0] if isinstance(chosen[0], str) else chosen[0][0]
+        if self.provider != asked:
+            log.warning(
+                "%s: asked for %s, onnxruntime runs it on %s", path.name, asked, self.provider
+            )
+        log.debug("%s: onnxruntime provider %s", path.name, self.provider)
         inputs = self.session.get_inputs()
         if len(inputs) != 1:
             raise ModelError(f"{path.name}: expected one input, found {len(inputs)}")

@@ -14,10 +14,13 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from facegate.backends import Backend, open_backend
 from facegate.errors import BundleError, ModelError
+
+if TYPE_CHECKING:
+    from facegate.backends.onnxruntime import Providers
 
 log = logging.getLogger(__name__)
 
@@ -320,7 +323,10 @@ def _read(path: Path, root: Path) -> object:
             )
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as err:
-        raise BundleError(f"no model bundle at {root}: run `facegate models build`") from err
+        raise BundleError(
+            f"no model bundle at {root}: install one with `facegate models install FILE|URL`"
+            " (or build it: `facegate models build`)"
+        ) from err
     except RecursionError:
         raise BundleError(f"{path}: unreadable manifest (nested too deeply)") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
@@ -374,7 +380,8 @@ class Bundle:
             raise ModelError(f"{named}: leads outside the bundle folder {self.root}; not loaded")
         if not path.is_file():
             raise ModelError(
-                f"{named}: model file is missing; rebuild with `facegate models build`"
+                f"{named}: model file is missing; reinstall the bundle with"
+                " `facegate models install FILE|URL --force` (or `facegate models build`)"
             )
         actual = sha256_file(path)
         if actual != entry.sha256:
@@ -384,9 +391,12 @@ class Bundle:
             )
         return path
 
-    def open(self, entry: ModelEntry, threads: int = 1) -> Backend:
+    def open(
+        self, entry: ModelEntry, threads: int = 1, providers: Providers | None = None
+    ) -> Backend:
         """Verify and open ``entry`` with its runtime; check the input signature."""
-        backend = open_backend(self.verify_file(entry), entry.format, threads, list(entry.outputs))
+        path = self.verify_file(entry)
+        backend = open_backend(path, entry.format, threads, list(entry.outputs), providers)
         got, want = backend.input_shape, entry.input.shape
         if len(got) != len(want) or any(
             w is not None and g != w for g, w in zip(got, want, strict=False)

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from facegate.backends import Backend
+from facegate.backends.onnxruntime import Providers
 from facegate.bundle import Bundle, ModelEntry
 from facegate.bundle.manifest import ROLES
 from facegate.bundle.parity import detector_ok, detector_parity, embed, embedder_ok, embedder_parity
@@ -32,7 +33,9 @@ def _probe(entry: ModelEntry) -> np.ndarray:
     return np.zeros(shape, np.float32)
 
 
-def _check_file(bundle: Bundle, entry: ModelEntry) -> tuple[dict, Backend | None]:
+def _check_file(
+    bundle: Bundle, entry: ModelEntry, providers: Providers | None = None
+) -> tuple[dict, Backend | None]:
     check: dict = {
         "file": entry.file,
         "role": entry.role,
@@ -43,8 +46,9 @@ def _check_file(bundle: Bundle, entry: ModelEntry) -> tuple[dict, Backend | None
     try:
         bundle.verify_file(entry)
         check["sha256_ok"] = True
-        backend = bundle.open(entry)
+        backend = bundle.open(entry, providers=providers)
         check["loads"] = True
+        check["provider"] = str(getattr(backend, "provider", backend.name))
         outs = backend.run(_probe(entry))
         check["runs"] = len(outs) == len(entry.outputs) and all(np.isfinite(o).all() for o in outs)
     except FacegateError as err:
@@ -110,11 +114,11 @@ def _parity(bundle: Bundle, checks: list[dict], backends: dict, photos: list[np.
             c["parity_ok"] = detector_ok(c["parity"])
 
 
-def verify_bundle(bundle: Bundle) -> dict:
+def verify_bundle(bundle: Bundle, providers: Providers | None = None) -> dict:
     """Every check and figure as a JSON-ready dict; ``ok`` is False if anything failed."""
     checks, backends = [], {}
     for entry in bundle.entries:
-        check, backend = _check_file(bundle, entry)
+        check, backend = _check_file(bundle, entry, providers)
         checks.append(check)
         if backend is not None:
             backends[(entry.role, entry.format, entry.precision)] = backend
@@ -129,6 +133,9 @@ def verify_bundle(bundle: Bundle) -> dict:
         "root": str(bundle.root),
         "sample_photos": len(photos),
         "parity_photos": which,
+        "provider": next(
+            (c["provider"] for c in checks if c["format"] == "onnx" and "provider" in c), None
+        ),
         "ok": all(c["ok"] for c in checks),
         "models": checks,
     }

@@ -15,6 +15,7 @@ from facegate.errors import ConfigError
 from facegate.host.paths import models_dir
 
 if TYPE_CHECKING:
+    from facegate.backends.onnxruntime import Providers
     from facegate.vision.recognizer import Recognizer
 
 DEFAULT_BUNDLE = "default"
@@ -67,6 +68,25 @@ def add_recognizer_options(p: argparse.ArgumentParser, threshold: bool = True) -
             help="same-person cosine threshold (default: the measured one)",
         )
     g.add_argument("--flip", action="store_true", help="test-time flip: ~2x embed time, +accuracy")
+    add_providers_option(g)
+
+
+def add_providers_option(p: argparse._ActionsContainer) -> None:
+    """The ``--providers`` option: onnxruntime execution providers, in order of preference."""
+    p.add_argument(
+        "--providers",
+        metavar="LIST",
+        default=None,
+        help="onnxruntime execution providers, e.g. cuda,cpu or tensorrt,cuda,cpu (default: cpu)",
+    )
+
+
+def providers(args: argparse.Namespace) -> Providers:
+    """The execution providers given with ``--providers`` (default: the CPU)."""
+    from facegate.backends.onnxruntime import Providers, parse_providers
+
+    text = getattr(args, "providers", None)
+    return Providers(parse_providers(text)) if text is not None else Providers()
 
 
 def add_gallery_option(p: argparse.ArgumentParser) -> None:
@@ -103,5 +123,6 @@ def recognizer(args: argparse.Namespace) -> Recognizer:
         threads=threads,
         threshold=threshold,
         flip=getattr(args, "flip", False),
+        providers=providers(args),
     )
     return Recognizer.from_bundle(load_bundle(args.bundle), config)

@@ -1,10 +1,8 @@
-"""``facegate models``: build, list, info, verify."""
+"""``facegate models``: build, pack, install, list, info, verify."""
 
 from __future__ import annotations
 
 import argparse
-import json
-import shutil
 from pathlib import Path
 
 from rich.console import Console
@@ -12,9 +10,17 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from facegate.bundle import Bundle
-from facegate.cli.common import DEFAULT_BUNDLE, bundle_path, console, emit_json, load_bundle
-from facegate.errors import BundleError, FacegateError
-from facegate.host.paths import cache_dir, models_dir
+from facegate.cli.common import (
+    DEFAULT_BUNDLE,
+    add_providers_option,
+    bundle_path,
+    console,
+    emit_json,
+    load_bundle,
+    providers,
+)
+from facegate.errors import BundleError
+from facegate.host.paths import models_dir
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -28,6 +34,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--force", action="store_true", help="rebuild even when cached")
     b.add_argument("--json", action="store_true", help="print the build report as JSON")
     b.set_defaults(func=cmd_build)
+    pk = msub.add_parser("pack", help="write a built bundle as one .tar.gz (prints its sha256)")
+    pk.add_argument("bundle", nargs="?", default=None, help="bundle name or folder")
+    pk.add_argument(
+        "-o", "--output", type=Path, help="archive to write (default: NAME-VERSION.tar.gz)"
+    )
+    pk.add_argument("--json", action="store_true")
+    pk.set_defaults(func=cmd_pack)
+    ins = msub.add_parser("install", help="install a packed bundle from a file or http(s) URL")
+    ins.add_argument("archive", metavar="FILE|URL", help="a .tar.gz from `facegate models pack`")
+    ins.add_argument("--sha256", metavar="HEX", help="refuse the archive unless it has this sha256")
+    ins.add_argument("--name", help="install under this name (default: the bundle's own)")
+    ins.add_argument("--force", action="store_true", help="replace a different installed bundle")
+    ins.add_argument("--json", action="store_true")
+    ins.set_defaults(func=cmd_install)
     ls = msub.add_parser("list", help="built bundles and available recipes")
     ls.add_argument("--json", action="store_true")
     ls.set_defaults(func=cmd_list)
@@ -38,6 +58,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     v = msub.add_parser("verify", help="check every model file: sha256, loads, runs, parity")
     v.add_argument("--bundle", default=None, help="bundle name or folder")
     v.add_argument("--json", action="store_true")
+    add_providers_option(v)
     v.set_defaults(func=cmd_verify)
 
 
@@ -53,56 +74,52 @@ def _progress() -> Progress:
     )
 
 
-def _cached(out: Path, key: str) -> bool:
-    try:
-        bundle = Bundle.load(out)
-    except BundleError:
-        return False
-    if bundle.manifest.get("build_key") != key:
-        return False
-    try:
-        for entry in bundle.entries:
-            bundle.verify_file(entry)
-    except FacegateError:
-        return False
-    return True
-
-
 def cmd_build(args: argparse.Namespace) -> int:
     """Build (or reuse from the cache) a bundle and install it in the state dir."""
-    try:
-        from facegate.converters import build as builder
-        from facegate.converters import recipe as recipes
-        from facegate.converters.report import VariantReport, print_table
-    except ImportError as err:
-        if (err.name or "").split(".")[0] in ("converters", "edge"):
-            raise
-        raise FacegateError(
-            f"building models needs the converter extra ({err.name} is missing):"
-            " pip install 'facegate[convert]'"
-        ) from err
-    recipe = recipes.load(args.bundle)
-    key = recipe.build_key()
-    cached = cache_dir() / "bundles" / f"{recipe.name}-{key}"
-    target = models_dir() / recipe.name
-    if args.force or not _cached(cached, key):
-        with _progress() as progress:
-            builder.build(recipe, cached, args.source_dir, args.calib, progress)
-        state = "built"
-    else:
-        state = "cached"
-    if not _cached(target, key):
-        tmp = target.with_name(target.name + ".new")
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.copytree(cached, tmp)
-        shutil.rmtree(target, ignore_errors=True)
-        tmp.rename(target)
-    report = json.loads((target / "report.json").read_text())
+    from facegate.converters import command  # the offline side, only when asked for
+
+    return command.run(args, _progress)
+
+
+def cmd_pack(args: argparse.Namespace) -> int:
+    """Write a built bundle as one .tar.gz and print its sha256."""
+    from facegate.bundle.archive import pack
+
+    bundle = load_bundle(args.bundle)
+    out = args.output or Path(f"{bundle.name}-{bundle.version}.tar.gz")
+    packed = pack(bundle, out)
     if args.json:
-        emit_json({"state": state, "bundle": str(target), **report})
-        return 0
-    rows = [VariantReport(**v) for v in report["variants"]]
-    print_table(rows, f"bundle {recipe.name} ({state}, key {key}) -> {target}")
+        emit_json(
+            {
+                "file": str(packed.path),
+                "sha256": packed.sha256,
+                "bundle": packed.bundle,
+                "files": packed.files,
+                "bytes": packed.bytes,
+            }
+        )
+    else:
+        print(f"{packed.sha256}  {packed.path}")
+    return 0
+
+
+def cmd_install(args: argparse.Namespace) -> int:
+    """Install a packed bundle (file or URL) into the state dir after checking every file."""
+    from facegate.bundle.install import install
+
+    done = install(args.archive, models_dir(), name=args.name, sha256=args.sha256, force=args.force)
+    if args.json:
+        emit_json(
+            {
+                "name": done.name,
+                "path": str(done.path),
+                "state": done.state,
+                "sha256": done.sha256,
+                "files": done.files,
+            }
+        )
+    else:
+        print(f"{done.name}: {done.state} at {done.path} ({done.files} files verified)")
     return 0
 
 
@@ -178,11 +195,16 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from facegate.bundle.verify import verify_bundle
 
     bundle = load_bundle(args.bundle)
-    result = verify_bundle(bundle)
+    chosen = providers(args)
+    chosen.resolve()  # an unavailable provider is one line here, not one error per model
+    result = verify_bundle(bundle, chosen)
     if args.json:
         emit_json(result)
     else:
-        t = Table(title=f"verify {bundle.name} ({bundle_path(args.bundle)})")
+        t = Table(
+            title=f"verify {bundle.name} ({bundle_path(args.bundle)}), "
+            f"onnxruntime on {result['provider']}"
+        )
         for col in ("model", "sha256", "loads", "runs", "parity", "ok"):
             t.add_column(col)
         for c in result["models"]:

@@ -39,13 +39,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int)
     p.add_argument("--threshold", type=float)
     p.add_argument("--gallery", help="gallery database")
+    p.add_argument(
+        "--providers",
+        metavar="LIST",
+        help="onnxruntime execution providers, e.g. cuda,cpu (replaces [runtime] providers)",
+    )
     p.set_defaults(func=cmd_run)
 
 
 def load_config(args: argparse.Namespace) -> object:
     """The config file (or defaults) with the command line's flags applied."""
     from facegate import config as cfg
+    from facegate.backends.onnxruntime import parse_providers
 
+    providers = parse_providers(args.providers) if args.providers is not None else None
     base = cfg.load(args.config) if args.config else cfg.default()
     return cfg.apply_overrides(
         base,
@@ -60,6 +67,7 @@ def load_config(args: argparse.Namespace) -> object:
         threads=args.threads,
         threshold=args.threshold,
         gallery=args.gallery,
+        providers=providers,
     )
 
 

@@ -20,6 +20,7 @@ _EXPORTS = {
         "HttpConfig",
         "ModelsConfig",
         "RecognitionConfig",
+        "RuntimeConfig",
         "ServiceConfig",
         "SinkConfig",
         "SnapshotsConfig",

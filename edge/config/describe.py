@@ -16,6 +16,8 @@ def _type_name(hint: Any) -> str:
     args = typing.get_args(hint)
     if isinstance(hint, types.UnionType) and type(None) in args:
         return _type_name(args[0]) + " (optional)"
+    if typing.get_origin(hint) is tuple and len(args) == 2 and args[1] is Ellipsis:
+        return f"list of {_type_name(args[0])}s"
     if typing.get_origin(hint) is tuple:
         return f"list of {len(args)} numbers"
     return {bool: "boolean", int: "integer", float: "number"}.get(hint, "string")

@@ -214,7 +214,11 @@ def _convert(value: Any, hint: Any, spec: Spec) -> tuple[Any, str | None]:
 
 
 def _convert_list(value: Any, args: tuple[Any, ...], spec: Spec) -> tuple[Any, str | None]:
-    """A fixed-length list of numbers as a tuple, or the reason it is not one."""
+    """A list as a tuple (fixed length, or any length for ``tuple[X, ...]``), or why not."""
+    if len(args) == 2 and args[1] is Ellipsis:
+        if not isinstance(value, list | tuple):
+            return value, f"expected a list, got {show(value)}"
+        args = (args[0],) * len(value)
     if not isinstance(value, list | tuple) or len(value) != len(args):
         return value, f"expected a list of {len(args)} numbers, got {show(value)}"
     items = [_convert(v, a, spec) for v, a in zip(value, args, strict=True)]

@@ -113,6 +113,7 @@ def apply_overrides(
     threads: int | None = None,
     threshold: float | None = None,
     gallery: str | None = None,
+    providers: tuple[str, ...] | None = None,
 ) -> Config:
     """``config`` with the command line's quick-start flags applied (given ``sinks`` replace)."""
     given = {
@@ -126,6 +127,7 @@ def apply_overrides(
         ("models", "threads", "--threads"): threads,
         ("recognition", "threshold", "--threshold"): threshold,
         ("gallery", "path", "--gallery"): gallery,
+        ("runtime", "providers", "--providers"): providers,
     }
     data, flags = dataclasses.asdict(config), {}
     for (table, key, flag), value in given.items():

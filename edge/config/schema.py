@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 
+from facegate.backends.onnxruntime import DEFAULT_PROVIDERS, PROVIDERS
 from facegate.config.fields import opt
 from facegate.sinks.jsonl import JsonlSinkConfig
 from facegate.sinks.mqtt import MqttSinkConfig
@@ -43,6 +44,28 @@ class ModelsConfig:
     precision: str = opt("fp32", "model precision (fp32 where not bundled)", "fp32|fp16|int8")
     threads: int = opt(1, "inference threads", "1..16")
     flip: bool = opt(False, "also embed the mirrored face: ~2x embed time, a little accuracy")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RuntimeConfig:
+    """[runtime]: where onnxruntime runs the models (the CPU, or a GPU through CUDA/TensorRT)."""
+
+    providers: tuple[str, ...] = opt(
+        DEFAULT_PROVIDERS,
+        "onnxruntime execution providers in order of preference (a missing one is an error)",
+        "|".join(PROVIDERS),
+    )
+    tensorrt_fp16: bool = opt(
+        True, "TensorRT builds FP16 engines (cached in $FACEGATE_HOME/tensorrt)"
+    )
+
+    def check(self) -> list[tuple[str, str]]:
+        """Problems between keys: (key, message)."""
+        if not self.providers:
+            return [("providers", 'must name at least one provider, e.g. ["cpu"]')]
+        if len(set(self.providers)) != len(self.providers):
+            return [("providers", "names a provider twice")]
+        return []
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -143,6 +166,7 @@ class Config:
 
     camera: CameraConfig = field(default_factory=CameraConfig)
     models: ModelsConfig = field(default_factory=ModelsConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     recognition: RecognitionConfig = field(default_factory=RecognitionConfig)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)

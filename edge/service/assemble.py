@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from facegate.backends.onnxruntime import Providers
 from facegate.bundle import Bundle
 from facegate.config.schema import Config
 from facegate.config.secrets import read_secret
@@ -45,8 +46,15 @@ def recognizer(config: Config) -> Recognizer:
         detector=detector,
         threshold=config.recognition.threshold,
         flip=m.flip,
+        providers=providers(config),
     )
     return Recognizer.from_bundle(Bundle.load(bundle_dir(m.bundle)), rc)
+
+
+def providers(config: Config) -> Providers:
+    """The onnxruntime execution providers the [runtime] table asks for."""
+    r = config.runtime
+    return Providers(names=r.providers, tensorrt_fp16=r.tensorrt_fp16)
 
 
 def settings(config: Config) -> PipelineSettings:

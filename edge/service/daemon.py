@@ -60,12 +60,14 @@ class Daemon:
         self.sinks: list[EventSink] = []
         self.started = time.monotonic()
         self.first_frame_at: float | None = None
+        self.provider: str | None = None  # where the models run, for /health
 
     def run(self) -> str:
         """Run until done; return "ended", "stopped" or "reload"."""
         with ExitStack() as stack:
             capture = assemble.capture(self.config)  # a bad source fails before models load
             rec = assemble.recognizer(self.config)
+            self.provider = rec.provider
             gallery, snapshots = assemble.gallery_path(self.config), assemble.snapshots(self.config)
             folder = snapshots.folder if snapshots is not None else None
             # checked before GalleryStore.open, which quietly tightens the gallery files' modes
@@ -163,6 +165,7 @@ class Daemon:
             "source": stats.state if stats else "starting",
             "last_frame_age_s": age,
             "fps": round(self.metrics.fps(), 2),
+            "provider": self.provider,
         }
 
     def prometheus(self) -> dict[str, tuple[str, str, object]]:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from facegate.backends.onnxruntime import DEFAULT_PROVIDERS, Providers
 from facegate.bundle import Bundle
 from facegate.errors import ConfigError
 from facegate.gallery.match import ExactMatcher, Matcher, decide
@@ -48,6 +49,7 @@ class RecognizerConfig:
     top_k: int = 3
     strategy: str = "best"  # best template per person, or "mean" template
     max_side: int = MAX_DETECT_SIDE
+    providers: Providers = field(default_factory=Providers)  # onnxruntime execution providers
 
 
 def prepare_process(threads: int) -> None:
@@ -74,6 +76,16 @@ def resolve_format(backend: str) -> str:
     return BACKENDS[backend]
 
 
+def _format(config: RecognizerConfig) -> str:
+    """The model format; execution providers other than the CPU are onnxruntime's, so ``auto``
+    means ONNX when they are asked for."""
+    if config.providers.names == DEFAULT_PROVIDERS:
+        return resolve_format(config.backend)
+    if config.backend == "litert":
+        raise ConfigError("execution providers are onnxruntime's: use --backend onnxruntime")
+    return resolve_format("onnxruntime")
+
+
 class Recognizer:
     """Detects, aligns, embeds and matches faces with one bundle and one gallery snapshot."""
 
@@ -85,16 +97,30 @@ class Recognizer:
     def from_bundle(cls, bundle: Bundle, config: RecognizerConfig | None = None) -> Recognizer:
         """Open the bundle's detector and embedder for the configured backend and precision."""
         config = config or RecognizerConfig()
-        fmt = resolve_format(config.backend)
+        fmt = _format(config)
         prepare_process(config.threads)
+        threads, providers = config.threads, config.providers
         nets = [
-            bundle.open(bundle.entry(r, fmt, config.precision), config.threads)
+            bundle.open(bundle.entry(r, fmt, config.precision), threads, providers)
             for r in ("pnet", "rnet", "onet")
         ]
         entry = bundle.entry("embedder", fmt, config.precision)
-        embedder = Embedder(bundle.open(entry, config.threads), entry, config.flip)
-        log.info("recognizer: %s %s, embedder %s", fmt, config.precision, entry.file)
-        return cls(MTCNN(*nets, config=config.detector), embedder, config)
+        embedder = Embedder(bundle.open(entry, threads, providers), entry, config.flip)
+        rec = cls(MTCNN(*nets, config=config.detector), embedder, config)
+        log.info(
+            "recognizer: %s %s, embedder %s, provider %s",
+            fmt,
+            config.precision,
+            entry.file,
+            rec.provider,
+        )
+        return rec
+
+    @property
+    def provider(self) -> str:
+        """Where the embedder runs: onnxruntime's execution provider, or the runtime's name."""
+        backend = self.embedder.backend
+        return str(getattr(backend, "provider", backend.name))
 
     @property
     def model_id(self) -> str:
