@@ -22,6 +22,7 @@ MODEL = b"not really onnx, but the installer checks bytes, not graphs" * 10
 
 
 def _manifest(name: str = "tiny", data: bytes = MODEL) -> dict:
+    """A manifest that passes the bundle schema, for one small stand-in model file."""
     return {
         "schema": 1,
         "bundle": name,
@@ -33,15 +34,30 @@ def _manifest(name: str = "tiny", data: bytes = MODEL) -> dict:
                 "format": "onnx",
                 "precision": "fp32",
                 "sha256": hashlib.sha256(data).hexdigest(),
+                "bytes": len(data),
                 "input": {
                     "shape": [None, 112, 112, 3],
+                    "dtype": "float32",
                     "layout": "NHWC",
                     "colour": "RGB",
                     "mean": 127.5,
                     "std": 128.0,
                 },
                 "outputs": [{"name": "embedding"}],
+                "embedding_size": 192,
                 "model_id": "tiny-embedder",
+                "params": 1,
+                "macs": 1,
+                "latency_ms": 1.0,
+                "source": {
+                    "package": "tiny",
+                    "version": "1.0",
+                    "registry": "pypi-wheel",
+                    "sha256": "0" * 64,
+                    "licence": "MIT",
+                    "member": "tiny.bin",
+                },
+                "converter_version": "0.1.0",
             }
         ],
     }
