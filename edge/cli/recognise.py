@@ -82,7 +82,7 @@ def _with_gallery(args: argparse.Namespace) -> Recognizer:
     rec = recognizer(args)
     path = gallery_path(args)
     if path.exists():
-        with GalleryStore.open(path, rec.model_id, rec.embedder.size) as store:
+        with GalleryStore.open(path, rec.model_id, rec.embedder.size, readonly=True) as store:
             rec.set_gallery(store.snapshot())
     return rec
 
