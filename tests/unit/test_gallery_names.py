@@ -59,7 +59,7 @@ def test_names_differing_in_case_are_one_person(
 def test_look_alike_names_are_refused(store: GalleryStore, rng: np.random.Generator) -> None:
     store.enroll("obama", [template(rng)])
     for fake in ("\u043ebama", "Obama!", "o\u200dbama", "o\u200bbama"):  # Cyrillic, invisible
-        with pytest.raises(NameRefused, match="looks like 'obama'|control") as info:
+        with pytest.raises(NameRefused, match=r"looks like 'obama'|control") as info:
             store.enroll(fake, [template(rng)])
         assert "\n" not in str(info.value)
     store.enroll("barack", [template(rng)])

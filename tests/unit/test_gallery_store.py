@@ -319,7 +319,9 @@ RAW_WRITER = """
     import sqlite3, sys, time
     conn = sqlite3.connect(sys.argv[1], isolation_level=None)
     conn.execute("BEGIN IMMEDIATE")
-    person = conn.execute("INSERT INTO people (name, created, key, slug) VALUES ('mallory', 0, 'mallory', 'mallory')").lastrowid
+    person = conn.execute(
+        "INSERT INTO people (name, created, key, slug) VALUES ('mallory', 0, 'mallory', 'mallory')"
+    ).lastrowid
     for _ in range(3):
         conn.execute(
             "INSERT INTO templates (person_id, model_id, embedding, crop, source, created)"
