@@ -16,6 +16,7 @@ from facegate.cli.common import (
     emit_json,
     gallery_path,
     recognizer,
+    safe,
 )
 from facegate.errors import FacegateError, ImageError
 from facegate.gallery.store import GalleryStore
@@ -131,9 +132,9 @@ def print_identify(items: list[dict], threshold: float) -> None:
     for col in ("image", "face", "box (x1,y1,x2,y2)", "name", "similarity"):
         t.add_column(col)
     for it in items:
-        shown = it["image"] if len(it["image"]) <= 40 else "…/" + Path(it["image"]).name
+        shown = safe(it["image"] if len(it["image"]) <= 40 else "…/" + Path(it["image"]).name)
         if "error" in it:
-            t.add_row(shown, "-", "-", f"[red]error: {it['error']}[/red]", "-")
+            t.add_row(shown, "-", "-", f"[red]error: {safe(it['error'])}[/red]", "-")
             continue
         if not it["faces"]:
             t.add_row(shown, "-", "-", "no face", "-")
@@ -143,7 +144,7 @@ def print_identify(items: list[dict], threshold: float) -> None:
                 shown,
                 str(n),
                 ",".join(f"{v:.0f}" for v in f["box"]),
-                f["name"] or "unknown",
+                safe(f["name"] or "unknown"),
                 f"{f['similarity'] or best or 0:.3f}",
             )
     console().print(t)

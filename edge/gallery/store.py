@@ -358,7 +358,11 @@ class GalleryStore:
         with self._write("import into", erase=on_conflict == "replace") as conn:
             self._check_model(conn)
             plans = [roster.plan(conn, n, r, model_id) for n, r in zip(names, rows, strict=True)]
-            clashes = [plan.stored_name for plan in plans if plan.conflicts]
+            clashes = [
+                (name, plan.stored_name)
+                for name, plan in zip(names, plans, strict=True)
+                if plan.conflicts
+            ]
             if clashes and on_conflict == "refuse":
                 raise GalleryError(_clash_message(clashes))
             replace = on_conflict == "replace"
@@ -505,8 +509,11 @@ def _decode_rows(
     return good
 
 
-def _clash_message(names: list[str]) -> str:
-    shown = ", ".join(repr(visible(n)) for n in names[:10])
+def _clash_message(names: list[tuple[str, str]]) -> str:
+    shown = ", ".join(
+        repr(visible(given)) + ("" if given == stored else f" (enrolled as {visible(stored)!r})")
+        for given, stored in names[:10]
+    )
     more = f" and {len(names) - 10} more" if len(names) > 10 else ""
     return (
         f"{len(names)} people in the import are already in the gallery ({shown}{more}): add"
