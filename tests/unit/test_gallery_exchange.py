@@ -126,7 +126,8 @@ def test_import_merges_existing_names_only_when_asked(
 ) -> None:
     target.enroll("Alice", [make_template(np.random.default_rng(0), "mine.jpg")])
     version = target.version()
-    with pytest.raises(GalleryError, match=r"\('Alice'\): add --merge .* --replace") as info:
+    clash = r"\('alice' \(enrolled as 'Alice'\)\): add --merge"
+    with pytest.raises(GalleryError, match=clash) as info:
         import_gallery(target, exported)
     assert "\n" not in str(info.value)
     assert target.version() == version
