@@ -16,6 +16,7 @@ import sys  # noqa: E402
 
 from facegate import __version__  # noqa: E402
 from facegate.errors import FacegateError  # noqa: E402
+from facegate.text import visible  # noqa: E402
 
 log = logging.getLogger("facegate")
 
@@ -48,14 +49,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except FacegateError as err:
-        print(f"facegate: error: {err}", file=sys.stderr)
+        print(f"facegate: error: {visible(err)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("facegate: interrupted", file=sys.stderr)
         return 130
     except OSError as err:  # disk full, permissions: the OS says it best
         where = f" ({err.filename})" if getattr(err, "filename", None) else ""
-        print(f"facegate: error: {err.strerror or err}{where}", file=sys.stderr)
+        print(f"facegate: error: {visible(err.strerror or err)}{visible(where)}", file=sys.stderr)
         return 1
 
 

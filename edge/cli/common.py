@@ -1,4 +1,4 @@
-"""Helpers shared by the CLI commands: bundle lookup, JSON output, tables."""
+"""Helpers shared by the CLI commands: bundle lookup, JSON output, tables, safe text."""
 
 from __future__ import annotations
 
@@ -9,10 +9,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.console import Console
+from rich.markup import escape
 
 from facegate.bundle import Bundle
 from facegate.errors import ConfigError
 from facegate.host.paths import models_dir
+from facegate.text import visible
 
 if TYPE_CHECKING:
     from facegate.backends.onnxruntime import Providers
@@ -42,8 +44,17 @@ def emit_json(data: object) -> None:
 
 
 def console() -> Console:
-    """The console human-readable output goes to."""
-    return Console(highlight=False)
+    """The console human-readable output goes to (no highlighting, no ``:emoji:`` codes)."""
+    return Console(highlight=False, emoji=False)
+
+
+def safe(value: object) -> str:
+    """``value`` ready to embed in console markup: control characters and markup escaped.
+
+    Use it for every stored or user-given string (names, paths, sources, model ids) printed
+    through :func:`console` or placed in a rich ``Table``: ``[/x]`` is then text, not a tag.
+    """
+    return escape(visible(value))
 
 
 def add_bundle_options(p: argparse.ArgumentParser) -> None:

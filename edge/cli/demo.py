@@ -12,14 +12,13 @@ import os
 import shutil
 
 from rich.console import Console
-from rich.markup import escape
 
-from facegate.cli.common import add_recognizer_options, console, load_bundle, recognizer
+from facegate.cli.common import add_recognizer_options, console, load_bundle, recognizer, safe
 from facegate.errors import FacegateError
 from facegate.gallery.enroll import template_from_file
 from facegate.gallery.store import GalleryStore
 from facegate.host.paths import ensure_private_dir, state_dir
-from facegate.vision.image import display_path
+from facegate.text import display_path
 
 # Who is enrolled from which sample photo; the daemon then watches the whole folder.
 DEMO_ENROL = {"obama": "obama.jpg", "biden": "biden.jpg"}
@@ -81,6 +80,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
         snapshots=dataclasses.replace(config.snapshots, dir=str(scratch / "snapshots")),
         http=dataclasses.replace(config.http, enabled=False))
     _out(args).print(
-        f"running the daemon over {escape(display_path(samples))} (events as JSON lines):"
+        f"running the daemon over {safe(display_path(samples))} (events as JSON lines):"
     )
     return daemon.run(config)

@@ -7,10 +7,9 @@ import json
 import sys
 from pathlib import Path
 
-from rich.markup import escape
 from rich.table import Table
 
-from facegate.cli.common import add_recognizer_options, console, recognizer
+from facegate.cli.common import add_recognizer_options, console, recognizer, safe
 from facegate.errors import ConfigError, FacegateError
 from facegate.evaluate.embed import FACE_RULES
 from facegate.evaluate.run import (
@@ -22,7 +21,7 @@ from facegate.evaluate.run import (
     plot_roc,
 )
 from facegate.host.permissions import write_private
-from facegate.vision.image import display_path
+from facegate.text import display_path
 
 SHOWN_FAILURES = 5  # failed images listed on the terminal (all of them are in the JSON)
 
@@ -226,7 +225,7 @@ def print_report(r: EvalReport) -> None:
         t.add_column(style="bold")
         t.add_column()
         for key, value in rows:
-            t.add_row(escape(key), escape(value))
+            t.add_row(safe(key), safe(value))
         out.print(t)
     for line in _failures(r):
-        out.print(f"[yellow]{escape(line)}[/yellow]")
+        out.print(f"[yellow]{safe(line)}[/yellow]")

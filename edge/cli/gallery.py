@@ -22,13 +22,15 @@ from facegate.cli.common import (
     emit_json,
     gallery_path,
     recognizer,
+    safe,
 )
 from facegate.errors import FacegateError
 from facegate.gallery.exchange import export_gallery, import_gallery
-from facegate.gallery.store import GalleryStore
+from facegate.gallery.rules import NameRefused, normalise_name
+from facegate.gallery.store import GalleryStore, OnConflict
 from facegate.host.paths import state_dir
 from facegate.host.permissions import private_paths, warn_private
-from facegate.vision.image import display_path
+from facegate.text import display_path, visible
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 log = logging.getLogger(__name__)
@@ -69,7 +71,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     x.set_defaults(func=cmd_export)
     i = gsub.add_parser("import", help="add the people of an exported gallery file")
     i.add_argument("file", type=Path)
-    i.set_defaults(func=cmd_import)
+    clash = i.add_mutually_exclusive_group()
+    clash.add_argument(
+        "--merge",
+        dest="on_conflict",
+        action="store_const",
+        const="merge",
+        help="add new templates to people already enrolled under the same name",
+    )
+    clash.add_argument(
+        "--replace",
+        dest="on_conflict",
+        action="store_const",
+        const="replace",
+        help="replace the templates of people already enrolled under the same name",
+    )
+    i.set_defaults(func=cmd_import, on_conflict="refuse")
     for q in (x, i):
         _add_passphrase_options(q)
     for name, q in gsub.choices.items():
@@ -96,13 +113,20 @@ def _add_passphrase_options(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _open(args: argparse.Namespace, allow_mismatch: bool = False) -> tuple[object, GalleryStore]:
+def _open(
+    args: argparse.Namespace, allow_mismatch: bool = False, readonly: bool = False
+) -> tuple[object, GalleryStore]:
+    """The recognizer and the gallery; ``readonly`` for commands that only read it."""
     rec = recognizer(args)
     path = gallery_path(args)
     # checked before GalleryStore.open, which quietly tightens the gallery files' modes
     warn_private(private_paths(path, state=state_dir() if args.gallery is None else None))
     store = GalleryStore.open(
-        path, rec.model_id, rec.embedder.size, allow_model_mismatch=allow_mismatch
+        path,
+        rec.model_id,
+        rec.embedder.size,
+        allow_model_mismatch=allow_mismatch,
+        readonly=readonly,
     )
     return rec, store
 
@@ -164,7 +188,7 @@ def _plan(args: argparse.Namespace) -> list[tuple[str, list[Path]]]:
         return _people_from_dir(args.from_dir)
     if not args.name or not args.images:
         raise FacegateError("enroll needs NAME and at least one IMAGE (or --from-dir DIR)")
-    return [(args.name, list(args.images))]
+    return [(normalise_name(args.name), list(args.images))]  # a bad name fails before the work
 
 
 def cmd_enroll(args: argparse.Namespace) -> int:
@@ -190,9 +214,20 @@ def cmd_enroll(args: argparse.Namespace) -> int:
                 else:
                     templates.append(outcome.template)
             if templates:  # one transaction per person: whole or absent after a crash
-                store.enroll(name, templates)
-                enrolled[name] = len(templates)
+                _enrol_one(store, name, templates, enrolled, skipped)
     return _enrol_summary(args, enrolled, skipped)
+
+
+def _enrol_one(
+    store: GalleryStore, name: str, templates: list, enrolled: dict, skipped: list[dict]
+) -> None:
+    """Enrol one person; a refused name (invalid, look-alike) is reported, not raised."""
+    try:
+        store.enroll(name, templates)
+    except NameRefused as err:
+        skipped.append({"person": name, "file": "-", "reason": str(err)})
+        return
+    enrolled[name] = len(templates)
 
 
 def _progress(args: argparse.Namespace, total: int) -> Progress:
@@ -205,9 +240,9 @@ def _enrol_summary(args: argparse.Namespace, enrolled: dict, skipped: list[dict]
     else:
         out = console()
         for name, n in enrolled.items():
-            out.print(f"enrolled {name}: {n} template(s)")
+            out.print(f"enrolled {safe(name)}: {n} template(s)")
         for s in skipped:
-            out.print(f"skipped {s['file']} ({s['person']}): {s['reason']}")
+            out.print(f"skipped {safe(s['file'])} ({safe(s['person'])}): {safe(s['reason'])}")
         reasons = Counter(s["reason"].split(" (")[0] for s in skipped)
         out.print(
             f"{len(enrolled)} people enrolled, {sum(enrolled.values())} templates, "
@@ -217,43 +252,55 @@ def _enrol_summary(args: argparse.Namespace, enrolled: dict, skipped: list[dict]
 
 
 def _when(ts: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts))
+    """A stored time as local date and minute; "?" for one no calendar can show."""
+    try:
+        return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts))
+    except (OverflowError, OSError, ValueError):  # written by an import before range checks
+        return "?"
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    """List enrolled people."""
-    _, store = _open(args)
+    """List enrolled people (read-only: works on a full disk or a read-only mount)."""
+    _, store = _open(args, readonly=True)
     with store:
         people = store.people()
     if args.json:
         emit_json(
-            [{"name": p.name, "templates": p.template_count, "created": p.created} for p in people]
+            [
+                {
+                    "name": p.name,
+                    "slug": p.slug,
+                    "templates": p.template_count,
+                    "created": p.created,
+                }
+                for p in people
+            ]
         )
         return 0
-    t = Table(title=f"{len(people)} people in {store.path}")
+    t = Table(title=f"{len(people)} people in {safe(store.path)}")
     t.add_column("name")
     t.add_column("templates", justify="right")
     t.add_column("enrolled")
     for p in people:
-        t.add_row(p.name, str(p.template_count), _when(p.created))
+        t.add_row(safe(p.name), str(p.template_count), _when(p.created))
     console().print(t)
     return 0
 
 
 def cmd_show(args: argparse.Namespace) -> int:
     """Show one person's templates (source, time, model)."""
-    _, store = _open(args)
+    _, store = _open(args, readonly=True)
     with store:
         p = store.person(args.name)
     rows = [{"source": t.source, "created": t.created, "model_id": t.model_id} for t in p.templates]
     if args.json:
-        emit_json({"name": p.name, "created": p.created, "templates": rows})
+        emit_json({"name": p.name, "slug": p.slug, "created": p.created, "templates": rows})
         return 0
-    t = Table(title=f"{p.name}: {p.template_count} template(s)")
+    t = Table(title=f"{safe(p.name)}: {p.template_count} template(s)")
     for col in ("source", "enrolled", "model"):
         t.add_column(col)
     for r in rows:
-        t.add_row(r["source"], _when(r["created"]), r["model_id"])
+        t.add_row(safe(r["source"]), _when(r["created"]), safe(r["model_id"]))
     console().print(t)
     return 0
 
@@ -262,8 +309,9 @@ def cmd_rename(args: argparse.Namespace) -> int:
     """Rename a person."""
     _, store = _open(args)
     with store:
-        store.rename(args.old, args.new)
-    _say(args, {"renamed": args.old, "to": args.new}, f"renamed {args.old} to {args.new}")
+        old = store.rename(args.old, args.new)
+        new = store.person(args.new).name
+    _say(args, {"renamed": old, "to": new}, f"renamed {safe(old)} to {safe(new)}")
     return 0
 
 
@@ -279,13 +327,15 @@ def cmd_remove(args: argparse.Namespace) -> int:
     with store:
         person = store.person(args.name)
         if not args.yes and not _confirm(
-            f"delete {person.name} and {person.template_count} template(s)?"
+            f"delete {visible(person.name)} and {person.template_count} template(s)?"
         ):
             console().print("nothing deleted")
             return 1
-        count = store.remove(args.name)
+        count = store.remove(person.name)
     _say(
-        args, {"removed": args.name, "templates": count}, f"removed {args.name} ({count} templates)"
+        args,
+        {"removed": person.name, "templates": count},
+        f"removed {safe(person.name)} ({count} templates)",
     )
     return 0
 
@@ -293,13 +343,22 @@ def cmd_remove(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     """Export the gallery to a portable file."""
     passphrase = _passphrase(args)
-    _, store = _open(args)
+    _, store = _open(args, readonly=True)
     with store:
         s = export_gallery(store, args.file, passphrase)
+    text = f"exported {s.people} people ({s.templates} templates) to {safe(s.path)}"
+    if s.skipped:
+        lines = "".join(f"\n  {safe(problem)}" for problem in s.skipped)
+        text += f"; left out {len(s.skipped)} an import would refuse:{lines}"
     _say(
         args,
-        {"file": str(s.path), "people": s.people, "templates": s.templates},
-        f"exported {s.people} people ({s.templates} templates) to {s.path}",
+        {
+            "file": str(s.path),
+            "people": s.people,
+            "templates": s.templates,
+            "skipped": list(s.skipped),
+        },
+        text,
     )
     return 0
 
@@ -309,13 +368,21 @@ def cmd_import(args: argparse.Namespace) -> int:
     passphrase = _passphrase(args)
     ask = (lambda: _ask_passphrase(args.file)) if sys.stdin.isatty() else None
     _, store = _open(args)
+    on_conflict: OnConflict = args.on_conflict
     with store:
-        s = import_gallery(store, args.file, passphrase, ask)
+        s = import_gallery(store, args.file, passphrase, ask, on_conflict)
     _say(
         args,
-        {"added": s.people_added, "merged": s.people_merged, "templates": s.templates_added},
+        {
+            "added": s.people_added,
+            "merged": s.people_merged,
+            "replaced": s.people_replaced,
+            "templates": s.templates_added,
+            "already_stored": s.templates_skipped,
+        },
         f"imported {s.templates_added} templates: {s.people_added} new people, "
-        f"{s.people_merged} merged",
+        f"{s.people_merged} merged, {s.people_replaced} replaced; "
+        f"{s.templates_skipped} already in the gallery",
     )
     return 0
 
@@ -326,12 +393,16 @@ def cmd_reembed(args: argparse.Namespace) -> int:
     with store:
         before = store.model_id
         count = store.reembed(rec.embedder.embed, rec.model_id)
-    _say(
-        args,
-        {"templates": count, "from": before, "to": rec.model_id},
-        f"re-embedded {count} templates: {before} -> {rec.model_id}",
-    )
-    return 0
+        failed = [f.describe() for f in store.reembed_failures]
+    text = f"re-embedded {count} templates: {safe(before)} -> {safe(rec.model_id)}"
+    if failed:
+        lines = "".join(f"\n  {safe(line)}" for line in failed)
+        text += (
+            f"; {len(failed)} could not be (kept with {safe(before)}, not used for matching:"
+            f" re-enrol them):{lines}"
+        )
+    _say(args, {"templates": count, "from": before, "to": rec.model_id, "failed": failed}, text)
+    return 1 if failed else 0
 
 
 def _say(args: argparse.Namespace, data: dict, text: str) -> None:

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from rich.markup import escape
 from rich.table import Table
 
 from facegate.cli.common import (
@@ -21,13 +20,15 @@ from facegate.cli.common import (
     emit_json,
     gallery_path,
     recognizer,
+    safe,
 )
 from facegate.errors import FacegateError, ImageError
 from facegate.gallery.store import GalleryStore
 from facegate.host.paths import ensure_private_dir
 from facegate.host.permissions import write_private
+from facegate.text import display_path
 from facegate.types import Face, FaceResult
-from facegate.vision.image import display_path, load_image
+from facegate.vision.image import load_image
 from facegate.vision.recognizer import Recognizer
 
 ANNOTATE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
@@ -122,7 +123,7 @@ def _with_gallery(args: argparse.Namespace) -> Recognizer:
     rec = recognizer(args)
     path = gallery_path(args)
     if path.exists():
-        with GalleryStore.open(path, rec.model_id, rec.embedder.size) as store:
+        with GalleryStore.open(path, rec.model_id, rec.embedder.size, readonly=True) as store:
             rec.set_gallery(store.snapshot())
     return rec
 
@@ -174,10 +175,9 @@ def print_identify(items: list[dict], threshold: float) -> None:
     for col in ("image", "face", "box (x1,y1,x2,y2)", "name", "similarity"):
         t.add_column(col)
     for it in items:
-        shown = it["image"] if len(it["image"]) <= 40 else "…/" + Path(it["image"]).name
-        shown = escape(shown)
+        shown = safe(it["image"] if len(it["image"]) <= 40 else "…/" + Path(it["image"]).name)
         if "error" in it:
-            t.add_row(shown, "-", "-", f"[red]error: {escape(it['error'])}[/red]", "-")
+            t.add_row(shown, "-", "-", f"[red]error: {safe(it['error'])}[/red]", "-")
             continue
         if not it["faces"]:
             t.add_row(shown, "-", "-", "no face", "-")
@@ -187,7 +187,7 @@ def print_identify(items: list[dict], threshold: float) -> None:
                 shown,
                 str(n),
                 ",".join(f"{v:.0f}" for v in f["box"]),
-                escape(f["name"] or "unknown"),
+                safe(f["name"] or "unknown"),
                 f"{f['similarity'] or best or 0:.3f}",
             )
     console().print(t)
@@ -223,7 +223,7 @@ def verify_pairs(
 
 
 def _verify_lines(args: argparse.Namespace, faces1: list, faces2: list, best: dict) -> str:
-    a, b = (escape(display_path(p)) for p in (args.image1, args.image2))
+    a, b = (safe(display_path(p)) for p in (args.image1, args.image2))
     box1 = ",".join(f"{v:.0f}" for v in faces1[best["face1"]].box)
     box2 = ",".join(f"{v:.0f}" for v in faces2[best["face2"]].box)
     if len(faces1) == len(faces2) == 1:

@@ -23,8 +23,9 @@ from rich.console import Console
 from rich.progress import track
 
 from facegate.errors import ImageError
+from facegate.text import display_path
 from facegate.types import Face
-from facegate.vision.image import display_path, load_image
+from facegate.vision.image import load_image
 from facegate.vision.recognizer import Recognizer
 
 log = logging.getLogger(__name__)

@@ -28,7 +28,7 @@ from facegate.evaluate.dataset import (
 )
 from facegate.evaluate.embed import Embeddings, embed_images
 from facegate.host.permissions import write_private
-from facegate.vision.image import display_path
+from facegate.text import display_path
 from facegate.vision.recognizer import BACKENDS, Recognizer
 
 log = logging.getLogger(__name__)

@@ -11,8 +11,9 @@ import numpy as np
 
 from facegate.errors import ImageError
 from facegate.gallery.store import Template
+from facegate.text import display_path
 from facegate.types import Face
-from facegate.vision.image import display_path, load_image
+from facegate.vision.image import load_image
 from facegate.vision.recognizer import Recognizer
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,6 @@ import contextlib
 import hashlib
 import json
 import logging
-import math
 import os
 import secrets
 import tempfile
@@ -34,14 +33,24 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from facegate.errors import GalleryError
+from facegate.gallery.rules import (
+    check_embedding,
+    check_time,
+    clean_source,
+    name_key,
+    normalise_name,
+    person_slug,
+)
 from facegate.gallery.store import (
     FILE_MODE,
     GalleryStore,
     ImportSummary,
+    OnConflict,
     StoredPerson,
     StoredTemplate,
     decode_crop,
 )
+from facegate.text import visible
 
 log = logging.getLogger(__name__)
 
@@ -57,9 +66,11 @@ SALT_BYTES = 16
 # once per export or import. Percival's scrypt paper (2009) suggests 2**14 for logins and 2**20
 # (1 GiB) for files; 2**20 does not fit a small board, so we take twice the login cost.
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**15, 8, 1
-# An envelope may name other parameters, but 128 * n * r * p (scrypt's memory, 128 * n * r,
-# times its passes p) must stay under this: a hostile file must not exhaust a small board.
-MAX_SCRYPT_BYTES = 128 * 2**20
+# An envelope is read only with r and p as written above and n a power of two from 2**14 (the
+# login cost) to 2**17, where scrypt's memory (128 * n * r) reaches the 128 MiB a small board
+# can spare. Checked before deriving: a hostile file must not exhaust memory or crash hashlib.
+MIN_SCRYPT_N, MAX_SCRYPT_N = 2**14, 2**17
+MAX_SCRYPT_BYTES = 128 * MAX_SCRYPT_N * SCRYPT_R
 _TAMPERED = "wrong passphrase or the file was modified"
 
 
@@ -70,6 +81,7 @@ class ExportSummary:
     path: Path
     people: int
     templates: int
+    skipped: tuple[str, ...] = ()  # templates an import would refuse, each named with why
 
 
 def export_gallery(store: GalleryStore, path: Path, passphrase: str | None = None) -> ExportSummary:
@@ -80,12 +92,13 @@ def export_gallery(store: GalleryStore, path: Path, passphrase: str | None = Non
     """
     path = Path(path)
     dump = store.dump()
+    people, skipped = _restorable(dump.people, dump.embedding_size)
     body: dict[str, Any] = {
         "format": FORMAT_NAME,
         "version": FORMAT_VERSION,
         "model_id": dump.model_id,
         "embedding_size": dump.embedding_size,
-        "people": [_person_document(person) for person in dump.people],
+        "people": [_person_document(person) for person in people],
     }
     body["sha256"] = _checksum(body)
     data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
@@ -95,10 +108,12 @@ def export_gallery(store: GalleryStore, path: Path, passphrase: str | None = Non
         _write_atomic(path, data)
     except OSError as err:
         raise GalleryError(f"cannot write gallery export {path}: {err}") from err
-    count = sum(len(person.templates) for person in dump.people)
+    count = sum(len(person.templates) for person in people)
     how = "encrypted" if passphrase is not None else "plain"
-    log.info("exported %d people (%d templates) to %s (%s)", len(dump.people), count, path, how)
-    return ExportSummary(path, len(dump.people), count)
+    log.info("exported %d people (%d templates) to %s (%s)", len(people), count, path, how)
+    for problem in skipped:
+        log.warning("not exported (an import would refuse it): %s", problem)
+    return ExportSummary(path, len(people), count, tuple(skipped))
 
 
 def import_gallery(
@@ -106,11 +121,14 @@ def import_gallery(
     path: Path,
     passphrase: str | None = None,
     ask: Callable[[], str] | None = None,
+    on_conflict: OnConflict = "refuse",
 ) -> ImportSummary:
     """Check all of ``path`` first, then add its people to ``store`` in one transaction.
 
     An encrypted file needs ``passphrase``, or ``ask`` (called only for an encrypted file) to
     get one. A passphrase given for a plain file is refused: the file may have been replaced.
+    Templates already stored are skipped; people already enrolled who bring new templates
+    are refused unless ``on_conflict`` is "merge" or "replace" (see ``GalleryStore.merge``).
     """
     path = Path(path)
     document = _load_document(path)
@@ -129,7 +147,7 @@ def import_gallery(
         )
     _check_header(document, path, store)
     people = _parse_people(document.get("people"), store.embedding_size, path)
-    return store.merge(people)
+    return store.merge(people, on_conflict)
 
 
 def encrypt_document(plain: bytes, passphrase: str) -> bytes:
@@ -175,13 +193,21 @@ def _kdf_parameters(kdf: object, path: Path) -> tuple[int, int, int, bytes]:
     if not isinstance(kdf, dict) or kdf.get("name") != "scrypt":
         raise _tampered(path, "the key derivation is not scrypt")
     n, r, p = (kdf.get(name) for name in ("n", "r", "p"))
-    if not all(type(v) is int and v >= 1 for v in (n, r, p)) or n < 2 or n & (n - 1):
-        raise _tampered(path, "scrypt parameters are not positive integers (n a power of 2)")
-    if 128 * n * r * p > MAX_SCRYPT_BYTES:
-        raise _tampered(path, f"scrypt would need more than {MAX_SCRYPT_BYTES >> 20} MiB")
+    if (
+        type(n) is not int
+        or not MIN_SCRYPT_N <= n <= MAX_SCRYPT_N
+        or n & (n - 1)
+        or (type(r), type(p)) != (int, int)
+        or (r, p) != (SCRYPT_R, SCRYPT_P)
+    ):
+        raise _tampered(
+            path,
+            f"scrypt parameters n={visible(n)}, r={visible(r)}, p={visible(p)} are not ones"
+            f" facegate writes (n a power of 2 from 2**14 to 2**17, r={SCRYPT_R}, p={SCRYPT_P})",
+        )
     salt = _envelope_bytes(kdf, "salt", path)
-    if not salt:
-        raise _tampered(path, "the scrypt salt is empty")
+    if len(salt) != SALT_BYTES:
+        raise _tampered(path, f"the scrypt salt is not {SALT_BYTES} bytes")
     return n, r, p, salt
 
 
@@ -325,9 +351,16 @@ def _parse_people(items: object, size: int, path: Path) -> list[StoredPerson]:
     if not isinstance(items, list):
         raise _invalid(path, "header", "'people' is not a list")
     people = [_parse_person(item, size, path, f"person #{i}") for i, item in enumerate(items)]
-    names = [person.name for person in people]
-    if len(set(names)) != len(names):
-        raise _invalid(path, "people", "a name appears more than once")
+    keys: dict[str, str] = {}
+    slugs: dict[str, str] = {}
+    for person in people:
+        key, slug = name_key(person.name), person_slug(person.name)
+        first = keys.get(key) or slugs.get(slug)
+        if first is not None:
+            pair = f"{visible(first)!r} and {visible(person.name)!r}"
+            problem = "are the same name" if key in keys else f"look alike (both {slug!r})"
+            raise _invalid(path, "people", f"{pair} {problem}: a name appears more than once")
+        keys[key] = slugs[slug] = person.name
     return people
 
 
@@ -337,13 +370,22 @@ def _parse_person(item: object, size: int, path: Path, where: str) -> StoredPers
     name = item.get("name")
     if not isinstance(name, str) or not name:
         raise _invalid(path, where, "has no name")
+    try:
+        name = normalise_name(name)
+    except GalleryError as err:
+        raise _invalid(path, where, str(err)) from err
+    where = f"{where} ({visible(name)!r})"
+    try:
+        created = check_time(item.get("created"))
+    except GalleryError as err:
+        raise _invalid(path, where, str(err)) from err
     templates = item.get("templates")
     if not isinstance(templates, list) or not templates:
         raise _invalid(path, where, "has no templates")
     parsed = tuple(
         _parse_template(t, size, path, f"{where} template #{j}") for j, t in enumerate(templates)
     )
-    return StoredPerson(name, _timestamp(item.get("created"), path, where), parsed)
+    return StoredPerson(name, created, parsed)
 
 
 def _parse_template(item: object, size: int, path: Path, where: str) -> StoredTemplate:
@@ -353,29 +395,49 @@ def _parse_template(item: object, size: int, path: Path, where: str) -> StoredTe
     if len(raw) != size * 4:
         raise _invalid(path, where, f"embedding has {len(raw)} bytes, expected {size * 4}")
     vector = np.frombuffer(raw, dtype="<f4").astype(np.float32)
-    if not np.isfinite(vector).all() or not vector.any():
-        raise _invalid(path, where, "embedding holds NaN, infinite or only zero values")
     crop = _b64decode(item.get("crop"), path, f"{where} crop")
-    try:
-        decode_crop(crop)
-    except GalleryError as err:
-        raise _invalid(path, where, str(err)) from err
     source = item.get("source")
     if not isinstance(source, str):
         raise _invalid(path, where, "source is not a string")
-    return StoredTemplate(vector, crop, source, _timestamp(item.get("created"), path, where))
-
-
-def _timestamp(value: object, path: Path, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _invalid(path, where, "created is not a number")
     try:
-        seconds = float(value)
-    except OverflowError as err:
-        raise _invalid(path, where, "created is out of range") from err
-    if not math.isfinite(seconds):
-        raise _invalid(path, where, "created is not finite")
-    return seconds
+        return check_template(StoredTemplate(vector, crop, source, item.get("created")), size)
+    except GalleryError as err:
+        raise _invalid(path, where, str(err)) from err
+
+
+def check_template(template: StoredTemplate, size: int) -> StoredTemplate:
+    """``template`` as an import stores it, or GalleryError saying which field is wrong.
+
+    The one check for both directions: export leaves out what import would refuse.
+    """
+    vector = check_embedding(template.embedding, size)
+    decode_crop(template.crop_png)
+    source = clean_source(template.source)
+    return StoredTemplate(vector, template.crop_png, source, check_time(template.created))
+
+
+def _restorable(
+    people: tuple[StoredPerson, ...], size: int
+) -> tuple[list[StoredPerson], list[str]]:
+    """The people and templates an import would accept, and a line for each left out."""
+    kept: list[StoredPerson] = []
+    skipped: list[str] = []
+    for person in people:
+        who = repr(visible(person.name))
+        try:
+            name, created = normalise_name(person.name), check_time(person.created)
+        except GalleryError as err:
+            skipped.append(f"{who} and {len(person.templates)} template(s): {err}")
+            continue
+        templates = []
+        for number, template in enumerate(person.templates, 1):
+            try:
+                templates.append(check_template(template, size))
+            except GalleryError as err:
+                skipped.append(f"{who} template #{number} ({visible(template.source)}): {err}")
+        if templates:
+            kept.append(StoredPerson(name, created, tuple(templates)))
+    return kept, skipped
 
 
 def _b64encode(data: bytes) -> str:

@@ -17,29 +17,40 @@ import cv2
 import numpy as np
 
 from facegate.errors import GalleryError
+from facegate.gallery import roster
+from facegate.gallery.roster import ImportSummary as ImportSummary
+from facegate.gallery.rules import (
+    check_embedding,
+    check_time,
+    clean_source,
+    name_key,
+    normalise_name,
+    person_slug,
+)
+from facegate.gallery.schema import FILE_MODE as FILE_MODE
+from facegate.gallery.schema import SCHEMA_VERSION as SCHEMA_VERSION
+from facegate.gallery.schema import (
+    check_meta,
+    checkpoint,
+    connect,
+    prepare,
+    protect_files,
+    read_counter,
+    read_meta,
+    read_model,
+    set_meta,
+    sqlite_errors,
+    transaction,
+)
 from facegate.host.paths import ensure_private_dir
+from facegate.text import visible
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
-# A CLI writer and the daemon reader share the file; waiting 5 s beats failing on a brief lock.
-BUSY_TIMEOUT_MS = 5000
-FILE_MODE = 0o600
 CROP_SHAPE = (112, 112, 3)
-MAX_NAME_LENGTH = 100
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _REEMBED_HINT = "run `facegate gallery reembed`"
-
-_SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value)",
-    "CREATE TABLE IF NOT EXISTS people (id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL,"
-    " created REAL NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS templates (id INTEGER PRIMARY KEY,"
-    " person_id INTEGER NOT NULL REFERENCES people(id) ON DELETE CASCADE,"
-    " model_id TEXT NOT NULL, embedding BLOB NOT NULL, crop BLOB NOT NULL,"
-    " source TEXT NOT NULL, created REAL NOT NULL)",
-    "CREATE INDEX IF NOT EXISTS templates_person ON templates(person_id)",
-)
+OnConflict = Literal["refuse", "merge", "replace"]
 
 _Row = tuple[bytes, bytes, str, float]  # embedding blob, crop PNG, source, created
 
@@ -70,6 +81,7 @@ class PersonInfo:
     created: float
     template_count: int
     templates: tuple[TemplateInfo, ...] = ()
+    slug: str = ""  # the person's ASCII id in MQTT topics and Home Assistant unique_ids
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +93,13 @@ class GallerySnapshot:
     owners: np.ndarray  # (T,) int64 index into names, read-only
     model_id: str
     version: int
+    slugs: tuple[str, ...] = ()  # parallel to names: each person's slug
+
+    def slug_of(self, name: str) -> str:
+        """The slug stored for ``name`` (the name made into a slug if the snapshot has none)."""
+        if name in self.names and len(self.slugs) == len(self.names):
+            return self.slugs[self.names.index(name)]
+        return person_slug(name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,12 +131,17 @@ class GalleryDump:
 
 
 @dataclass(frozen=True, slots=True)
-class ImportSummary:
-    """What an import (merge) changed."""
+class ReembedFailure:
+    """A template whose crop could not be re-embedded: it keeps its old model and is unused."""
 
-    people_added: int
-    people_merged: int
-    templates_added: int
+    person: str
+    number: int  # 1-based, in the order `facegate gallery show` lists the person's templates
+    source: str
+    reason: str
+
+    def describe(self) -> str:
+        """One line naming the template and why it failed."""
+        return f"{self.person!r} template #{self.number} ({self.source}): {self.reason}"
 
 
 class GalleryStore:
@@ -130,6 +154,7 @@ class GalleryStore:
         configured: tuple[str, int],
         stored: tuple[str, int],
         allow_model_mismatch: bool = False,
+        readonly: bool = False,
     ) -> None:
         """Wrap an opened, checked connection; use ``GalleryStore.open`` instead."""
         self._conn: sqlite3.Connection | None = conn
@@ -137,23 +162,40 @@ class GalleryStore:
         self._configured = configured  # (model id, embedding size) this process embeds with
         self._stored = stored  # (model id, embedding size) the file holds
         self._allow_mismatch = allow_model_mismatch
+        self._readonly = readonly
         self._lock = threading.RLock()
         self._counter = 0
         self._data_version: int | None = None
+        self.reembed_failures: list[ReembedFailure] = []
 
     @classmethod
     def open(
-        cls, path: Path, model_id: str, embedding_size: int, *, allow_model_mismatch: bool = False
+        cls,
+        path: Path,
+        model_id: str,
+        embedding_size: int,
+        *,
+        allow_model_mismatch: bool = False,
+        readonly: bool = False,
     ) -> GalleryStore:
-        """Open or create the gallery at ``path`` for embeddings made by ``model_id``."""
+        """Open or create the gallery at ``path`` for embeddings made by ``model_id``.
+
+        ``readonly`` never writes to an existing, current gallery (it works on a read-only
+        mount or a full disk); a missing or older gallery is created or upgraded first.
+        """
         path = Path(path)
+        if readonly and _needs_writer(path):
+            cls.open(path, model_id, embedding_size, allow_model_mismatch=True).close()
         ensure_private_dir(path.parent)
         old_umask = os.umask(0o077)
         try:
-            conn = _connect(path)
+            conn = connect(path, readonly)
             try:
-                meta = _load_meta(conn, path, model_id, embedding_size)
-                stored = _check_meta(meta, path, model_id, embedding_size)
+                if readonly:
+                    meta = read_meta(conn, path)
+                else:
+                    meta = prepare(conn, path, model_id, embedding_size)
+                stored = check_meta(meta or {}, path, model_id, embedding_size)
                 if not allow_model_mismatch and stored[0] != model_id:
                     raise GalleryError(_mismatch_message(path, stored[0], model_id))
             except BaseException:
@@ -161,9 +203,10 @@ class GalleryStore:
                 raise
         finally:
             os.umask(old_umask)
-        _protect_files(path)
-        log.info("opened gallery %s (model %s)", path, stored[0])
-        return cls(conn, path, (model_id, embedding_size), stored, allow_model_mismatch)
+        protect_files(path)
+        log.info("opened gallery %s (model %s%s)", path, stored[0], ", read-only" * readonly)
+        configured = (model_id, embedding_size)
+        return cls(conn, path, configured, stored, allow_model_mismatch, readonly)
 
     @property
     def path(self) -> Path:
@@ -196,81 +239,88 @@ class GalleryStore:
                 self._conn = None
 
     def enroll(self, name: str, templates: Sequence[Template]) -> int:
-        """Add templates to ``name`` (created if new) atomically; return their total count."""
-        _check_name(name)
+        """Add templates to ``name`` (created if new) atomically; return their total count.
+
+        A name that differs from an enrolled one only in case is that person; one that merely
+        looks like it (same slug, say a Cyrillic "о" for a Latin "o") is refused.
+        """
+        name = normalise_name(name)
         if not templates:
             raise GalleryError(f"nothing to enrol for {name!r}: no templates")
         now = time.time()
         rows = [self._template_row(t, now) for t in templates]
         with self._write("enrol into") as conn:
             self._check_model(conn)
-            person_id, _ = _upsert_person(conn, name, now)
-            _insert_templates(conn, person_id, self._configured[0], rows)
-            total = _count_templates(conn, person_id)
-        log.info("enrolled %d template(s) for %r", len(rows), name)
+            person_id, stored_name = roster.find_or_add(conn, name, now)
+            roster.insert_templates(conn, person_id, self._configured[0], rows)
+            total = roster.count_templates(conn, person_id)
+        log.info("enrolled %d template(s) for %r", len(rows), stored_name)
         return total
 
     def people(self) -> list[PersonInfo]:
-        """List every person with their template count, sorted by name."""
+        """List every person with their template count and slug, sorted by name."""
         with self._read("list") as conn:
             rows = conn.execute(
-                "SELECT p.name, p.created, COUNT(t.id) FROM people p"
+                "SELECT p.name, p.created, COUNT(t.id), p.slug FROM people p"
                 " LEFT JOIN templates t ON t.person_id = p.id GROUP BY p.id ORDER BY p.name"
             ).fetchall()
-        return [PersonInfo(name, created, count) for name, created, count in rows]
+        return [PersonInfo(name, created, n, (), slug) for name, created, n, slug in rows]
 
     def person(self, name: str) -> PersonInfo:
-        """Describe one person and each of their templates."""
+        """Describe one person (found by name, or by name ignoring case) and their templates."""
         with self._read("read") as conn:
-            person_id, created = self._find(conn, name)
+            person_id, stored_name, created = self._find(conn, name)
+            slug = conn.execute("SELECT slug FROM people WHERE id = ?", (person_id,)).fetchone()
             rows = conn.execute(
                 "SELECT source, created, model_id FROM templates WHERE person_id = ? ORDER BY id",
                 (person_id,),
             ).fetchall()
         infos = tuple(TemplateInfo(*row) for row in rows)
-        return PersonInfo(name, created, len(infos), infos)
+        return PersonInfo(stored_name, created, len(infos), infos, slug[0])
 
-    def rename(self, old: str, new: str) -> None:
-        """Rename a person; the new name must not be taken."""
-        _check_name(new)
+    def rename(self, old: str, new: str) -> str:
+        """Rename a person; the new name must not be another person's; return the old name."""
+        new = normalise_name(new)
         with self._write("rename in") as conn:
-            person_id, _ = self._find(conn, old)
-            taken = conn.execute("SELECT id FROM people WHERE name = ?", (new,)).fetchone()
-            if taken is not None and taken[0] != person_id:
-                raise GalleryError(f"cannot rename {old!r}: a person named {new!r} already exists")
-            conn.execute("UPDATE people SET name = ? WHERE id = ?", (new, person_id))
-        log.info("renamed %r to %r", old, new)
+            person_id, stored_name, _ = self._find(conn, old)
+            roster.check_free(conn, new, person_id)
+            conn.execute(
+                "UPDATE people SET name = ?, key = ?, slug = ? WHERE id = ?",
+                (new, name_key(new), person_slug(new), person_id),
+            )
+        log.info("renamed %r to %r", stored_name, new)
+        return stored_name
 
     def remove(self, name: str) -> int:
-        """Delete a person and all their templates; return how many templates went."""
-        with self._write("remove from") as conn:
-            person_id, _ = self._find(conn, name)
-            count = _count_templates(conn, person_id)
+        """Delete a person and all their templates, leaving no copy in the file or its WAL."""
+        with self._write("remove from", erase=True) as conn:
+            person_id, stored_name, _ = self._find(conn, name)
+            count = roster.count_templates(conn, person_id)
             conn.execute("DELETE FROM people WHERE id = ?", (person_id,))
-        log.info("removed %r (%d template(s))", name, count)
+        log.info("removed %r (%d template(s))", stored_name, count)
         return count
 
     def version(self) -> int:
         """Return a number that changes whenever any connection commits a gallery write."""
-        with self._lock, _sqlite_errors("read the version of", self._path):
+        with self._lock, sqlite_errors("read the version of", self._path):
             conn = self._live()
             data_version = conn.execute("PRAGMA data_version").fetchone()[0]
             if data_version != self._data_version:
-                self._counter = _read_counter(conn)
+                self._counter = read_counter(conn)
                 self._data_version = data_version
             return self._counter
 
     def snapshot(self) -> GallerySnapshot:
         """Copy every embedding and its owner out of the gallery, consistently."""
         with self._read("snapshot") as conn:
-            model_id, size = _read_model(conn)
+            model_id, size = read_model(conn)
             self._stored = (model_id, size)
             if model_id != self._configured[0] and not self._allow_mismatch:
                 raise GalleryError(_mismatch_message(self._path, model_id, self._configured[0]))
-            counter = _read_counter(conn)
+            counter = read_counter(conn)
             rows = conn.execute(
-                "SELECT p.name, t.embedding FROM templates t JOIN people p ON p.id = t.person_id"
-                " WHERE t.model_id = ? ORDER BY p.name, t.id",
+                "SELECT p.name, p.slug, t.embedding FROM templates t"
+                " JOIN people p ON p.id = t.person_id WHERE t.model_id = ? ORDER BY p.name, t.id",
                 (model_id,),
             ).fetchall()
         return _build_snapshot(rows, self._path, model_id, size, counter)
@@ -278,34 +328,54 @@ class GalleryStore:
     def dump(self) -> GalleryDump:
         """Read every person and template (with crops), for export."""
         with self._read("export") as conn:
-            model_id, size = _read_model(conn)
-            people = conn.execute("SELECT id, name, created FROM people ORDER BY name").fetchall()
+            model_id, size = read_model(conn)
+            found = conn.execute("SELECT id, name, created FROM people ORDER BY name").fetchall()
             rows = conn.execute(
                 "SELECT person_id, embedding, crop, source, created FROM templates"
                 " WHERE model_id = ? ORDER BY id",
                 (model_id,),
             ).fetchall()
-        by_person: dict[int, list[StoredTemplate]] = {pid: [] for pid, _, _ in people}
+        by_person: dict[int, list[StoredTemplate]] = {pid: [] for pid, _, _ in found}
         for pid, blob, crop, source, created in rows:
             vector = _vector(blob, size, self._path)
             by_person[pid].append(StoredTemplate(vector, crop, source, created))
-        stored = tuple(StoredPerson(n, c, tuple(by_person[pid])) for pid, n, c in people)
+        stored = tuple(StoredPerson(n, c, tuple(by_person[pid])) for pid, n, c in found)
         return GalleryDump(model_id, size, stored)
 
-    def merge(self, people: Sequence[StoredPerson]) -> ImportSummary:
-        """Add people (or templates to existing names) in one transaction; crops are trusted."""
-        prepared = [(p, [self._stored_row(t) for t in p.templates]) for p in people]
-        for person, _ in prepared:
-            _check_name(person.name)
-        added = merged = count = 0
-        with self._write("import into") as conn:
+    def merge(
+        self, incoming: Sequence[StoredPerson], on_conflict: OnConflict = "refuse"
+    ) -> ImportSummary:
+        """Add people in one transaction; templates already stored are skipped.
+
+        A person already in the gallery who brings new templates is a conflict: ``refuse``
+        (the default) changes nothing and names them, ``merge`` adds the new templates,
+        ``replace`` swaps the stored templates for the imported ones.
+        """
+        names = [normalise_name(p.name) for p in incoming]
+        created = [check_time(p.created) for p in incoming]
+        rows = [[self._stored_row(t) for t in p.templates] for p in incoming]
+        model_id = self._configured[0]
+        with self._write("import into", erase=on_conflict == "replace") as conn:
             self._check_model(conn)
-            for person, rows in prepared:
-                person_id, new = _upsert_person(conn, person.name, person.created)
-                _insert_templates(conn, person_id, self._configured[0], rows)
-                added, merged, count = added + new, merged + (not new), count + len(rows)
-        log.info("imported %d template(s): %d new, %d merged people", count, added, merged)
-        return ImportSummary(added, merged, count)
+            plans = [roster.plan(conn, n, r, model_id) for n, r in zip(names, rows, strict=True)]
+            clashes = [
+                (name, plan.stored_name)
+                for name, plan in zip(names, plans, strict=True)
+                if plan.conflicts
+            ]
+            if clashes and on_conflict == "refuse":
+                raise GalleryError(_clash_message(clashes))
+            replace = on_conflict == "replace"
+            summary = roster.apply(conn, plans, created, model_id, replace)
+        log.info(
+            "imported %d template(s): %d new, %d merged, %d replaced people; %d already stored",
+            summary.templates_added,
+            summary.people_added,
+            summary.people_merged,
+            summary.people_replaced,
+            summary.templates_skipped,
+        )
+        return summary
 
     def reembed(
         self,
@@ -314,21 +384,28 @@ class GalleryStore:
         batch: int = 64,
         progress: Callable[[int, int], None] | None = None,
     ) -> int:
-        """Recompute every embedding from its stored crop with ``embed``; return the count."""
+        """Recompute every embedding from its stored crop with ``embed``; return the count.
+
+        A template whose crop cannot be decoded is skipped, keeps its old model (so matching
+        ignores it) and is listed in ``reembed_failures``; the others are re-embedded.
+        """
         if batch < 1:
             raise ValueError(f"batch must be at least 1, got {batch}")
         with self._lock:
-            ids, vectors, counter = self._embed_all(embed, batch, progress)
+            ids, vectors, counter, failures = self._embed_all(embed, batch, progress)
             size = int(vectors.shape[1]) if ids else self._configured[1]
-            with self._write("re-embed") as conn:
-                if _read_counter(conn) != counter:
+            with self._write("re-embed", erase=True) as conn:
+                if read_counter(conn) != counter:
                     raise GalleryError(f"gallery {self._path} changed while re-embedding; rerun it")
                 conn.executemany(
                     "UPDATE templates SET embedding = ?, model_id = ? WHERE id = ?",
                     ((_blob(v), model_id, i) for i, v in zip(ids, vectors, strict=True)),
                 )
-                _set_meta(conn, model_id=model_id, embedding_size=size)
+                set_meta(conn, model_id=model_id, embedding_size=size)
             self._configured = self._stored = (model_id, size)
+            self.reembed_failures = failures
+        for failure in failures:
+            log.warning("cannot re-embed %s", failure.describe())
         log.info("re-embedded %d template(s) with model %s", len(ids), model_id)
         return len(ids)
 
@@ -337,45 +414,50 @@ class GalleryStore:
         embed: Callable[[np.ndarray], np.ndarray],
         batch: int,
         progress: Callable[[int, int], None] | None,
-    ) -> tuple[list[int], np.ndarray, int]:
+    ) -> tuple[list[int], np.ndarray, int, list[ReembedFailure]]:
         ids: list[int] = []
         chunks: list[np.ndarray] = []
+        failures: list[ReembedFailure] = []
         with self._read("re-embed") as conn:
-            counter = _read_counter(conn)
+            counter = read_counter(conn)
             total = conn.execute("SELECT COUNT(*) FROM templates").fetchone()[0]
-            cursor = conn.execute("SELECT id, crop FROM templates ORDER BY id")
+            cursor = conn.execute(roster.NUMBERED_TEMPLATES)
+            done = 0
             while rows := cursor.fetchmany(batch):
-                crops = np.stack([decode_crop(crop) for _, crop in rows])
-                dim = chunks[0].shape[1] if chunks else None
-                chunks.append(_check_batch(embed(crops), len(rows), dim))
-                ids.extend(template_id for template_id, _ in rows)
+                done += len(rows)
+                good = _decode_rows(rows, failures)
+                if good:
+                    dim = chunks[0].shape[1] if chunks else None
+                    crops = np.stack([crop for _, crop in good])
+                    chunks.append(_check_batch(embed(crops), len(good), dim))
+                    ids.extend(template_id for template_id, _ in good)
                 if progress is not None:
-                    progress(len(ids), total)
+                    progress(done, total)
         if not chunks:
-            return ids, np.empty((0, self._configured[1]), np.float32), counter
-        return ids, np.concatenate(chunks), counter
+            return ids, np.empty((0, self._configured[1]), np.float32), counter, failures
+        return ids, np.concatenate(chunks), counter, failures
 
     def _template_row(self, template: Template, created: float) -> _Row:
-        if not isinstance(template.source, str):
-            raise GalleryError("a template source must be a string")
         blob = _blob(_check_vector(template.embedding, self._configured[1]))
-        return blob, encode_crop(template.crop), template.source, created
+        return blob, encode_crop(template.crop), clean_source(template.source), created
 
     def _stored_row(self, template: StoredTemplate) -> _Row:
         blob = _blob(_check_vector(template.embedding, self._configured[1]))
-        return blob, bytes(template.crop_png), str(template.source), float(template.created)
+        crop = bytes(template.crop_png)
+        decode_crop(crop)
+        return blob, crop, clean_source(template.source), check_time(template.created)
 
     def _check_model(self, conn: sqlite3.Connection) -> None:
-        model_id, size = _read_model(conn)
+        model_id, size = read_model(conn)
         self._stored = (model_id, size)
         if (model_id, size) != self._configured:
             raise GalleryError(_mismatch_message(self._path, model_id, self._configured[0]))
 
-    def _find(self, conn: sqlite3.Connection, name: str) -> tuple[int, float]:
-        row = conn.execute("SELECT id, created FROM people WHERE name = ?", (name,)).fetchone()
-        if row is None:
-            raise GalleryError(f"no person named {name!r} in gallery {self._path}")
-        return row[0], row[1]
+    def _find(self, conn: sqlite3.Connection, name: str) -> tuple[int, str, float]:
+        found = roster.find(conn, name)
+        if found is None:
+            raise GalleryError(f"no person named {visible(name)!r} in gallery {self._path}")
+        return found
 
     def _live(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -384,20 +466,59 @@ class GalleryStore:
 
     @contextmanager
     def _read(self, action: str) -> Iterator[sqlite3.Connection]:
-        with self._lock, _sqlite_errors(action, self._path):
+        with self._lock, sqlite_errors(action, self._path):
             conn = self._live()
-            with _transaction(conn, "DEFERRED"):
+            with transaction(conn, "DEFERRED"):
                 yield conn
 
     @contextmanager
-    def _write(self, action: str) -> Iterator[sqlite3.Connection]:
-        with self._lock, _sqlite_errors(action, self._path):
+    def _write(self, action: str, erase: bool = False) -> Iterator[sqlite3.Connection]:
+        if self._readonly:
+            raise GalleryError(f"cannot {action} gallery {self._path}: it was opened read-only")
+        with self._lock, sqlite_errors(action, self._path):
             conn = self._live()
-            with _transaction(conn, "IMMEDIATE"):
+            with transaction(conn, "IMMEDIATE"):
                 yield conn
-                counter = _read_counter(conn) + 1
-                _set_meta(conn, counter=counter)
+                counter = read_counter(conn) + 1
+                set_meta(conn, counter=counter)
             self._counter = counter
+            checkpoint(conn, self._path, erase)
+
+
+def _needs_writer(path: Path) -> bool:
+    """True when a read-only open must first create or upgrade the gallery at ``path``."""
+    if not path.exists():
+        return True
+    conn = connect(path, readonly=True)
+    try:
+        meta = read_meta(conn, path)
+    finally:
+        conn.close()
+    return meta is None or meta.get("schema_version") == 1
+
+
+def _decode_rows(
+    rows: list[tuple[int, bytes, str, str, int]], failures: list[ReembedFailure]
+) -> list[tuple[int, np.ndarray]]:
+    good = []
+    for template_id, crop, name, source, number in rows:
+        try:
+            good.append((template_id, decode_crop(crop)))
+        except GalleryError as err:
+            failures.append(ReembedFailure(name, number, visible(source), str(err)))
+    return good
+
+
+def _clash_message(names: list[tuple[str, str]]) -> str:
+    shown = ", ".join(
+        repr(visible(given)) + ("" if given == stored else f" (enrolled as {visible(stored)!r})")
+        for given, stored in names[:10]
+    )
+    more = f" and {len(names) - 10} more" if len(names) > 10 else ""
+    return (
+        f"{len(names)} people in the import are already in the gallery ({shown}{more}): add"
+        " --merge to add their new templates or --replace to replace theirs; nothing imported"
+    )
 
 
 def encode_crop(crop: np.ndarray) -> bytes:
@@ -429,79 +550,6 @@ def decode_crop(data: bytes) -> np.ndarray:
     return np.ascontiguousarray(img[..., ::-1])
 
 
-def _connect(path: Path) -> sqlite3.Connection:
-    with _sqlite_errors("open", path):
-        conn = sqlite3.connect(
-            path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
-        )
-        try:
-            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            conn.execute("PRAGMA foreign_keys = ON")
-            conn.execute("PRAGMA secure_delete = ON")  # removed faces are overwritten, not freed
-            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-                if mode != "wal":
-                    log.warning("gallery %s cannot use WAL (journal mode %s)", path, mode)
-        except BaseException:
-            conn.close()
-            raise
-    return conn
-
-
-def _load_meta(conn: sqlite3.Connection, path: Path, model_id: str, size: int) -> dict[str, object]:
-    with _sqlite_errors("open", path):
-        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
-        if "meta" not in tables:
-            if tables:
-                raise GalleryError(f"{path} is an SQLite file but not a facegate gallery")
-            with _transaction(conn, "IMMEDIATE"):
-                for statement in _SCHEMA:
-                    conn.execute(statement)
-                conn.executemany(
-                    "INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)",
-                    [
-                        ("schema_version", SCHEMA_VERSION),
-                        ("model_id", model_id),
-                        ("embedding_size", size),
-                        ("counter", 0),
-                    ],
-                )
-            log.info("created gallery %s for model %s", path, model_id)
-        return dict(conn.execute("SELECT key, value FROM meta").fetchall())
-
-
-def _check_meta(meta: dict[str, object], path: Path, model_id: str, size: int) -> tuple[str, int]:
-    version = meta.get("schema_version")
-    if version != SCHEMA_VERSION:
-        raise GalleryError(
-            f"gallery {path} has schema version {version!r}; this facegate reads {SCHEMA_VERSION}"
-        )
-    stored_model, stored_size = meta.get("model_id"), meta.get("embedding_size")
-    if (
-        not isinstance(stored_model, str)
-        or not isinstance(stored_size, int)
-        or stored_size < 1
-        or not isinstance(meta.get("counter"), int)
-    ):
-        raise GalleryError(f"gallery {path} is damaged: its meta table is incomplete")
-    if stored_model == model_id and stored_size != size:
-        raise GalleryError(
-            f"gallery {path} holds {stored_size}-d embeddings but model {model_id!r}"
-            f" makes {size}-d ones; {_REEMBED_HINT}"
-        )
-    return stored_model, stored_size
-
-
-def _protect_files(path: Path) -> None:
-    for suffix in ("", "-wal", "-shm"):
-        target = path.with_name(path.name + suffix)
-        try:
-            if target.exists() and target.stat().st_mode & 0o077:
-                target.chmod(FILE_MODE)
-        except OSError as err:
-            log.warning("cannot make %s private (mode 0600): %s", target, err)
-
-
 def _mismatch_message(path: Path, stored: str, configured: str) -> str:
     return (
         f"gallery {path} was made by model {stored!r} but the configured model is"
@@ -509,90 +557,11 @@ def _mismatch_message(path: Path, stored: str, configured: str) -> str:
     )
 
 
-@contextmanager
-def _sqlite_errors(action: str, path: Path) -> Iterator[None]:
-    try:
-        yield
-    except sqlite3.Error as err:
-        raise GalleryError(f"cannot {action} gallery {path}: {err}") from err
-
-
-@contextmanager
-def _transaction(
-    conn: sqlite3.Connection, mode: Literal["DEFERRED", "IMMEDIATE"]
-) -> Iterator[None]:
-    conn.execute(f"BEGIN {mode}")
-    try:
-        yield
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
-
-
-def _read_model(conn: sqlite3.Connection) -> tuple[str, int]:
-    rows = dict(
-        conn.execute("SELECT key, value FROM meta WHERE key IN ('model_id', 'embedding_size')")
-    )
-    return rows["model_id"], rows["embedding_size"]
-
-
-def _read_counter(conn: sqlite3.Connection) -> int:
-    return conn.execute("SELECT value FROM meta WHERE key = 'counter'").fetchone()[0]
-
-
-def _set_meta(conn: sqlite3.Connection, **values: object) -> None:
-    conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", list(values.items()))
-
-
-def _upsert_person(conn: sqlite3.Connection, name: str, created: float) -> tuple[int, bool]:
-    row = conn.execute("SELECT id FROM people WHERE name = ?", (name,)).fetchone()
-    if row is not None:
-        return row[0], False
-    cursor = conn.execute("INSERT INTO people (name, created) VALUES (?, ?)", (name, created))
-    return int(cursor.lastrowid or 0), True
-
-
-def _insert_templates(
-    conn: sqlite3.Connection, person_id: int, model_id: str, rows: list[_Row]
-) -> None:
-    conn.executemany(
-        "INSERT INTO templates (person_id, model_id, embedding, crop, source, created)"
-        " VALUES (?, ?, ?, ?, ?, ?)",
-        [(person_id, model_id, *row) for row in rows],
-    )
-
-
-def _count_templates(conn: sqlite3.Connection, person_id: int) -> int:
-    query = "SELECT COUNT(*) FROM templates WHERE person_id = ?"
-    return conn.execute(query, (person_id,)).fetchone()[0]
-
-
-def _check_name(name: str) -> None:
-    if (
-        not isinstance(name, str)
-        or not name
-        or name != name.strip()
-        or not name.isprintable()
-        or len(name) > MAX_NAME_LENGTH
-    ):
-        raise GalleryError(
-            f"invalid person name {repr(name)[:60]}: use 1-{MAX_NAME_LENGTH} printable"
-            " characters without leading or trailing spaces"
-        )
-
-
 def _check_vector(vector: np.ndarray, size: int) -> np.ndarray:
     try:
-        arr = np.asarray(vector, dtype=np.float32)
-    except (TypeError, ValueError) as err:
-        raise GalleryError("a template embedding is not numeric") from err
-    if arr.shape != (size,):
-        raise GalleryError(f"a template embedding has shape {arr.shape}, expected ({size},)")
-    if not np.isfinite(arr).all() or not arr.any():
-        raise GalleryError("a template embedding holds NaN, infinite or only zero values")
-    return arr
+        return check_embedding(vector, size)
+    except GalleryError as err:
+        raise GalleryError(f"a template {err}") from err
 
 
 def _check_batch(out: np.ndarray, count: int, dim: int | None) -> np.ndarray:
@@ -620,18 +589,20 @@ def _vector(blob: bytes, size: int, path: Path) -> np.ndarray:
 
 
 def _build_snapshot(
-    rows: list[tuple[str, bytes]], path: Path, model_id: str, size: int, counter: int
+    rows: list[tuple[str, str, bytes]], path: Path, model_id: str, size: int, counter: int
 ) -> GallerySnapshot:
     names: list[str] = []
+    slugs: list[str] = []
     owners = np.empty(len(rows), dtype=np.int64)
-    for i, (name, blob) in enumerate(rows):
+    for i, (name, slug, blob) in enumerate(rows):
         if not names or names[-1] != name:
             names.append(name)
+            slugs.append(slug)
         owners[i] = len(names) - 1
         if len(blob) != size * 4:
             raise GalleryError(f"gallery {path} is damaged: an embedding has {len(blob)} bytes")
-    joined = b"".join(blob for _, blob in rows)
+    joined = b"".join(blob for _, _, blob in rows)
     embeddings = np.frombuffer(joined, dtype="<f4").astype(np.float32).reshape(len(rows), size)
     embeddings.setflags(write=False)
     owners.setflags(write=False)
-    return GallerySnapshot(tuple(names), embeddings, owners, model_id, counter)
+    return GallerySnapshot(tuple(names), embeddings, owners, model_id, counter, tuple(slugs))

@@ -72,7 +72,9 @@ class Daemon:
             folder = snapshots.folder if snapshots is not None else None
             # checked before GalleryStore.open, which quietly tightens the gallery files' modes
             warn_private(private_paths(gallery, folder, state_dir()))
-            store = stack.enter_context(GalleryStore.open(gallery, rec.model_id, rec.embedder.size))
+            store = stack.enter_context(  # it only reads: starts on a full disk or read-only mount
+                GalleryStore.open(gallery, rec.model_id, rec.embedder.size, readonly=True)
+            )
             self.sinks = [stack.enter_context(s) for s in assemble.sinks(self.config)]
             watcher = GalleryWatcher(
                 store, lambda snap: self._on_gallery(rec, snap), self.config.gallery.reload_interval

@@ -11,14 +11,13 @@ files, data that is not an image, truncated JPEGs, and pictures too narrow to sh
 from __future__ import annotations
 
 import logging
-import os
-import re
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from facegate.errors import ImageError
+from facegate.text import display_path
 from facegate.vision.image_headers import ACCEPTED, jpeg_end, sniff
 
 log = logging.getLogger(__name__)
@@ -36,13 +35,6 @@ _REDUCED = (
     (4, cv2.IMREAD_REDUCED_COLOR_4),
     (8, cv2.IMREAD_REDUCED_COLOR_8),
 )
-_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-
-
-def display_path(path: os.PathLike | str | bytes) -> str:
-    """A file name safe to print: bytes that are not UTF-8 and control characters as ``\\xNN``."""
-    text = os.fsdecode(path).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-    return _UNPRINTABLE.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 def header_size(data: bytes) -> tuple[int, int] | None:

@@ -232,3 +232,57 @@ def test_killed_enrolment_leaves_no_half_person(
     assert 0 < len(rows) < len(folders), "the kill should land in the middle of the run"
     for name, count in rows:
         assert count == len(list((people / name).iterdir())), (name, count)
+
+
+def test_markup_and_escapes_in_names_and_sources_are_shown_as_text(
+    env: dict, bundle_dir: Path, tmp_path: Path, faces_dir: Path
+) -> None:
+    people = faces_dir / "face_recognition"
+    obama = sorted((people / "obama").glob("*.jpg"))
+    hostile = tmp_path / "\x1b]0;pwned\x07\x1b[2J.jpg"  # retitles the window, clears the screen
+    hostile.write_bytes(obama[0].read_bytes())
+    enrolled = cli(env, bundle_dir, "gallery", "enroll", "[/x]", str(hostile))
+    assert enrolled.returncode == 0, enrolled.stderr
+    assert "enrolled [/x]: 1 template(s)" in enrolled.stdout and "\x1b" not in enrolled.stdout
+    biden = sorted((people / "biden").glob("*.jpg"))[0]
+    _json(cli(env, bundle_dir, "gallery", "enroll", "biden", str(biden), "--json"))
+    renamed = cli(env, bundle_dir, "gallery", "rename", "biden", "[red]obama[/red]")
+    assert renamed.returncode == 0, renamed.stderr
+    assert renamed.stdout.strip() == "renamed biden to [red]obama[/red]"
+    for args in (("gallery", "list"), ("gallery", "show", "[/x]"), ("identify", str(obama[1]))):
+        done = cli(env, bundle_dir, *args)
+        assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+        assert "\x1b" not in done.stdout and "\x07" not in done.stdout
+        assert "[/x]" in done.stdout
+    listed = cli(env, bundle_dir, "gallery", "list").stdout
+    assert "[red]obama[/red]" in listed
+    shown = cli({**env, "COLUMNS": "500"}, bundle_dir, "gallery", "show", "[/x]").stdout
+    assert "\\x1b]0;pwned\\x07\\x1b[2J.jpg" in shown
+    bad = cli(env, bundle_dir, "gallery", "enroll", "a\x1b[2Jb", str(obama[0]))
+    assert bad.returncode == 1 and "control" in bad.stderr and "\x1b" not in bad.stderr
+
+
+def test_importing_twice_and_name_clashes_from_the_command_line(
+    env: dict, bundle_dir: Path, tmp_path: Path, faces_dir: Path
+) -> None:
+    people = faces_dir / "face_recognition"
+    obama = sorted((people / "obama").glob("*.jpg"))[:2]
+    biden = sorted((people / "biden").glob("*.jpg"))[0]
+    _json(cli(env, bundle_dir, "gallery", "enroll", "obama", *map(str, obama), "--json"))
+    export = tmp_path / "g.json"
+    _json(cli(env, bundle_dir, "gallery", "export", str(export), "--json"))
+    again = _json(cli(env, bundle_dir, "gallery", "import", str(export), "--json"))
+    assert (again["templates"], again["already_stored"]) == (0, 2)
+    other = {"FACEGATE_HOME": str(tmp_path / "other")}
+    _json(cli(other, bundle_dir, "gallery", "enroll", "Obama", str(biden), "--json"))
+    wrong = tmp_path / "wrong.json"
+    _json(cli(other, bundle_dir, "gallery", "export", str(wrong), "--json"))
+    refused = cli(env, bundle_dir, "gallery", "import", str(wrong))
+    assert refused.returncode == 1
+    assert refused.stderr.count("\n") == 1
+    assert "'Obama' (enrolled as 'obama')" in refused.stderr
+    assert "--merge" in refused.stderr and "--replace" in refused.stderr
+    listed = _json(cli(env, bundle_dir, "gallery", "list", "--json"))
+    assert [(p["name"], p["slug"], p["templates"]) for p in listed] == [("obama", "obama", 2)]
+    merged = _json(cli(env, bundle_dir, "gallery", "import", str(wrong), "--merge", "--json"))
+    assert (merged["merged"], merged["templates"]) == (1, 1)

@@ -6,6 +6,7 @@ import base64
 import copy
 import hashlib
 import json
+import sqlite3
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -120,10 +121,45 @@ def test_export_replaces_existing_file(source: GalleryStore, exported: Path) -> 
     assert not [p for p in exported.parent.iterdir() if p.name.endswith(".tmp")]
 
 
-def test_import_merges_existing_names(target: GalleryStore, exported: Path) -> None:
+def test_import_merges_existing_names_only_when_asked(
+    target: GalleryStore, exported: Path
+) -> None:
+    target.enroll("Alice", [make_template(np.random.default_rng(0), "mine.jpg")])
+    version = target.version()
+    clash = r"\('alice' \(enrolled as 'Alice'\)\): add --merge"
+    with pytest.raises(GalleryError, match=clash) as info:
+        import_gallery(target, exported)
+    assert "\n" not in str(info.value)
+    assert target.version() == version
+    assert import_gallery(target, exported, on_conflict="merge") == ImportSummary(1, 1, 3)
+    assert [(p.name, p.template_count) for p in target.people()] == [("Alice", 3), ("bob", 1)]
+
+
+def test_import_replace_swaps_the_templates(target: GalleryStore, exported: Path) -> None:
     target.enroll("alice", [make_template(np.random.default_rng(0), "mine.jpg")])
-    assert import_gallery(target, exported) == ImportSummary(1, 1, 3)
-    assert [(p.name, p.template_count) for p in target.people()] == [("alice", 3), ("bob", 1)]
+    summary = import_gallery(target, exported, on_conflict="replace")
+    assert summary == ImportSummary(1, 0, 3, 0, 1)
+    sources = [t.source for t in target.person("alice").templates]
+    assert sources == ["a1.jpg", "a2.jpg"]
+
+
+def test_importing_twice_stores_each_template_once(
+    target: GalleryStore, exported: Path
+) -> None:
+    assert import_gallery(target, exported) == ImportSummary(2, 0, 3)
+    assert import_gallery(target, exported) == ImportSummary(0, 0, 0, 3)
+    assert import_gallery(target, exported, on_conflict="merge") == ImportSummary(0, 0, 0, 3)
+    assert [(p.name, p.template_count) for p in target.people()] == [("alice", 2), ("bob", 1)]
+
+
+def test_a_look_alike_name_is_refused_even_with_merge(
+    target: GalleryStore, exported: Path
+) -> None:
+    target.enroll("\u0430lice", [make_template(np.random.default_rng(0), "x.jpg")])  # Cyrillic
+    for mode in ("refuse", "merge", "replace"):
+        with pytest.raises(GalleryError, match="looks like"):
+            import_gallery(target, exported, on_conflict=mode)
+    assert [p.name for p in target.people()] == ["\u0430lice"]
 
 
 def test_tampered_file_is_refused(target: GalleryStore, exported: Path) -> None:
@@ -162,7 +198,7 @@ def test_bad_record_late_in_file_imports_nothing(target: GalleryStore, exported:
     body["people"][-1]["templates"][0]["crop"] = base64.b64encode(b"not a png").decode()
     write_document(exported, body)
     version = target.version()
-    with pytest.raises(GalleryError, match="person #1 template #0"):
+    with pytest.raises(GalleryError, match=r"person #1 \('bob'\) template #0 .*not a PNG"):
         import_gallery(target, exported)
     assert_untouched(target, version)
 
@@ -175,9 +211,17 @@ def test_bad_record_late_in_file_imports_nothing(target: GalleryStore, exported:
         (lambda b: b.update(format="zip"), "not a facegate-gallery export"),
         (lambda b: b.update(embedding_size=4), "embedding_size"),
         (lambda b: b["people"][0].update(name="bob"), "more than once"),
+        (lambda b: b["people"][0].update(name="a\x1b[2J"), "invalid person name"),
         (lambda b: b["people"][0].update(name="a\nb"), "invalid person name"),
         (lambda b: b["people"][0].update(templates=[]), "no templates"),
         (lambda b: b["people"][0].update(created=10**400), "out of range"),
+        (lambda b: b["people"][0].update(created=1e300), r"person #0 \('alice'\) created 1e\+300"),
+        (lambda b: b["people"][0].update(created=-1e18), r"person #0 .*created -1e\+18 is out"),
+        (lambda b: b["people"][1]["templates"][0].update(created=1e300), "template #0 created"),
+        (lambda b: b["people"][1]["templates"][0].update(created=-1), "template #0 created -1"),
+        (lambda b: b["people"][1]["templates"][0].update(source="x" * 5000), "longer than 4096"),
+        (lambda b: b["people"][1].update(name="ALICE"), "same name"),
+        (lambda b: b["people"][1].update(name="\u0430lice"), "look alike"),
         (lambda b: b["people"][0]["templates"][0].update(embedding="!!"), "base64"),
         (lambda b: b["people"][0]["templates"][0].update(source=3), "source"),
         (
@@ -291,3 +335,25 @@ def test_sealed_mutations_only_raise_gallery_error(
         holder[key] = data.draw(JSON)
     path = write_document(exported.with_name("mutated.json"), body)
     import_or_gallery_error(target, path)
+
+
+def _break(store: GalleryStore, sql: str, *params: object) -> None:
+    """Damage the gallery behind the store's back, as a bad disk or an old import would."""
+    with sqlite3.connect(store.path) as conn:
+        conn.execute(sql, params)
+    conn.close()
+
+
+def test_export_leaves_out_what_import_would_refuse_and_says_so(
+    source: GalleryStore, target: GalleryStore, tmp_path: Path
+) -> None:
+    _break(source, "UPDATE templates SET crop = ? WHERE source = 'a2.jpg'", b"\x89PNG broken")
+    _break(source, "UPDATE people SET created = 1e300 WHERE name = 'bob'")
+    path = tmp_path / "backup.json"
+    summary = export_gallery(source, path)
+    assert (summary.people, summary.templates) == (1, 1)
+    assert len(summary.skipped) == 2
+    assert summary.skipped[0].startswith("'alice' template #2 (a2.jpg): ")
+    assert "PNG" in summary.skipped[0]
+    assert summary.skipped[1].startswith("'bob' and 1 template(s): created 1e+300 is out")
+    assert import_gallery(target, path) == ImportSummary(1, 0, 1)  # the backup restores

@@ -319,7 +319,9 @@ RAW_WRITER = """
     import sqlite3, sys, time
     conn = sqlite3.connect(sys.argv[1], isolation_level=None)
     conn.execute("BEGIN IMMEDIATE")
-    person = conn.execute("INSERT INTO people (name, created) VALUES ('mallory', 0)").lastrowid
+    person = conn.execute(
+        "INSERT INTO people (name, created, key, slug) VALUES ('mallory', 0, 'mallory', 'mallory')"
+    ).lastrowid
     for _ in range(3):
         conn.execute(
             "INSERT INTO templates (person_id, model_id, embedding, crop, source, created)"
@@ -406,3 +408,23 @@ def test_concurrent_reader_never_fails(gallery_path: Path) -> None:
         assert writer.wait(timeout=SUBPROCESS_TIMEOUT_S) == 0
         assert len(reader.snapshot().names) == people
         assert len(versions) > 1
+
+
+def test_reembed_names_a_broken_crop_and_goes_on(
+    gallery_path: Path, rng: np.random.Generator
+) -> None:
+    with GalleryStore.open(gallery_path, MODEL, DIM) as store:
+        store.enroll("alice", [make_template(rng, "a1.jpg"), make_template(rng, "a2.jpg")])
+        store.enroll("bob", [make_template(rng, "b1.jpg")])
+    with sqlite3.connect(gallery_path) as conn:
+        conn.execute("UPDATE templates SET crop = x'00' WHERE source = 'a2.jpg'")
+    conn.close()
+    with GalleryStore.open(gallery_path, "v2", DIM, allow_model_mismatch=True) as store:
+        assert store.reembed(_crop_embedder(DIM), "v2", batch=2) == 2
+        [failure] = store.reembed_failures
+        assert failure.describe() == (
+            "'alice' template #2 (a2.jpg): a template crop is not a PNG image"
+        )
+        snapshot = store.snapshot()
+        assert snapshot.model_id == "v2" and snapshot.embeddings.shape == (2, DIM)
+        assert [t.model_id for t in store.person("alice").templates] == ["v2", MODEL]
