@@ -198,7 +198,7 @@ class _Channel(HTTPChannel):
         """Read what the client still sent, then close: closing on unread data sends a reset,
         which makes the client drop the answer (the 431 for a 64 KB URL) unread."""
         try:
-            for _ in range(DRAIN_READS):
+            for _ in range(DRAIN_READS if self.socket is not None else 0):
                 if not self.socket.recv(MAX_HEADER_BYTES):
                     break
         except OSError:  # nothing more to read (non-blocking), or the client is gone
@@ -303,7 +303,10 @@ class HealthServer:
         """The event loop, until close(); then every connection is closed here, in its thread."""
         sockets = server._map  # the map passed in: the listener, its trigger, the clients
         while not self._stop.is_set() and sockets:
-            loop(timeout=LOOP_WAKE_S, map=sockets, use_poll=True, count=1)
+            try:
+                loop(timeout=LOOP_WAKE_S, map=sockets, use_poll=True, count=1)
+            except Exception:  # the stage loop: one bad connection must not end the endpoint
+                log.exception("http: unexpected error in the server loop")
         for channel in list(sockets.values()):
             channel.close()
         server.task_dispatcher.shutdown(cancel_pending=True, timeout=1)

@@ -52,17 +52,20 @@ ENROLLED = (
 
 
 def test_hamilton_clip_gives_one_recognized_and_exits_0(state: Path, faces_dir: Path) -> None:
+    """--json: events on stdout, logs apart; fp16 asked of an FP32-only bundle is said."""
     _enrol(state, faces_dir, *ENROLLED)
+    stdout = state / "stdout.jsonl"
     daemon = DaemonProcess(
-        state, "--source", str(_clip(HAMILTON)), "--sink", f"jsonl:{state / 'events.jsonl'}"
+        state, "--source", str(_clip(HAMILTON)), "--json", "--precision", "fp16", stdout=stdout
     ).start()
     assert daemon.wait(240) == 0, daemon.log()[-2000:]
-    events = daemon.events()
+    events = daemon.events(stdout)  # every stdout line is one JSON event
     recognized = [e for e in events if e["event"] == "recognized"]
     assert [e["person"] for e in recognized] == ["lin_manuel_miranda"], events
     assert {"event", "camera", "time", "track_id", "box", "similarity"} <= set(recognized[0])
     assert any(e["event"] == "left" and e["person"] == "lin_manuel_miranda" for e in events)
     assert "first frame processed" in daemon.log()
+    assert "models.precision = fp16" in daemon.log() and "run fp32" in daemon.log()
 
 
 def test_street_clip_names_none_of_the_enrolled(state: Path, faces_dir: Path) -> None:
