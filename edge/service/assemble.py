@@ -8,13 +8,13 @@ from pathlib import Path
 
 from facegate.bundle import Bundle
 from facegate.config.schema import Config
-from facegate.errors import ConfigError
+from facegate.errors import ConfigError, FacegateError
 from facegate.host.paths import models_dir, state_dir
 from facegate.service.capture import Capture
 from facegate.service.pipeline import PipelineSettings
 from facegate.service.snapshots import SnapshotStore
 from facegate.sinks import EventSink, build_sink
-from facegate.sources import open_source
+from facegate.sources import open_source, unavailable
 from facegate.vision.detect.mtcnn import MTCNNConfig
 from facegate.vision.recognizer import Recognizer, RecognizerConfig
 
@@ -109,12 +109,28 @@ def snapshots(config: Config) -> SnapshotStore | None:
     )
 
 
+def check_source(config: Config) -> tuple[list[str], list[str]]:
+    """(problems, warnings): the source names something that can work here (unset: no check)."""
+    spec = config.camera.source
+    if not spec:
+        return [], []
+    try:
+        open_source(spec)
+    except FacegateError as err:
+        return [str(err)], []
+    reason = unavailable(spec)
+    return ([reason] if reason else []), []
+
+
 def capture(config: Config) -> Capture:
-    """The capture thread for the camera's source (not started)."""
+    """The capture thread for the camera's source (not started); ConfigError if it cannot work."""
     spec = config.camera.source
     if not spec:
         raise ConfigError("no camera source: set camera.source or pass --source")
-    probe = open_source(spec)  # validates the spec now, with a one-line error
+    problems, _ = check_source(config)  # the check check-config runs, one line each
+    if problems:
+        raise ConfigError("\n".join(problems))
+    probe = open_source(spec)
     realtime = config.camera.realtime
     if realtime is None:
         realtime = not probe.finite

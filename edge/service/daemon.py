@@ -98,7 +98,7 @@ class Daemon:
             self._close()
 
     def _start(self, config: Config) -> None:
-        for warning in preflight.require(config).warnings:
+        for warning in preflight.require(config, preflight.DAEMON_CHECKS).warnings:
             log.warning("%s", warning)
         capture = assemble.capture(config)  # a bad source fails before models load
         self.rec = assemble.recognizer(config)
@@ -145,7 +145,7 @@ class Daemon:
         try:
             new = self.reload_config() if self.reload_config else self.config
             changed = assemble.changed(self.config, new)
-            checks = [s for s in preflight.CHECKS if s in changed or s == "http"]
+            checks = [s for s in preflight.DAEMON_CHECKS if s in changed or s == "http"]
             warnings = preflight.require(new, checks).warnings
             token = assemble.http_token(new)
             if token != self.token and "http" not in changed:

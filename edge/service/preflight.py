@@ -20,7 +20,6 @@ from facegate.config.schema import Config
 from facegate.errors import ConfigError, FacegateError
 from facegate.service import assemble
 from facegate.sinks.jsonl import STDOUT, JsonlSinkConfig
-from facegate.sources import open_source, unavailable
 from facegate.vision.recognizer import resolve_format
 
 Found = tuple[list[str], list[str]]  # (problems, warnings)
@@ -32,19 +31,6 @@ class Preflight:
 
     problems: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
-
-
-def check_source(config: Config) -> Found:
-    """The camera source names something that can work here (unset: nothing to check)."""
-    spec = config.camera.source
-    if not spec:
-        return [], []
-    try:
-        open_source(spec)
-    except FacegateError as err:
-        return [str(err)], []
-    reason = unavailable(spec)
-    return ([reason] if reason else []), []
 
 
 def check_models(config: Config) -> Found:
@@ -104,7 +90,7 @@ def check_http(config: Config) -> Found:
 
 
 CHECKS: dict[str, Callable[[Config], Found]] = {
-    "source": check_source,
+    "source": assemble.check_source,
     "models": check_models,
     "sinks": check_sinks,
     "http": check_http,
@@ -120,6 +106,9 @@ def check(config: Config, sections: Iterable[str] = tuple(CHECKS)) -> Preflight:
         problems += found
         warnings += warned
     return Preflight(tuple(problems), tuple(warnings))
+
+
+DAEMON_CHECKS = ("models", "sinks", "http")  # the daemon checks its source in assemble.capture
 
 
 def require(config: Config, sections: Iterable[str] = tuple(CHECKS)) -> Preflight:
