@@ -7,6 +7,7 @@ import dataclasses
 import re
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from facegate.cli.common import emit_json
 from facegate.config import (
@@ -19,6 +20,9 @@ from facegate.config import (
     load,
 )
 from facegate.errors import ConfigError
+
+if TYPE_CHECKING:
+    from facegate.service.preflight import Preflight
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -40,16 +44,30 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         return print_explain(args.json)
     if args.file is None:
         raise ConfigError("check-config needs a FILE (or --explain)")
+    from facegate.service import preflight
+
     try:
         config = load(args.file)
     except ConfigError as err:
         return report_problems(args.file, err, args.json)
+    found = preflight.check(config)  # what the daemon checks at start-up, the same function
+    if found.problems:
+        return report_host_problems(args.file, found, args.json)
     if args.json:
-        emit_json({"file": str(args.file), "ok": True, "config": redacted(config)})
+        emit_json(
+            {
+                "file": str(args.file),
+                "ok": True,
+                "warnings": list(found.warnings),
+                "config": redacted(config),
+            }
+        )
     else:
         print(f"{args.file}: ok")
         for line in summary(config):
             print(f"  {line}")
+        for line in found.warnings:
+            print(f"{args.file}: warning: {line}", file=sys.stderr)
     return 0
 
 
@@ -62,6 +80,20 @@ def report_problems(file: Path, err: ConfigError, as_json: bool) -> int:
     else:
         for line in str(err).splitlines():
             print(line, file=sys.stderr)
+    return 1
+
+
+def report_host_problems(file: Path, found: Preflight, as_json: bool) -> int:
+    """Print what the preflight refused (stderr, one per line; or JSON on stdout); return 1."""
+    problems, warnings = list(found.problems), list(found.warnings)
+    if as_json:
+        found_list = [{"message": p} for p in problems]
+        emit_json({"file": str(file), "ok": False, "problems": found_list, "warnings": warnings})
+        return 1
+    for line in problems:
+        print(f"{file}: {line}", file=sys.stderr)
+    for line in warnings:
+        print(f"{file}: warning: {line}", file=sys.stderr)
     return 1
 
 
@@ -79,8 +111,16 @@ def print_explain(as_json: bool) -> int:
 
 
 def hide_secrets(text: str) -> str:
-    """``text`` with the user info of any URL in it hidden (RTSP cameras carry passwords)."""
-    return re.sub(r"//[^/@\s]*@", "//***@", text)
+    """``text`` with a URL's user info and every query value hidden (passwords, ?token=)."""
+    text = re.sub(r"//[^/@\s]*@", "//***@", text)
+    if "?" not in text:
+        return text
+    base, _, rest = text.partition("?")
+    query, hash_, fragment = rest.partition("#")
+    hidden = "&".join(
+        part.partition("=")[0] + "=***" if "=" in part else "***" for part in query.split("&")
+    )
+    return f"{base}?{hidden}" + (hash_ + "***" if fragment else "")
 
 
 def redacted(config: Config) -> dict[str, object]:

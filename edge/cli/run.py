@@ -6,8 +6,6 @@ import argparse
 import logging
 from pathlib import Path
 
-from facegate.errors import ConfigError
-
 log = logging.getLogger(__name__)
 
 
@@ -24,6 +22,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="SPEC",
         help="jsonl:PATH | jsonl:- | mqtt://HOST[:PORT] | http(s)://URL (repeatable; "
         "replaces the config's sinks)",
+    )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="events as JSON lines on stdout (the same as --sink jsonl:-; logs go to stderr)",
     )
     p.add_argument("--camera", help="camera name for events and topics")
     p.add_argument("--max-fps", type=float, help="process at most this many frames per second")
@@ -47,6 +50,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_run)
 
 
+def sink_specs(args: argparse.Namespace) -> list[str] | None:
+    """The --sink specs, with ``jsonl:-`` added for --json (None: the config's sinks)."""
+    specs = list(args.sink or [])
+    if args.json and "jsonl:-" not in specs:
+        specs.append("jsonl:-")
+    return specs or None
+
+
 def load_config(args: argparse.Namespace) -> object:
     """The config file (or defaults) with the command line's flags applied."""
     from facegate import config as cfg
@@ -57,7 +68,7 @@ def load_config(args: argparse.Namespace) -> object:
     return cfg.apply_overrides(
         base,
         source=args.source,
-        sinks=args.sink,
+        sinks=sink_specs(args),
         camera=args.camera,
         max_fps=args.max_fps,
         realtime=args.realtime,
@@ -72,19 +83,15 @@ def load_config(args: argparse.Namespace) -> object:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """Run the daemon; a finite source ends it with exit 0 after its last frame."""
+    """Run the daemon; a finite source ends it with exit 0 after its last frame.
+
+    On SIGHUP the daemon calls ``load_config(args)`` again; a ConfigError there is logged and
+    the running configuration (the last good one) stays.
+    """
     from facegate.service import daemon
 
     config = load_config(args)
     level = getattr(logging, config.service.log_level.upper(), logging.INFO)
     if args.verbose == 0:
         logging.getLogger().setLevel(level)
-
-    def reload() -> object:
-        try:
-            return load_config(args)
-        except ConfigError as err:
-            log.error("reload refused, keeping the running configuration: %s", err)
-            return config
-
-    return daemon.run(config, reload)
+    return daemon.run(config, lambda: load_config(args))

@@ -3,24 +3,25 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 from facegate.backends.onnxruntime import Providers
 from facegate.bundle import Bundle
 from facegate.config.schema import Config
-from facegate.config.secrets import read_secret
-from facegate.errors import ConfigError
+from facegate.errors import ConfigError, FacegateError
 from facegate.host.paths import models_dir, state_dir
 from facegate.service.capture import Capture
 from facegate.service.pipeline import PipelineSettings
 from facegate.service.snapshots import SnapshotStore
 from facegate.sinks import EventSink, build_sink
-from facegate.sources import open_source
+from facegate.sources import open_source, unavailable
 from facegate.vision.detect.mtcnn import MTCNNConfig
 from facegate.vision.recognizer import Recognizer, RecognizerConfig
 
 log = logging.getLogger(__name__)
 
+TOKEN_CREDENTIAL = "http-token"  # LoadCredential=http-token:... in the systemd unit
 LEAVE_AFTER_S = 5.0  # a person out of sight this long has left (a glance away is not a visit)
 
 
@@ -74,6 +75,27 @@ def settings(config: Config) -> PipelineSettings:
     )
 
 
+def stage_keys(config: Config) -> dict[str, object]:
+    """For each stage the daemon runs, the part of ``config`` that builds it."""
+    cam = config.camera
+    return {
+        "source": (cam.source, cam.max_fps, cam.realtime),
+        "models": (config.models, config.detector),
+        "pipeline": (settings(config), config.recognition.threshold),
+        "gallery": config.gallery,
+        "snapshots": config.snapshots,
+        "sinks": (config.sinks, cam.name),  # sinks carry the camera name (MQTT topics)
+        "http": config.http,
+        "service": config.service,
+    }
+
+
+def changed(old: Config, new: Config) -> list[str]:
+    """The stages whose part of the configuration differs between ``old`` and ``new``."""
+    before, after = stage_keys(old), stage_keys(new)
+    return [stage for stage in before if before[stage] != after[stage]]
+
+
 def gallery_path(config: Config) -> Path:
     """The gallery file (default: the state dir's gallery.db)."""
     return (
@@ -95,12 +117,28 @@ def snapshots(config: Config) -> SnapshotStore | None:
     )
 
 
+def check_source(config: Config) -> tuple[list[str], list[str]]:
+    """(problems, warnings): the source names something that can work here (unset: no check)."""
+    spec = config.camera.source
+    if not spec:
+        return [], []
+    try:
+        open_source(spec)
+    except FacegateError as err:
+        return [str(err)], []
+    reason = unavailable(spec)
+    return ([reason] if reason else []), []
+
+
 def capture(config: Config) -> Capture:
-    """The capture thread for the camera's source (not started)."""
+    """The capture thread for the camera's source (not started); ConfigError if it cannot work."""
     spec = config.camera.source
     if not spec:
         raise ConfigError("no camera source: set camera.source or pass --source")
-    probe = open_source(spec)  # validates the spec now, with a one-line error
+    problems, _ = check_source(config)  # the check check-config runs, one line each
+    if problems:
+        raise ConfigError("\n".join(problems))
+    probe = open_source(spec)
     realtime = config.camera.realtime
     if realtime is None:
         realtime = not probe.finite
@@ -117,6 +155,32 @@ def sinks(config: Config) -> list[EventSink]:
     return [build_sink(cfg, config.camera.name) for cfg in config.sinks]
 
 
+def token_path(config: Config) -> Path | None:
+    """Where the HTTP token lives: http.token_file, else systemd's credential, else None."""
+    if config.http.token_file:
+        return Path(config.http.token_file).expanduser()
+    creds = os.environ.get("CREDENTIALS_DIRECTORY")
+    path = Path(creds) / TOKEN_CREDENTIAL if creds else None
+    return path if path is not None and os.path.lexists(path) else None
+
+
 def http_token(config: Config) -> str | None:
-    """The bearer token for /metrics: token_file, or the systemd credential ``http-token``."""
-    return read_secret(config.http.token_file, "http-token")
+    """The bearer token for every path but /health; None when no token is set.
+
+    An unreadable or empty token is a ConfigError, never "no authentication": an empty file
+    would otherwise serve /metrics (and all that comes after it) to anyone.
+    """
+    path = token_path(config)
+    if path is None:
+        return None
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+    except OSError as err:
+        raise ConfigError(f"http token {path}: cannot read: {err.strerror or err}") from err
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"http token {path}: not UTF-8 text") from err
+    if not token:
+        raise ConfigError(f"http token {path}: the file is empty: write the token into it")
+    if config.http.token_file and path.stat().st_mode & 0o077:
+        log.warning("%s is readable by other users: chmod 600 it", path)
+    return token

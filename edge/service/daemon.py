@@ -2,7 +2,11 @@
 
 One thread captures (newest frame wins for cameras), the main thread runs the pipeline and pings
 the systemd watchdog from inside the loop, so a hung pipeline gets restarted. SIGTERM and SIGINT
-drain and close every stage; SIGHUP re-reads the configuration and rebuilds the stages.
+drain and close every stage. SIGHUP re-reads the configuration and rebuilds, in place, only the
+stages whose part of it changed (see :func:`facegate.service.assemble.changed`): an unchanged
+source keeps streaming and the pipeline keeps its tracks and who is present. A configuration
+that fails to load, fails the preflight checks or fails to build changes nothing: the last
+good one keeps running.
 """
 
 from __future__ import annotations
@@ -14,21 +18,25 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from facegate.config import Config
+from facegate.errors import FacegateError
 from facegate.gallery.store import GallerySnapshot, GalleryStore
 from facegate.gallery.watch import GalleryWatcher
 from facegate.host import notify
 from facegate.host.paths import state_dir
 from facegate.host.permissions import private_paths, warn_private
-from facegate.service import assemble
+from facegate.service import assemble, preflight
+from facegate.service.capture import Capture
+from facegate.service.health import HealthServer
 from facegate.service.metrics import Metrics
 from facegate.service.pipeline import Pipeline
 from facegate.sinks.base import EventSink
 from facegate.types import Event
+from facegate.vision.recognizer import Recognizer
 
 log = logging.getLogger(__name__)
 
@@ -51,47 +59,173 @@ class Control:
 
 
 class Daemon:
-    """Runs one configuration until the source ends, a stop signal, or a reload."""
+    """Runs the configuration until the source ends or a stop signal; reloads in place."""
 
-    def __init__(self, config: Config, control: Control, metrics: Metrics | None = None) -> None:
-        self.config, self.control = config, control
+    def __init__(
+        self,
+        config: Config,
+        control: Control,
+        metrics: Metrics | None = None,
+        reload_config: Callable[[], Config] | None = None,
+    ) -> None:
+        self.config, self.control, self.reload_config = config, control, reload_config
         self.metrics = metrics or Metrics()
-        self.capture = None
+        self.capture: Capture | None = None
         self.sinks: list[EventSink] = []
+        self.rec: Recognizer | None = None
+        self.store: GalleryStore | None = None
+        self.watcher: GalleryWatcher | None = None
+        self.pipe: Pipeline | None = None
+        self.http: HealthServer | None = None
+        self.token: str | None = None
+        self.snapshots = None
         self.started = time.monotonic()
         self.first_frame_at: float | None = None
         self.provider: str | None = None  # where the models run, for /health
 
     def run(self) -> str:
-        """Run until done; return "ended", "stopped" or "reload"."""
-        with ExitStack() as stack:
-            capture = assemble.capture(self.config)  # a bad source fails before models load
-            rec = assemble.recognizer(self.config)
-            self.provider = rec.provider
-            gallery, snapshots = assemble.gallery_path(self.config), assemble.snapshots(self.config)
-            folder = snapshots.folder if snapshots is not None else None
-            # checked before GalleryStore.open, which quietly tightens the gallery files' modes
-            warn_private(private_paths(gallery, folder, state_dir()))
-            store = stack.enter_context(  # it only reads: starts on a full disk or read-only mount
-                GalleryStore.open(gallery, rec.model_id, rec.embedder.size, readonly=True)
-            )
-            self.sinks = [stack.enter_context(s) for s in assemble.sinks(self.config)]
-            watcher = GalleryWatcher(
-                store, lambda snap: self._on_gallery(rec, snap), self.config.gallery.reload_interval
-            )
-            watcher.poll(force=True)
-            pipe = Pipeline(rec, assemble.settings(self.config), snapshots, self.metrics)
-            stack.enter_context(self._http())
-            self.capture = capture.start()
-            stack.callback(self.capture.stop)
+        """Run until done; return "ended" or "stopped"."""
+        try:
+            self._start(self.config)
             notify.ready()
             log.info("running: camera %s, source %s", self.config.camera.name, self.capture.name)
-            outcome = self._loop(pipe, watcher)
-            self._emit(pipe.finish(time.time()))
+            while (outcome := self._loop()) == "reload":
+                self.control.reload.clear()
+                self.reload()
+            self._emit(self.pipe.finish(time.time()))
             notify.stopping()
             return outcome
+        finally:
+            self._close()
 
-    def _loop(self, pipe: Pipeline, watcher: GalleryWatcher) -> str:
+    def _start(self, config: Config) -> None:
+        for warning in preflight.require(config, preflight.DAEMON_CHECKS).warnings:
+            log.warning("%s", warning)
+        capture = assemble.capture(config)  # a bad source fails before models load
+        self.rec = assemble.recognizer(config)
+        self.provider = self.rec.provider
+        self.snapshots = assemble.snapshots(config)
+        self.store = self._open_store(config, self.rec, self.snapshots)
+        self.sinks = start_sinks(config)
+        self.watcher = self._watch(config, self.rec)
+        self.pipe = Pipeline(self.rec, assemble.settings(config), self.snapshots, self.metrics)
+        self.watcher.poll(force=True)
+        self.token = assemble.http_token(config)
+        self.http = self._http(config, self.token)
+        self._start_capture(capture)
+
+    def _start_capture(self, capture: Capture) -> None:
+        self.capture = capture.start()
+        self.metrics.inc("source_starts")
+
+    def _close(self) -> None:
+        """Stop the capture, then close the endpoint, the sinks and the gallery."""
+        if self.capture is not None:
+            self.capture.stop()
+        if self.http is not None:
+            self.http.close()
+        close_sinks(self.sinks)
+        if self.store is not None:
+            self.store.close()
+
+    def _open_store(self, config: Config, rec: Recognizer, snapshots: object) -> GalleryStore:
+        gallery = assemble.gallery_path(config)
+        folder = getattr(snapshots, "folder", None)
+        # checked before GalleryStore.open, which quietly tightens the gallery files' modes
+        warn_private(private_paths(gallery, folder, state_dir()))
+        # it only reads: starts on a full disk or a read-only mount
+        return GalleryStore.open(gallery, rec.model_id, rec.embedder.size, readonly=True)
+
+    def _watch(self, config: Config, rec: Recognizer) -> GalleryWatcher:
+        on_change = lambda snap: self._on_gallery(rec, snap)  # noqa: E731
+        return GalleryWatcher(self.store, on_change, config.gallery.reload_interval)
+
+    # ---- reload ---------------------------------------------------------------------------
+
+    def reload(self) -> None:
+        """Re-read the configuration and rebuild what changed; a failure changes nothing."""
+        notify.reloading()
+        try:
+            new = self.reload_config() if self.reload_config else self.config
+            changed = assemble.changed(self.config, new)
+            checks = [s for s in preflight.DAEMON_CHECKS if s in changed or s == "http"]
+            warnings = preflight.require(new, checks).warnings
+            token = assemble.http_token(new)
+            if token != self.token and "http" not in changed:
+                changed.append("http")
+            built = self._build(new, changed)
+        except FacegateError as err:
+            log.error("reload refused, keeping the running configuration: %s", err)
+            notify.ready()
+            return
+        for warning in warnings:
+            log.warning("%s", warning)
+        self._swap(new, changed, built, token)
+        log.info("configuration reloaded: %s", describe_change(changed))
+        notify.ready()
+
+    def _build(self, new: Config, changed: list[str]) -> dict[str, Any]:
+        """The new stages the change needs, built (sinks started) but not yet in use."""
+        built: dict[str, Any] = {}
+        try:
+            if "source" in changed:
+                built["capture"] = assemble.capture(new)
+            if "models" in changed:
+                built["rec"] = assemble.recognizer(new)
+            if "snapshots" in changed:
+                built["snapshots"] = assemble.snapshots(new)
+            if {"models", "gallery", "snapshots"} & set(changed):
+                rec, snaps = built.get("rec", self.rec), built.get("snapshots", self.snapshots)
+                built["store"] = self._open_store(new, rec, snaps)
+            if "sinks" in changed:
+                built["sinks"] = start_sinks(new)
+        except BaseException:
+            close_sinks(built.get("sinks", []))
+            if "store" in built:
+                built["store"].close()
+            raise
+        return built
+
+    def _swap(
+        self, new: Config, changed: list[str], built: dict[str, Any], token: str | None
+    ) -> None:
+        """Put the built stages in place of the old ones and close those."""
+        if "capture" in built:
+            self.capture.stop()
+        if "sinks" in built:
+            close_sinks(self.sinks)
+            self.sinks = built["sinks"]
+        self.rec = built.get("rec", self.rec)
+        self.provider = self.rec.provider
+        self.rec.config = replace(self.rec.config, threshold=new.recognition.threshold)
+        self.snapshots = built.get("snapshots", self.snapshots)
+        if "store" in built:
+            self.store.close()
+            self.store = built["store"]
+        self.pipe.reconfigure(self.rec, assemble.settings(new), self.snapshots)
+        self.watcher = self._watch(new, self.rec)
+        self.watcher.poll(force=True)  # the new recognizer or sinks learn who is enrolled
+        if "http" in changed:
+            new = self._restart_http(new, token)
+        self.config = new
+        if "capture" in built:
+            self._start_capture(built["capture"])
+
+    def _restart_http(self, new: Config, token: str | None) -> Config:
+        """The endpoint on its new settings; on failure the old ones again (and in ``new``)."""
+        if self.http is not None:
+            self.http.close()
+        try:
+            self.http, self.token = self._http(new, token), token
+        except FacegateError as err:
+            log.error("http: keeping the previous settings: %s", err)
+            self.http = self._http(self.config, self.token)
+            return replace(new, http=self.config.http)
+        return new
+
+    # ---- the loop -------------------------------------------------------------------------
+
+    def _loop(self) -> str:
         watchdog = notify.watchdog_interval() if self.config.service.watchdog else None
         next_ping = next_status = 0.0
         while True:
@@ -106,7 +240,7 @@ class Daemon:
             if now >= next_status:
                 notify.status(self._status_line())
                 next_status = now + STATUS_EVERY_S
-            watcher.poll()
+            self.watcher.poll()
             try:
                 frame = self.capture.get(timeout=FRAME_WAIT_S)
             except queue.Empty:
@@ -114,7 +248,7 @@ class Daemon:
             if frame is None:
                 log.info("source %s ended", self.capture.name)
                 return "ended"
-            self._emit(pipe.process(frame))
+            self._emit(self.pipe.process(frame))
             if self.first_frame_at is None:
                 self.first_frame_at = time.monotonic()
                 self.metrics.inc("cold_start_seconds", process_age())
@@ -141,19 +275,14 @@ class Daemon:
         state = stats.state if stats else "starting"
         return f"{self.metrics.fps():.1f} fps, source {state}"
 
-    def _http(self) -> object:
-        from facegate.service.health import HealthServer
-
-        http = self.config.http
+    def _http(self, config: Config, token: str | None) -> HealthServer | None:
+        """The started /health + /metrics endpoint, or None when it is off."""
+        http = config.http
         if not http.enabled:
-            return ExitStack()
-        return HealthServer(
-            self.health,
-            self.prometheus,
-            host=http.host,
-            port=http.port,
-            token=assemble.http_token(self.config),
-        )
+            return None
+        server = HealthServer(self.health, self.prometheus, http.host, http.port, token)
+        server.start()
+        return server
 
     def health(self) -> dict[str, object]:
         """The /health document."""
@@ -177,6 +306,30 @@ class Daemon:
         return collect(self.metrics, self.capture.stats() if self.capture else None, self.sinks)
 
 
+def describe_change(changed: list[str]) -> str:
+    """'sinks, http changed' or 'nothing changed'."""
+    return (", ".join(changed) or "nothing") + " changed"
+
+
+def start_sinks(config: Config) -> list[EventSink]:
+    """Every configured sink, started; if one cannot start, those started are closed again."""
+    started: list[EventSink] = []
+    try:
+        for sink in assemble.sinks(config):
+            sink.start()
+            started.append(sink)
+    except BaseException:
+        close_sinks(started)
+        raise
+    return started
+
+
+def close_sinks(sinks: list[EventSink]) -> None:
+    """Close sinks, last first (each drains what it holds)."""
+    for sink in reversed(sinks):
+        sink.close()
+
+
 def process_age() -> float:
     """Seconds since this process started (from /proc; 0 where there is none)."""
     try:
@@ -188,16 +341,8 @@ def process_age() -> float:
 
 
 def run(config: Config, reload_config: Callable[[], Config] | None = None) -> int:
-    """Run the service until stopped; SIGHUP rebuilds it from ``reload_config()``."""
+    """Run the service until stopped; SIGHUP applies ``reload_config()``'s changes in place."""
     control = Control()
     control.install()
-    metrics = Metrics()
-    while True:
-        outcome = Daemon(config, control, metrics).run()
-        if outcome != "reload":
-            return 0
-        control.reload.clear()
-        notify.reloading()
-        if reload_config is not None:
-            config = reload_config()
-        log.info("configuration reloaded")
+    Daemon(config, control, Metrics(), reload_config).run()
+    return 0

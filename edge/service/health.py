@@ -1,9 +1,15 @@
-"""A tiny HTTP endpoint: ``/health`` (JSON, no auth) and ``/metrics`` (Prometheus text format).
+"""A small HTTP endpoint: ``/health`` (JSON, no auth) and ``/metrics`` (Prometheus text format).
 
 It listens on 127.0.0.1 unless told otherwise. With a token, every path but ``/health`` needs
 ``Authorization: Bearer <token>``. ``/health`` answers 200 when the provider's status is "ok" and
 503 otherwise ("starting", "degraded"), so a plain HTTP check works. Request bodies are never
 read or logged; only method, path and status are, at DEBUG.
+
+The server is waitress (a pure-Python WSGI server: one event loop, a few worker threads), with
+bounds against misbehaving clients: a malformed request gets 400, an oversized one 431, at most
+``MAX_CLIENTS`` connections are held (the one waiting longest for its request gives way to a new
+one), and a request that has not arrived in full within ``REQUEST_DEADLINE_S`` is dropped, so a
+thousand slow clients cannot exhaust descriptors or keep ``/health`` from answering.
 """
 
 from __future__ import annotations
@@ -12,18 +18,18 @@ import hmac
 import json
 import logging
 import math
-import os
 import re
-import socket
 import threading
 import time
-from collections.abc import Callable, Mapping
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
-from facegate.errors import ConfigError, FacegateError
+from waitress.channel import HTTPChannel
+from waitress.parser import HTTPRequestParser, ParsingError
+from waitress.server import TcpWSGIServer
+from waitress.wasyncore import loop
+
+from facegate.errors import FacegateError
 
 log = logging.getLogger(__name__)
 
@@ -34,29 +40,20 @@ HealthProvider = Callable[[], Mapping[str, Any]]
 MetricsProvider = Callable[[], Mapping[str, Metric]]
 
 PROMETHEUS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-REQUEST_TIMEOUT = 5.0  # seconds a client may take to send its request line and headers
+# A scraper or health check sends its whole request in one packet: 5 s is ample on a loaded Pi,
+# and cuts a slow-header attacker (a line every 2 s) after two or three lines.
+REQUEST_DEADLINE_S = 5.0
+IDLE_TIMEOUT_S = 15.0  # keep-alive connections idle this long are closed (scrapes: every 15 s+)
+# systemd's default soft limit is 1,024 descriptors; the daemon itself uses under 100 (models,
+# gallery, sinks), so 200 clients leave room, and far more than a few scrapers ever need.
+MAX_CLIENTS = 200
+MAX_HEADER_BYTES = 8192  # request line + headers; a 64 KB URL gets 431
+DRAIN_READS = 16  # reads of unread input before a close (16 x 8 KB): a bound, not a loop
+MAX_BODY_BYTES = 65536  # no endpoint reads a body yet
+WORKER_THREADS = 2  # handlers only format numbers: two keep a slow one from blocking /health
+LOOP_WAKE_S = 0.5  # the event loop checks for close() at least this often
 _NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 _LABEL = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
-
-
-def read_token(token_file: str | None, credential: str = "http-token") -> str | None:
-    """The bearer token from ``token_file``, else from systemd's credential; None when neither."""
-    if token_file:
-        path = Path(token_file)
-    else:
-        creds = os.environ.get("CREDENTIALS_DIRECTORY")
-        path = Path(creds) / credential if creds else None
-        if path is None or not path.is_file():
-            return None
-    try:
-        token = path.read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError) as err:
-        raise ConfigError(f"cannot read the HTTP token from {path}: {err}") from err
-    if not token:
-        raise ConfigError(f"the HTTP token file {path} is empty")
-    if token_file and path.stat().st_mode & 0o077:
-        log.warning("%s is readable by other users: chmod 600 it", path)
-    return token
 
 
 def _number(value: float) -> str:
@@ -94,75 +91,48 @@ def render_metrics(metrics: Mapping[str, Metric]) -> str:
     return "\n".join(lines) + "\n"
 
 
-class _Handler(BaseHTTPRequestHandler):
-    """GET /health and /metrics; everything else 404 (or 401 without the token)."""
-
-    server: _Server
-    server_version = "facegate"
-    sys_version = ""
-    timeout = REQUEST_TIMEOUT
-
-    def do_GET(self) -> None:
-        """Answer one GET request."""
-        path = urlsplit(self.path).path
-        if path != "/health" and not self.server.authorized(self.headers.get("Authorization")):
-            self._send(401, "application/json", b'{"error": "unauthorized"}\n', auth=True)
-        elif path == "/health":
-            self._health()
-        elif path == "/metrics" and self.server.metrics is not None:
-            self._metrics()
-        else:
-            self._send(404, "application/json", b'{"error": "not found"}\n')
-
-    def _health(self) -> None:
-        try:
-            data = dict(self.server.health())
-        except Exception:  # a provider bug must not take the endpoint down
-            log.exception("health provider failed")
-            data = {"status": "error"}
-        data.setdefault("uptime", round(time.monotonic() - self.server.started, 1))
-        body = json.dumps(data, default=str).encode() + b"\n"
-        self._send(200 if data.get("status") == "ok" else 503, "application/json", body)
-
-    def _metrics(self) -> None:
-        try:
-            body = render_metrics(self.server.metrics()).encode()
-        except Exception:  # a provider bug must not take the endpoint down
-            log.exception("metrics provider failed")
-            self._send(500, "text/plain", b"metrics unavailable\n")
-            return
-        self._send(200, PROMETHEUS_TYPE, body)
-
-    def _send(self, code: int, kind: str, body: bytes, auth: bool = False) -> None:
-        self.send_response(code)
-        self.send_header("Content-Type", kind)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
-        if auth:
-            self.send_header("WWW-Authenticate", 'Bearer realm="facegate"')
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
-
-    do_HEAD = do_GET
-
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        """Log method, path (no query string) and status at DEBUG."""
-        log.debug("%s %s %s", self.command, urlsplit(self.path).path, code)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Route http.server's own messages (errors) to our logger at DEBUG."""
-        log.debug("http: " + format, *args)
+StartResponse = Callable[[str, list[tuple[str, str]]], Any]
 
 
-class _Server(ThreadingHTTPServer):
-    """The HTTP server with the providers and the token the handler needs."""
+class _App:
+    """The WSGI application: GET/HEAD /health and /metrics; everything else 404 (401, 405)."""
 
-    daemon_threads = True
-    health: HealthProvider
-    metrics: MetricsProvider | None
-    token: bytes | None
-    started: float
+    def __init__(
+        self, health: HealthProvider, metrics: MetricsProvider | None, token: bytes | None
+    ) -> None:
+        self.health, self.metrics, self.token = health, metrics, token
+
+    def __call__(self, environ: dict[str, Any], start: StartResponse) -> Iterable[bytes]:
+        path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "")
+        code, kind, body, extra = self._answer(path, method, environ.get("HTTP_AUTHORIZATION"))
+        log.debug("%s %s %s", method, path, code)
+        headers = [
+            ("Content-Type", kind),
+            ("Content-Length", str(len(body))),
+            ("Cache-Control", "no-store"),
+            *extra,
+        ]
+        start(f"{code} {_REASONS[code]}", headers)
+        return [b"" if method == "HEAD" else body]
+
+    def _answer(
+        self, path: str, method: str, auth: str | None
+    ) -> tuple[int, str, bytes, list[tuple[str, str]]]:
+        if method not in ("GET", "HEAD"):
+            return (
+                405,
+                "application/json",
+                b'{"error": "method not allowed"}\n',
+                [("Allow", "GET, HEAD")],
+            )
+        if path != "/health" and not self.authorized(auth):
+            challenge = [("WWW-Authenticate", 'Bearer realm="facegate"')]
+            return 401, "application/json", b'{"error": "unauthorized"}\n', challenge
+        if path == "/health":
+            return (*self._health(), [])
+        if path == "/metrics" and self.metrics is not None:
+            return (*self._metrics(), [])
+        return 404, "application/json", b'{"error": "not found"}\n', []
 
     def authorized(self, header: str | None) -> bool:
         """Whether ``header`` carries the token (always true when none is set)."""
@@ -173,15 +143,111 @@ class _Server(ThreadingHTTPServer):
             given.strip().encode(), self.token
         )
 
+    def _health(self) -> tuple[int, str, bytes]:
+        try:
+            data = dict(self.health())
+        except Exception:  # a provider bug must not take the endpoint down
+            log.exception("health provider failed")
+            data = {"status": "error"}
+        body = json.dumps(data, default=str).encode() + b"\n"
+        return (200 if data.get("status") == "ok" else 503), "application/json", body
 
-class _Server6(_Server):
-    address_family = socket.AF_INET6
+    def _metrics(self) -> tuple[int, str, bytes]:
+        try:
+            body = render_metrics(self.metrics()).encode()
+        except Exception:  # a provider bug must not take the endpoint down
+            log.exception("metrics provider failed")
+            return 500, "text/plain", b"metrics unavailable\n"
+        return 200, PROMETHEUS_TYPE, body
+
+
+_REASONS = {
+    200: "OK",
+    401: "Unauthorized",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
+
+
+class _Parser(HTTPRequestParser):
+    """waitress's parser, refusing HTTP versions other than 1.0 and 1.1 (it would guess 1.0)."""
+
+    def parse_header(self, header_plus: bytes) -> None:
+        super().parse_header(header_plus)
+        if self.version not in ("1.0", "1.1"):
+            raise ParsingError(f"HTTP/{self.version} is not supported")
+
+
+class _Channel(HTTPChannel):
+    """A connection that remembers when the request it is reading began."""
+
+    parser_class = _Parser
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.request_began = time.monotonic()  # connected, or began its latest request
+        super().__init__(*args, **kwargs)
+
+    def received(self, data: bytes) -> bool:
+        if self.request is None and data:
+            self.request_began = time.monotonic()
+        return super().received(data)
+
+    def handle_close(self) -> None:
+        """Read what the client still sent, then close: closing on unread data sends a reset,
+        which makes the client drop the answer (the 431 for a 64 KB URL) unread."""
+        try:
+            for _ in range(DRAIN_READS if self.socket is not None else 0):
+                if not self.socket.recv(MAX_HEADER_BYTES):
+                    break
+        except OSError:  # nothing more to read (non-blocking), or the client is gone
+            pass
+        super().handle_close()
+
+    def partial_since(self) -> float | None:
+        """When the request still arriving began; None when there is none."""
+        if self.requests or self.will_close or self.request is None:
+            return None
+        return self.request_began
+
+    def unserved_since(self) -> float | None:
+        """Since when it has held a slot without a request being served (None: serving)."""
+        return None if self.requests or self.will_close else self.request_began
+
+
+class _Server(TcpWSGIServer):
+    """waitress's TCP server with a request deadline and room made for new clients."""
+
+    channel_class = _Channel
+
+    def maintenance(self, now: float) -> None:
+        """Close idle connections (waitress) and requests past their deadline."""
+        super().maintenance(now)
+        cutoff = time.monotonic() - REQUEST_DEADLINE_S
+        for channel in list(self.active_channels.values()):
+            began = channel.partial_since()
+            if began is not None and began < cutoff:
+                channel.will_close = True
+
+    def handle_accept(self) -> None:
+        """Accept one client; past MAX_CLIENTS, drop the longest idle or slowest one."""
+        super().handle_accept()
+        if len(self.active_channels) <= MAX_CLIENTS:
+            return
+        waiting = [
+            (began, channel)
+            for channel in self.active_channels.values()
+            if (began := channel.unserved_since()) is not None
+        ]
+        if waiting:
+            min(waiting, key=lambda item: item[0])[1].handle_close()
 
 
 class HealthServer:
     """The /health + /metrics endpoint in a daemon thread; a context manager.
 
-    The providers run on the server's request threads: keep them cheap and thread-safe.
+    The providers run on the server's worker threads: keep them cheap and thread-safe.
     """
 
     def __init__(
@@ -192,36 +258,65 @@ class HealthServer:
         port: int = 8765,
         token: str | None = None,
     ) -> None:
-        self.host, self._port, self._health, self._metrics = host, port, health, metrics
-        self._token = token.encode() if token else None
+        self.host, self._port = host, port
+        self._app = _App(health, metrics, token.encode() if token else None)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
 
     @property
     def port(self) -> int:
         """The port listened on (the ephemeral one when 0 was asked for)."""
-        return self._server.server_address[1] if self._server else self._port
+        return int(self._server.effective_port) if self._server else self._port
 
     def start(self) -> None:
         """Bind and serve in a background thread."""
-        cls = _Server6 if ":" in self.host else _Server
         try:
-            server = cls((self.host, self._port), _Handler)
-        except OSError as err:
+            server = _Server(
+                self._app,
+                map={},
+                host=self.host.strip("[]"),
+                port=self._port,
+                ident="facegate",
+                threads=WORKER_THREADS,
+                connection_limit=MAX_CLIENTS + 8,  # hard cap; eviction keeps it from biting
+                channel_timeout=IDLE_TIMEOUT_S,
+                cleanup_interval=1,
+                max_request_header_size=MAX_HEADER_BYTES,
+                max_request_body_size=MAX_BODY_BYTES,
+                asyncore_use_poll=True,  # select() stops at descriptor 1024
+                log_socket_errors=False,  # a client that hangs up is not worth a traceback
+                expose_tracebacks=False,
+            )
+        except (OSError, ValueError) as err:
             raise FacegateError(f"http: cannot listen on {self.host}:{self._port}: {err}") from err
-        server.health, server.metrics, server.token = self._health, self._metrics, self._token
-        server.started = time.monotonic()
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, name="http", daemon=True)
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._serve, args=(server,), name="http")
+        self._thread.daemon = True
         self._thread.start()
-        log.info("http: listening on %s:%d%s", self.host, self.port, " (token)" * bool(self._token))
+        log.info(
+            "http: listening on %s:%d%s", self.host, self.port, " (token)" * bool(self._app.token)
+        )
+
+    def _serve(self, server: _Server) -> None:
+        """The event loop, until close(); then every connection is closed here, in its thread."""
+        sockets = server._map  # the map passed in: the listener, its trigger, the clients
+        while not self._stop.is_set() and sockets:
+            try:
+                loop(timeout=LOOP_WAKE_S, map=sockets, use_poll=True, count=1)
+            except Exception:  # the stage loop: one bad connection must not end the endpoint
+                log.exception("http: unexpected error in the server loop")
+        for channel in list(sockets.values()):
+            channel.close()
+        server.task_dispatcher.shutdown(cancel_pending=True, timeout=1)
 
     def close(self) -> None:
         """Stop serving and release the port; safe to call twice."""
         if self._server is None:
             return
-        self._server.shutdown()
-        self._server.server_close()
+        self._stop.set()
+        self._server.pull_trigger()
         if self._thread:
             self._thread.join(timeout=5)
         self._server = self._thread = None

@@ -59,6 +59,14 @@ class Pipeline:
         self.leaving: dict[str, tuple[float, Track]] = {}  # person -> (time last seen, track)
         self.rejected = 0  # frames that were no picture (empty, tiny, odd shape or dtype)
 
+    def reconfigure(
+        self, recognizer: Recognizer, settings: PipelineSettings, snapshots: SnapshotStore | None
+    ) -> None:
+        """Use these models and settings from the next frame on; tracks and presence stay."""
+        self.rec, self.s, self.snapshots = recognizer, settings, snapshots
+        self.tracker.iou_threshold = settings.iou_threshold
+        self.tracker.max_missed = settings.max_missed
+
     def process(self, frame: Frame) -> list[Event]:
         """Run one frame through the stages; return the events it caused."""
         if frame.index % self.s.detect_every:

@@ -14,6 +14,7 @@ _COUNTERS = {
     "embeddings": "faces embedded",
     "recognitions": "tracks named by the vote",
     "frames_rejected": "frames the pipeline could not use (wrong size or type)",
+    "source_starts": "times the source was started (at start-up, and by reloads that change it)",
 }
 
 

@@ -47,8 +47,8 @@ def display_name(uri: str | int) -> str:
 
 
 def source_kind(uri: str | int) -> str:
-    """'device' (index or /dev/videoN), 'stream' (URL) or 'file'."""
-    if isinstance(uri, int) or uri.isdigit() or uri.startswith("/dev/video"):
+    """'device' (index, /dev/videoN or a udev name under /dev/v4l/), 'stream' (URL) or 'file'."""
+    if isinstance(uri, int) or uri.isdigit() or uri.startswith(("/dev/video", "/dev/v4l/")):
         return "device"
     if urlsplit(uri).scheme.lower() in STREAM_SCHEMES:
         return "stream"

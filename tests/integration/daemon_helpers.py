@@ -16,28 +16,37 @@ REPO = Path(__file__).resolve().parents[2]
 class DaemonProcess:
     """`python -m facegate.cli run ARGS`, its events in a JSON-lines file and its log captured."""
 
-    def __init__(self, home: Path, *args: str, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        home: Path,
+        *args: str,
+        env: dict[str, str] | None = None,
+        stdout: Path | None = None,
+    ) -> None:
         self.events_path = home / "events.jsonl"
         self.log_path = home / "daemon.log"
+        self.stdout_path = stdout  # stdout apart from the log (stderr), e.g. for --json
         self.args = ["run", *args]
         self.env = {**os.environ, "FACEGATE_HOME": str(home), **(env or {})}
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> DaemonProcess:
         log = self.log_path.open("ab")
+        out = self.stdout_path.open("ab") if self.stdout_path else log
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "facegate.cli", "-v", *self.args],
             cwd=REPO,
             env=self.env,
-            stdout=log,
+            stdout=out,
             stderr=log,
         )
         return self
 
-    def events(self) -> list[dict]:
-        if not self.events_path.exists():
+    def events(self, path: Path | None = None) -> list[dict]:
+        path = path or self.events_path
+        if not path.exists():
             return []
-        lines = self.events_path.read_text().splitlines()
+        lines = path.read_text().splitlines()
         return [json.loads(line) for line in lines if line.strip()]
 
     def log(self) -> str:

@@ -376,7 +376,7 @@ def test_check_config_prints_every_problem_on_stderr(
 
 
 def test_check_config_summary_hides_url_passwords(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    state: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = tmp_path / "config.toml"
     path.write_text("[camera]\nsource = 'rtsp://admin:hunter2@cam/1'\n")
@@ -401,3 +401,33 @@ def test_check_config_explain(capsys: pytest.CaptureFixture[str]) -> None:
     assert "camera.max_fps" in capsys.readouterr().out
     with pytest.raises(ConfigError, match="needs a FILE"):
         check_config()
+
+
+def test_check_config_hides_webhook_query_and_user_info(
+    state: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "config.toml"
+    url = "https://hooks.example/e?token=hunter2&x=1"
+    path.write_text(f'[[sinks]]\ntype = "webhook"\nurl = "{url}"\n')
+    assert check_config(str(path)) == 0
+    out = capsys.readouterr().out
+    assert "hunter2" not in out and "webhook https://hooks.example/e?token=***&x=***" in out
+    assert check_config(str(path), "--json") == 0
+    report = capsys.readouterr().out
+    assert "hunter2" not in report and json.loads(report)["config"]["sinks"][0]["url"].endswith(
+        "?token=***&x=***"
+    )
+
+
+def test_check_config_says_which_models_run_fp32(
+    state: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The built bundle has no FP16 files: check-config (and the daemon) say so."""
+    path = tmp_path / "config.toml"
+    path.write_text('[models]\nbackend = "onnxruntime"\nprecision = "fp16"\n')
+    assert check_config(str(path)) == 0
+    err = capsys.readouterr().err
+    assert "warning: models.precision = fp16" in err
+    assert "pnet, rnet, onet, embedder; all four models run fp32" in err
+    assert check_config(str(path), "--json") == 0
+    assert "run fp32" in json.loads(capsys.readouterr().out)["warnings"][0]

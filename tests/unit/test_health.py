@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import socket
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -11,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from facegate.errors import ConfigError, FacegateError
-from facegate.service.health import HealthServer, read_token, render_metrics
+from facegate.service.health import HealthServer, render_metrics
 
 TOKEN = "s3cret-token"
 
@@ -60,7 +62,7 @@ def test_health_is_json(server: HealthServer) -> None:
     status, kind, body = get(server, "/health")
     data = json.loads(body)
     assert status == 200 and kind == "application/json"
-    assert data["status"] == "ok" and data["source"] == "open" and data["uptime"] >= 0
+    assert data == health()  # the provider's document as it is: one uptime field, its own
 
 
 @pytest.mark.parametrize("state", ["starting", "degraded"])
@@ -138,23 +140,93 @@ def test_port_in_use_is_one_line(server: HealthServer) -> None:
         HealthServer(health, port=server.port).start()
 
 
-def test_read_token(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _config(tmp_path: Path, token_file: str | None) -> object:
+    from facegate.config import parse
+
+    line = f'token_file = "{token_file}"' if token_file else ""
+    return parse(f"[http]\n{line}\n")
+
+
+def test_daemon_token_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """assemble.http_token, the daemon's own path: a token, none, or a start-up error."""
+    from facegate.service.assemble import http_token
+
     monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
-    assert read_token(None) is None
+    assert http_token(_config(tmp_path, None)) is None
     file = tmp_path / "token"
     file.write_text(TOKEN + "\n")
     file.chmod(0o600)
-    assert read_token(str(file)) == TOKEN
+    assert http_token(_config(tmp_path, str(file))) == TOKEN
     creds = tmp_path / "creds"
     creds.mkdir()
     monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
-    assert read_token(None) is None
+    assert http_token(_config(tmp_path, None)) is None  # no credential given: no token
     (creds / "http-token").write_text(TOKEN)
-    assert read_token(None) == TOKEN
-    assert read_token(str(file), credential="other") == TOKEN
+    assert http_token(_config(tmp_path, None)) == TOKEN
+    (creds / "http-token").write_text(" \n")
+    with pytest.raises(ConfigError, match="empty"):
+        http_token(_config(tmp_path, None))
     empty = tmp_path / "empty"
     empty.write_text("\n")
-    with pytest.raises(ConfigError, match="empty"):
-        read_token(str(empty))
-    with pytest.raises(ConfigError, match="cannot read"):
-        read_token(str(tmp_path / "missing"))
+    binary = tmp_path / "binary"
+    binary.write_bytes(b"\xff\xfe")
+    for bad, why in (
+        (empty, "empty"),
+        (tmp_path / "missing", "cannot read"),
+        (tmp_path, "cannot read"),
+        (binary, "UTF-8"),
+    ):
+        with pytest.raises(ConfigError, match=why):
+            http_token(_config(tmp_path, str(bad)))
+
+
+def status_line(port: int, request: bytes) -> bytes:
+    """The status line the server answers a raw ``request`` with."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(request)
+        data = b""
+        while b"\r\n" not in data:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    return data.split(b"\r\n")[0]
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "code"),
+    [
+        (b"GARBAGE\r\n\r\n", b"400"),
+        (b"GET / HTTP/9.9\r\n\r\n", b"400"),
+        (b"GET /" + b"a" * 65536 + b" HTTP/1.1\r\n\r\n", b"431"),
+        (b"POST /health HTTP/1.1\r\nContent-Length: 0\r\n\r\n", b"405"),
+    ],
+    ids=["garbage", "http-9.9", "64k-url", "post"],
+)
+def test_malformed_requests_get_4xx_without_traceback(
+    server: HealthServer, request_bytes: bytes, code: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.DEBUG):
+        assert status_line(server.port, request_bytes).split()[1] == code
+        assert get(server, "/health")[0] == 200
+    assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
+
+
+def test_slow_clients_are_bounded_and_health_still_answers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """More slow clients than the bound: the oldest give way, /health answers, all are cut."""
+    from facegate.service import health as module
+
+    monkeypatch.setattr(module, "MAX_CLIENTS", 20)  # a smaller bound, the same rules
+    with HealthServer(health, port=0) as srv:
+        socks = [socket.create_connection(("127.0.0.1", srv.port), timeout=10) for _ in range(60)]
+        try:
+            for sock in socks:
+                sock.sendall(b"GET /health HTTP/1.1\r\n")  # and never the end of the headers
+            assert get(srv, "/health")[0] == 200  # within urllib's 5 s timeout
+            for sock in socks:  # each one is closed by the server: made room, or past deadline
+                assert sock.recv(4096) == b""
+        finally:
+            for sock in socks:
+                sock.close()
