@@ -113,6 +113,7 @@ def apply_overrides(
     threads: int | None = None,
     threshold: float | None = None,
     gallery: str | None = None,
+    votes: int | None = None,
 ) -> Config:
     """``config`` with the command line's quick-start flags applied (given ``sinks`` replace)."""
     given = {
@@ -125,6 +126,7 @@ def apply_overrides(
         ("models", "precision", "--precision"): precision,
         ("models", "threads", "--threads"): threads,
         ("recognition", "threshold", "--threshold"): threshold,
+        ("recognition", "votes", "--votes"): votes,
         ("gallery", "path", "--gallery"): gallery,
     }
     data, flags = dataclasses.asdict(config), {}

@@ -20,8 +20,6 @@ from facegate.vision.recognizer import Recognizer, RecognizerConfig
 
 log = logging.getLogger(__name__)
 
-LEAVE_AFTER_S = 5.0  # a person out of sight this long has left (a glance away is not a visit)
-
 
 def bundle_dir(name: str) -> Path:
     """A bundle folder given by name (in the state dir) or by path."""
@@ -51,19 +49,7 @@ def recognizer(config: Config) -> Recognizer:
 
 def settings(config: Config) -> PipelineSettings:
     """Tracking and voting settings for the pipeline."""
-    r, t = config.recognition, config.tracker
-    return PipelineSettings(
-        camera=config.camera.name,
-        min_face_size=r.min_face_size,
-        min_sharpness=r.min_sharpness,
-        votes=r.votes,
-        max_embeds_per_track=r.max_embeds_per_track,
-        unknown_after=r.unknown_after,
-        detect_every=config.camera.detect_every,
-        iou_threshold=t.iou_threshold,
-        max_missed=t.max_missed,
-        leave_after_s=LEAVE_AFTER_S,
-    )
+    return PipelineSettings.from_config(config)
 
 
 def gallery_path(config: Config) -> Path:

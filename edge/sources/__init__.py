@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from facegate.errors import CameraError
-from facegate.sources.base import FrameSource
+from facegate.sources.base import FrameSource, frame_to_rgb
 from facegate.sources.folder import FolderSource
 from facegate.sources.opencv import OpenCVSource, display_name, source_kind
 from facegate.sources.picamera2 import Picamera2Source
@@ -16,6 +16,8 @@ __all__ = [
     "OpenCVSource",
     "Picamera2Source",
     "display_name",
+    "frame_to_rgb",
+    "is_stills",
     "open_source",
 ]
 
@@ -42,3 +44,13 @@ def open_source(spec: str) -> FrameSource:
     if spec and path.is_file():
         return OpenCVSource(str(path))
     raise CameraError(f"unknown source {display_name(spec)!r}: {EXPECTED}")
+
+
+def is_stills(spec: str | None) -> bool:
+    """Whether the source ``spec`` names gives unrelated photos (a folder), not a video."""
+    if not spec:
+        return False
+    try:
+        return open_source(spec).stills
+    except CameraError:
+        return False
