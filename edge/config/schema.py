@@ -16,6 +16,7 @@ from facegate.sinks.mqtt import MqttSinkConfig
 from facegate.sinks.webhook import WebhookSinkConfig
 from facegate.vision.quality import MAX_PITCH_DEG, MAX_YAW_DEG
 from facegate.vision.recognizer import DEFAULT_THRESHOLD
+from facegate.vision.track import VIDEO_UNKNOWN_AFTER, VIDEO_VOTES
 
 SOURCE_DOC = (
     "camera index, /dev/videoN, picamera2[:N], rtsp:// or http(s):// URL, video file or image "
@@ -94,10 +95,12 @@ class RecognitionConfig:
     def check(self) -> list[tuple[str, str]]:
         """Problems between keys: (key, message)."""
         cap = self.max_embeds_per_track
+        votes = VIDEO_VOTES if self.votes is None else self.votes
+        unknown_after = VIDEO_UNKNOWN_AFTER if self.unknown_after is None else self.unknown_after
         return [
             (key, f"must be <= max_embeds_per_track ({cap}), got {value}")
-            for key, value in (("votes", self.votes), ("unknown_after", self.unknown_after))
-            if value is not None and value > cap
+            for key, value in (("votes", votes), ("unknown_after", unknown_after))
+            if value > cap
         ]
 
 

@@ -26,16 +26,18 @@ from facegate.sources import is_stills
 from facegate.types import Event, Face, Frame
 from facegate.vision.quality import MAX_PITCH_DEG, MAX_YAW_DEG, FaceQuality
 from facegate.vision.recognizer import Recognizer
-from facegate.vision.track import IoUTracker, Track
+from facegate.vision.track import (
+    STILLS_EVIDENCE,
+    VIDEO_UNKNOWN_AFTER,
+    VIDEO_VOTES,
+    IoUTracker,
+    Track,
+)
 
 if TYPE_CHECKING:
     from facegate.config.schema import Config
 
 log = logging.getLogger(__name__)
-
-VIDEO_VOTES = 3  # agreeing frames that name a track in video (one frame can be a fluke)
-VIDEO_UNKNOWN_AFTER = 5  # embedded frames without a match before a video track is unknown
-STILLS_EVIDENCE = 1  # a photo is one frame: one vote names it, one miss makes it unknown
 
 
 @dataclass(frozen=True, slots=True)

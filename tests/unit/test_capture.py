@@ -15,11 +15,11 @@ import cv2
 import numpy as np
 import pytest
 
-from facegate.errors import CameraError
+from facegate.errors import CameraError, ImageError
 from facegate.service.capture import Capture, LatestFrameQueue
 from facegate.sources import FolderSource, OpenCVSource, Picamera2Source, display_name, open_source
-from facegate.sources.base import FrameSource
-from facegate.sources.opencv import CAPTURE_OPTIONS_ENV, RTSP_CAPTURE_OPTIONS, bgr_to_rgb
+from facegate.sources.base import FrameSource, frame_to_rgb
+from facegate.sources.opencv import CAPTURE_OPTIONS_ENV, RTSP_CAPTURE_OPTIONS
 from facegate.types import Frame
 
 T0 = 1_700_000_000.0
@@ -327,14 +327,14 @@ def test_display_name_strips_credentials() -> None:
     assert display_name(0) == "video0" and display_name("/tmp/clip.mp4") == "/tmp/clip.mp4"
 
 
-def test_bgr_to_rgb_converts_and_rejects_nonsense() -> None:
+def test_frame_to_rgb_from_bgr_converts_and_rejects_nonsense() -> None:
     bgra = np.zeros((20, 20, 4), np.uint8)
     bgra[..., 0] = 255
-    assert tuple(bgr_to_rgb(bgra, "x")[0, 0]) == (0, 0, 255)
-    assert bgr_to_rgb(np.zeros((20, 20), np.uint16), "x").shape == (20, 20, 3)
+    assert tuple(frame_to_rgb(bgra, bgr=True)[0, 0]) == (0, 0, 255)
+    assert frame_to_rgb(np.zeros((20, 20), np.uint16), bgr=True).shape == (20, 20, 3)
     for bad in (np.zeros((1, 5000), np.uint8), np.zeros((20, 20, 2), np.uint8), np.zeros(9)):
-        with pytest.raises(CameraError):
-            bgr_to_rgb(bad, "x")
+        with pytest.raises(ImageError):
+            frame_to_rgb(bad, bgr=True)
 
 
 def test_rtsp_defaults_to_tcp_unless_the_user_chose(monkeypatch: pytest.MonkeyPatch) -> None:
