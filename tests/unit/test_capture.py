@@ -17,6 +17,8 @@ import pytest
 
 from facegate.errors import CameraError, ImageError
 from facegate.service.capture import Capture, LatestFrameQueue
+from facegate.service.metrics import Metrics
+from facegate.service.prom import collect
 from facegate.sources import FolderSource, OpenCVSource, Picamera2Source, display_name, open_source
 from facegate.sources.base import FrameSource, frame_to_rgb
 from facegate.sources.opencv import CAPTURE_OPTIONS_ENV, RTSP_CAPTURE_OPTIONS
@@ -151,6 +153,36 @@ def test_max_fps_on_a_file_uses_its_timestamps() -> None:
         frames = drain(cap)
     assert len(frames) == 100 and cap.skipped == 200
     assert [f.index for f in frames[:4]] == [0, 3, 6, 9]
+
+
+def test_frames_skipped_by_max_fps_are_in_the_metrics() -> None:
+    source = factory(lambda: FakeSource(30, finite=True, fps=30.0))  # 1 s of video
+    with Capture(source, max_fps=10) as cap:
+        frames = drain(cap)
+    metrics = collect(Metrics(), cap.stats(), [])
+    skipped = metrics["facegate_frames_skipped_total"]
+    assert skipped[0] == "counter" and skipped[2] == cap.skipped == 20
+    assert metrics["facegate_frames_captured_total"][2] == len(frames) + skipped[2] == 30
+
+
+class BrokenPicturesSource(FakeSource):
+    """A live source whose every frame is no picture (a camera sending raw buffers)."""
+
+    def read(self) -> Frame | None:
+        raise ImageError("frame of shape (1, 614400) is not a picture")
+
+
+def test_a_live_source_of_no_pictures_is_counted_then_reopened() -> None:
+    opened: list[BrokenPicturesSource] = []
+
+    def make() -> FrameSource:
+        opened.append(BrokenPicturesSource())
+        return opened[-1]
+
+    with Capture(make, max_failed_reads=3, backoff_initial=0.01) as cap:
+        assert wait_for(lambda: cap.reconnects >= 1)
+    assert cap.rejected >= 3 and cap.frames == 0
+    assert "3 failed reads in a row" in (cap.last_error or "")
 
 
 def test_max_fps_on_a_live_source_limits_by_capture_time() -> None:
