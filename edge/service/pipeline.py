@@ -138,7 +138,10 @@ class Pipeline:
     def finish(self, now: float) -> list[Event]:
         """End of stream or shutdown: every open visit ends with its ``left``."""
         self.tracker.clear()
-        return [self._left(visit, now) for visit in self.presence.expire(now, force=True)]
+        gone = self.presence.expire(now, force=True)
+        # a file read faster than real time has frame times ahead of the clock: never leave
+        # before the last sighting
+        return [self._left(visit, max(now, visit.last_seen)) for visit in gone]
 
     def _wants_embedding(self, track: Track, face: Face) -> bool:
         return (
