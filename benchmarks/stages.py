@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import numpy as np
-
 from benchmarks import synthetic
 from benchmarks.common import BACKENDS, files_used, load_bundle, precisions, summary, timed, tracked
 from benchmarks.frames import BenchFrame
@@ -25,13 +23,12 @@ def chain(rec: Recognizer, frame: BenchFrame) -> tuple[dict[str, float], int]:
     ms: dict[str, float] = {}
     ms["decode"], image = timed(lambda: decode_image(frame.jpeg))
     ms["detect"], faces = timed(lambda: rec.detect(frame.image))
-    ms["align"], aligned = timed(lambda: [rec.align_face(frame.image, f) for f in faces])
+    ms["align"], aligned = timed(lambda: rec.align(frame.image, faces))
     if not faces:
         ms["embed"] = ms["match"] = 0.0
         return ms, 0
-    ms["embed"], vectors = timed(lambda: rec.embedder.embed(np.stack([a.crop for a in aligned])))
-    matcher = rec.matcher
-    ms["match"], _ = timed(lambda: matcher.search(vectors) if matcher else [])
+    ms["embed"], vectors = timed(lambda: rec.embed_aligned(aligned))
+    ms["match"], _ = timed(lambda: rec.search(vectors))
     del image
     return ms, len(faces)
 

@@ -6,6 +6,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from facegate.errors import ImageError
+
+MIN_FRAME_SIDE = 16  # a frame with a side under 16 px is an undecoded buffer, not a picture
+
 
 @dataclass(frozen=True, slots=True)
 class Face:
@@ -62,14 +66,40 @@ class FaceResult:
         return self.match.name if self.match else None
 
 
+def frame_contract_problem(image: object) -> str | None:
+    """Why ``image`` breaks the frame contract (RGB uint8, H x W x 3, C-contiguous), or None."""
+    if not isinstance(image, np.ndarray):
+        return "frame is not an image array"
+    if image.ndim != 3 or image.shape[2] != 3:
+        return f"frame of shape {image.shape} is not H x W x 3"
+    if min(image.shape[:2]) < MIN_FRAME_SIDE:
+        return f"frame of shape {image.shape} is not a picture"
+    if image.dtype != np.uint8:
+        return f"frame of dtype {image.dtype} is not uint8"
+    if not image.flags.c_contiguous:
+        return "frame is not C-contiguous"
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class Frame:
-    """One captured frame (RGB uint8) with where and when it was taken."""
+    """One captured frame with where and when it was taken.
 
-    image: np.ndarray  # (H, W, 3) uint8 RGB
+    The frame contract: ``image`` is RGB, uint8, H x W x 3 with both sides at least
+    ``MIN_FRAME_SIDE``, C-contiguous. Sources convert what their device gives them once
+    (``facegate.sources.base.frame_to_rgb``); a Frame refuses anything else with
+    :class:`ImageError`, so no later stage converts or checks again.
+    """
+
+    image: np.ndarray  # (H, W, 3) uint8 RGB, C-contiguous
     timestamp: float  # epoch seconds: capture time (files: open time + position in the file)
     index: int  # frame number within the source since it was opened
     source: str  # the source's display name (never a URL with credentials)
+
+    def __post_init__(self) -> None:
+        problem = frame_contract_problem(self.image)
+        if problem is not None:
+            raise ImageError(problem)
 
 
 EVENT_KINDS = ("recognized", "unknown", "left")
@@ -84,9 +114,10 @@ class Event:
     time: float  # seconds since the epoch
     track_id: int
     box: tuple[float, float, float, float]
-    person: str | None = None  # set for "recognized" (and "left" of a recognized track)
+    person: str | None = None  # set for "recognized" (and the "left" of a named visit)
     similarity: float | None = None
     snapshot: str | None = None  # path of the saved crop for "unknown", if enabled
+    visit_id: str | None = None  # the visit this event opens or closes (same on its "left")
 
     def as_dict(self) -> dict[str, object]:
         """JSON-ready form (no embeddings, no pixels)."""
@@ -99,4 +130,5 @@ class Event:
             "person": self.person,
             "similarity": None if self.similarity is None else round(self.similarity, 4),
             "snapshot": self.snapshot,
+            "visit_id": self.visit_id,
         }

@@ -41,6 +41,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--precision", choices=["fp32", "fp16", "int8"])
     p.add_argument("--threads", type=int)
     p.add_argument("--threshold", type=float)
+    p.add_argument(
+        "--votes",
+        type=int,
+        metavar="N",
+        help="agreeing frames before a face is named (default: 3; 1 for a folder of photos)",
+    )
     p.add_argument("--gallery", help="gallery database")
     p.add_argument(
         "--providers",
@@ -79,6 +85,7 @@ def load_config(args: argparse.Namespace) -> object:
         threshold=args.threshold,
         gallery=args.gallery,
         providers=providers,
+        votes=args.votes,
     )
 
 

@@ -114,6 +114,7 @@ def apply_overrides(
     threshold: float | None = None,
     gallery: str | None = None,
     providers: tuple[str, ...] | None = None,
+    votes: int | None = None,
 ) -> Config:
     """``config`` with the command line's quick-start flags applied (given ``sinks`` replace)."""
     given = {
@@ -126,6 +127,7 @@ def apply_overrides(
         ("models", "precision", "--precision"): precision,
         ("models", "threads", "--threads"): threads,
         ("recognition", "threshold", "--threshold"): threshold,
+        ("recognition", "votes", "--votes"): votes,
         ("gallery", "path", "--gallery"): gallery,
         ("runtime", "providers", "--providers"): providers,
     }

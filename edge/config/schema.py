@@ -15,7 +15,9 @@ from facegate.config.fields import opt
 from facegate.sinks.jsonl import JsonlSinkConfig
 from facegate.sinks.mqtt import MqttSinkConfig
 from facegate.sinks.webhook import WebhookSinkConfig
+from facegate.vision.quality import MAX_PITCH_DEG, MAX_YAW_DEG
 from facegate.vision.recognizer import DEFAULT_THRESHOLD
+from facegate.vision.track import VIDEO_UNKNOWN_AFTER, VIDEO_VOTES
 
 SOURCE_DOC = (
     "camera index, /dev/videoN, picamera2[:N], rtsp:// or http(s):// URL, video file or image "
@@ -30,7 +32,11 @@ class CameraConfig:
 
     name: str = opt("camera", "name used in events and MQTT topics", "slug")
     source: str | None = opt(None, SOURCE_DOC, "text", from_int=True)
-    max_fps: float | None = opt(None, "frames per second to process at most (unset: all)", ">0")
+    max_fps: float | None = opt(
+        None,
+        "frames per second to process at most (unset: all); the rest count as frames_skipped",
+        ">0",
+    )
     detect_every: int = opt(1, "run the detector on every Nth frame; tracks bridge the rest", ">=1")
     realtime: bool | None = opt(None, "drop frames to keep up (unset: for cameras and streams)")
 
@@ -93,16 +99,30 @@ class RecognitionConfig:
     threshold: float = opt(DEFAULT_THRESHOLD, "cosine similarity at which a face matches", "-1..1")
     min_face_size: int = opt(60, "narrower faces (pixels) are tracked but not embedded", ">=0")
     min_sharpness: float = opt(60.0, "Laplacian variance under which a crop is too blurred", ">=0")
-    votes: int = opt(3, "agreeing frames before a track is named", ">=1")
+    # MAX_YAW_DEG / MAX_PITCH_DEG: measured on ../shared/faces and the Hamilton clip
+    # (facegate.vision.quality): faces turned further are not embedded, so never named or unknown.
+    max_yaw: float = opt(MAX_YAW_DEG, "head turn (degrees) beyond which a face is unused", "0..90")
+    max_pitch: float = opt(
+        MAX_PITCH_DEG, "head nod (degrees) beyond which a face is unused", "0..90"
+    )
+    votes: int | None = opt(
+        None, "agreeing frames before a track is named (unset: 3; 1 for a folder of photos)", ">=1"
+    )
     max_embeds_per_track: int = opt(10, "embeddings computed per track at most", ">=1")
-    unknown_after: int = opt(5, "embedded frames without a match before 'unknown'", ">=1")
+    unknown_after: int | None = opt(
+        None,
+        "embedded frames without a match before 'unknown' (unset: 5; 1 for a folder of photos)",
+        ">=1",
+    )
 
     def check(self) -> list[tuple[str, str]]:
         """Problems between keys: (key, message)."""
         cap = self.max_embeds_per_track
+        votes = VIDEO_VOTES if self.votes is None else self.votes
+        unknown_after = VIDEO_UNKNOWN_AFTER if self.unknown_after is None else self.unknown_after
         return [
             (key, f"must be <= max_embeds_per_track ({cap}), got {value}")
-            for key, value in (("votes", self.votes), ("unknown_after", self.unknown_after))
+            for key, value in (("votes", votes), ("unknown_after", unknown_after))
             if value > cap
         ]
 
@@ -112,7 +132,10 @@ class TrackerConfig:
     """[tracker]: the IoU tracker that follows faces between frames."""
 
     iou_threshold: float = opt(0.3, "overlap (IoU) at which a detection continues a track", "0..1")
-    max_missed: int = opt(15, "frames a track may go unseen before a 'left' event", ">=1")
+    max_missed: int = opt(15, "processed frames a track may miss its face and go on", ">=1")
+    leave_after_s: float = opt(
+        5.0, "seconds (frame time) no face of a visit is seen before its 'left' event", ">0"
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -127,7 +150,7 @@ class GalleryConfig:
 class SnapshotsConfig:
     """[snapshots]: face crops saved with events, and their cleanup."""
 
-    enabled: bool = opt(True, "save a crop of each recognized or unknown face")
+    enabled: bool = opt(True, "save a crop of each unknown face (recognized faces are not kept)")
     dir: str = opt(
         "", "snapshot folder, facegate's own: new or empty (empty: $FACEGATE_HOME/snapshots)"
     )

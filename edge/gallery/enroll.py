@@ -6,7 +6,6 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from facegate.errors import ImageError
@@ -14,6 +13,7 @@ from facegate.gallery.store import Template
 from facegate.text import display_path
 from facegate.types import Face
 from facegate.vision.image import load_image
+from facegate.vision.quality import sharpness
 from facegate.vision.recognizer import Recognizer
 
 log = logging.getLogger(__name__)
@@ -33,12 +33,6 @@ class EnrolOutcome:
     source: str
     template: Template | None
     reason: str | None = None
-
-
-def sharpness(crop: np.ndarray) -> float:
-    """Variance of the Laplacian of a grey crop: low means blurred."""
-    grey = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)
-    return float(cv2.Laplacian(grey, cv2.CV_64F).var())
 
 
 def _pick(faces: list[Face], largest: bool) -> tuple[Face | None, str | None]:

@@ -22,7 +22,6 @@ from facegate.vision.recognizer import Recognizer, RecognizerConfig
 log = logging.getLogger(__name__)
 
 TOKEN_CREDENTIAL = "http-token"  # LoadCredential=http-token:... in the systemd unit
-LEAVE_AFTER_S = 5.0  # a person out of sight this long has left (a glance away is not a visit)
 
 
 def bundle_dir(name: str) -> Path:
@@ -60,19 +59,7 @@ def providers(config: Config) -> Providers:
 
 def settings(config: Config) -> PipelineSettings:
     """Tracking and voting settings for the pipeline."""
-    r, t = config.recognition, config.tracker
-    return PipelineSettings(
-        camera=config.camera.name,
-        min_face_size=r.min_face_size,
-        min_sharpness=r.min_sharpness,
-        votes=r.votes,
-        max_embeds_per_track=r.max_embeds_per_track,
-        unknown_after=r.unknown_after,
-        detect_every=config.camera.detect_every,
-        iou_threshold=t.iou_threshold,
-        max_missed=t.max_missed,
-        leave_after_s=LEAVE_AFTER_S,
-    )
+    return PipelineSettings.from_config(config)
 
 
 def stage_keys(config: Config) -> dict[str, object]:

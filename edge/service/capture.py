@@ -3,6 +3,11 @@
 Live sources (cameras, streams) never block the reader: the queue keeps the newest frames and
 drops the oldest, counting the drops. Finite sources (files, folders) hand over every frame,
 waiting for the consumer, unless ``realtime=True`` paces them like a camera.
+
+Frames arrive already converted by their source (the frame contract of
+:class:`facegate.types.Frame`); a frame the source refuses as no picture (ImageError) is counted
+as rejected here and the read goes on. Every frame read is counted once: captured (``frames``),
+and of those, ``skipped`` to respect ``max_fps``; ``rejected`` frames are counted apart.
 """
 
 from __future__ import annotations
@@ -13,11 +18,10 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from facegate.errors import CameraError, ImageError
 from facegate.sources.base import FrameSource
-from facegate.sources.opencv import frame_to_rgb
 from facegate.types import Frame
 
 log = logging.getLogger(__name__)
@@ -254,15 +258,17 @@ class Capture:
         """Read until the end (True), stop (True) or a failure (raises CameraError)."""
         failed, last = 0, time.monotonic()
         while not self._stop.is_set():
-            frame = source.read()
+            frame = self._read(source)
             now = time.monotonic()
-            if frame is not None:
+            if isinstance(frame, Frame):
                 failed, last = 0, now
                 self._deliver(frame, source.finite)
                 continue
-            if source.finite:
+            if source.finite and frame is None:
                 log.info("%s: end of source after %d frames", self.name, self.frames)
                 return True
+            if source.finite:
+                continue  # one unusable frame of a file: read on
             failed += 1
             if failed >= self.max_failed_reads:
                 raise CameraError(f"{self.name}: {failed} failed reads in a row")
@@ -271,11 +277,18 @@ class Capture:
             self._stop.wait(FAILED_READ_PAUSE)
         return True
 
+    def _read(self, source: FrameSource) -> Frame | ImageError | None:
+        """The source's next frame, None at its end, or the ImageError of a refused frame."""
+        try:
+            return source.read()
+        except ImageError as err:
+            self.rejected += 1
+            level = logging.WARNING if self.rejected == 1 else logging.DEBUG
+            log.log(level, "%s: dropping a frame: %s (%d so far)", self.name, err, self.rejected)
+            return err
+
     def _deliver(self, frame: Frame, finite: bool) -> None:
         """Count the frame, apply max_fps and pacing, and queue it."""
-        frame = self._checked(frame)
-        if frame is None:
-            return
         self.frames += 1
         self.last_frame_time = time.time()
         if self._outage_since is not None:
@@ -286,17 +299,6 @@ class Capture:
         if finite and self.realtime:
             self._wait_media_time(frame.timestamp)
         self.queue.put(frame, block=finite and not self.realtime)
-
-    def _checked(self, frame: Frame) -> Frame | None:
-        """``frame`` with an HxWx3 uint8 RGB image, or None (counted) when it is no picture."""
-        try:
-            image = frame_to_rgb(frame.image)
-        except ImageError as err:
-            self.rejected += 1
-            level = logging.WARNING if self.rejected == 1 else logging.DEBUG
-            log.log(level, "%s: dropping a frame: %s (%d so far)", self.name, err, self.rejected)
-            return None
-        return frame if image is frame.image else replace(frame, image=image)
 
     def _wait_media_time(self, stamp: float) -> None:
         """Sleep until ``stamp`` is due, so a file plays at its own speed."""

@@ -1,49 +1,102 @@
-"""Frame -> faces -> tracks -> (some) embeddings -> votes -> events, for one camera.
+"""Frame -> faces -> tracks -> (some) embeddings -> votes -> visits -> events, for one camera.
 
 Embedding is the expensive step, so a track is embedded only while it is still undecided, only
-when its face is large and sharp enough, and at most ``max_embeds_per_track`` times. A person is
-named after ``votes`` agreeing frames; one ``recognized`` event per visit, ``left`` when the person
-has been out of sight for ``leave_after_s``.
+when its face is large, sharp and frontal enough, and at most ``max_embeds_per_track`` times. A
+track is named after ``votes`` agreeing frames and called unknown after ``unknown_after``
+embedded frames without any match, so a face turned away, blurred or small never makes a
+stranger alert. Who is present is kept as visits (:mod:`facegate.service.visits`): one
+``recognized`` (or ``unknown``) opens a visit, one ``left`` closes it once no face of it has
+been seen for ``leave_after_s`` seconds of frame time; every event carries its ``visit_id``.
+
+Frames come from a source that already met the frame contract (:class:`facegate.types.Frame`):
+nothing here converts or checks pixels.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import numpy as np
-
-from facegate.errors import ImageError
-from facegate.gallery.enroll import sharpness
-from facegate.gallery.match import decide
 from facegate.service.metrics import Metrics
 from facegate.service.snapshots import SnapshotStore
-from facegate.sources.opencv import frame_to_rgb
+from facegate.service.visits import LEAVE_AFTER_S, Presence, Visit
+from facegate.sources import is_stills
 from facegate.types import Event, Face, Frame
+from facegate.vision.quality import MAX_PITCH_DEG, MAX_YAW_DEG, FaceQuality
 from facegate.vision.recognizer import Recognizer
-from facegate.vision.track import IoUTracker, Track
+from facegate.vision.track import (
+    STILLS_EVIDENCE,
+    VIDEO_UNKNOWN_AFTER,
+    VIDEO_VOTES,
+    IoUTracker,
+    Track,
+)
+
+if TYPE_CHECKING:
+    from facegate.config.schema import Config
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
 class PipelineSettings:
-    """Tuning of tracking and voting (see facegate.config for each default's reason)."""
+    """Tuning of quality gates, tracking, voting and visits (see facegate.config.schema)."""
 
     camera: str = "camera"
     min_face_size: int = 60
     min_sharpness: float = 60.0
-    votes: int = 3
+    max_yaw: float = MAX_YAW_DEG
+    max_pitch: float = MAX_PITCH_DEG
+    votes: int = VIDEO_VOTES
     max_embeds_per_track: int = 10
-    unknown_after: int = 5
+    unknown_after: int = VIDEO_UNKNOWN_AFTER
     detect_every: int = 1
     iou_threshold: float = 0.3
     max_missed: int = 15
-    leave_after_s: float = 5.0
+    leave_after_s: float = LEAVE_AFTER_S
+    stills: bool = False  # unrelated photos: no track carries over from one frame to the next
+
+    @classmethod
+    def from_config(cls, config: Config) -> PipelineSettings:
+        """The settings a config asks for; a folder source defaults to one vote a photo."""
+        r, t, cam = config.recognition, config.tracker, config.camera
+        stills = is_stills(cam.source)
+        votes = STILLS_EVIDENCE if stills else VIDEO_VOTES
+        unknown_after = STILLS_EVIDENCE if stills else VIDEO_UNKNOWN_AFTER
+        return cls(
+            camera=cam.name,
+            min_face_size=r.min_face_size,
+            min_sharpness=r.min_sharpness,
+            max_yaw=r.max_yaw,
+            max_pitch=r.max_pitch,
+            votes=votes if r.votes is None else r.votes,
+            max_embeds_per_track=r.max_embeds_per_track,
+            unknown_after=unknown_after if r.unknown_after is None else r.unknown_after,
+            detect_every=cam.detect_every,
+            iou_threshold=t.iou_threshold,
+            max_missed=t.max_missed,
+            leave_after_s=t.leave_after_s,
+            stills=stills,
+        )
+
+    def good_enough(self, quality: FaceQuality) -> bool:
+        """Whether a face is large, sharp and frontal enough to embed (and to call unknown)."""
+        return (
+            quality.size >= self.min_face_size
+            and quality.sharpness >= self.min_sharpness
+            and quality.pose.within(self.max_yaw, self.max_pitch)
+        )
 
 
 class Pipeline:
-    """Turns frames into events; holds the tracker and who is present."""
+    """Turns frames into events; holds the tracker and the open visits (``presence``).
+
+    ``presence`` carries over a rebuild: ``Pipeline(rec, settings, presence=old.presence)``
+    keeps every open visit and its id, so a reload emits no ``left`` and no second
+    ``recognized`` for someone still in view.
+    """
 
     def __init__(
         self,
@@ -51,13 +104,18 @@ class Pipeline:
         settings: PipelineSettings,
         snapshots: SnapshotStore | None = None,
         metrics: Metrics | None = None,
+        presence: Presence | None = None,
     ) -> None:
         self.rec, self.s = recognizer, settings
         self.snapshots, self.metrics = snapshots, metrics or Metrics()
-        self.tracker = IoUTracker(settings.iou_threshold, settings.max_missed)
-        self.present: dict[str, set[int]] = {}  # person -> ids of the tracks showing them
-        self.leaving: dict[str, tuple[float, Track]] = {}  # person -> (time last seen, track)
-        self.rejected = 0  # frames that were no picture (empty, tiny, odd shape or dtype)
+        if settings.stills:  # photos are unrelated scenes: never join boxes across them
+            self.tracker = IoUTracker(math.inf, 0)
+        else:
+            self.tracker = IoUTracker(settings.iou_threshold, settings.max_missed)
+        if presence is None:
+            self.presence = Presence(settings.leave_after_s)
+        else:
+            self.presence = presence.handover(settings.leave_after_s)
 
     def reconfigure(
         self, recognizer: Recognizer, settings: PipelineSettings, snapshots: SnapshotStore | None
@@ -66,47 +124,33 @@ class Pipeline:
         self.rec, self.s, self.snapshots = recognizer, settings, snapshots
         self.tracker.iou_threshold = settings.iou_threshold
         self.tracker.max_missed = settings.max_missed
+        self.presence.leave_after_s = settings.leave_after_s
 
     def process(self, frame: Frame) -> list[Event]:
         """Run one frame through the stages; return the events it caused."""
         if frame.index % self.s.detect_every:
-            return self._expire(frame.timestamp)
-        checked = self._checked(frame)
-        if checked is None:
-            return self._expire(frame.timestamp)
-        frame = checked
+            return self.expire(frame.timestamp)
         with self.metrics.stage("detect"):
             faces = self.rec.detect(frame.image)
         self.metrics.inc("faces", len(faces))
-        matched, ended = self.tracker.update(faces, frame.timestamp)
+        matched, _ = self.tracker.update(faces, frame.timestamp)
         self._embed(frame, [(t, f) for t, f in matched if self._wants_embedding(t, f)])
-        events: list[Event] = []
-        for track, _ in matched:
-            events.extend(self._decide(track, frame))
-        for track in ended:
-            events.extend(self._ended(track, frame.timestamp))
-        events.extend(self._expire(frame.timestamp))
+        events = [event for track, _ in matched for event in self._decide(track, frame)]
+        events += self.expire(frame.timestamp)
         self.metrics.frame_done()
         return events
 
-    def _checked(self, frame: Frame) -> Frame | None:
-        """``frame`` with an HxWx3 uint8 RGB image, or None (counted) when it is no picture."""
-        try:
-            image = frame_to_rgb(frame.image)
-        except ImageError as err:
-            self.metrics.inc("frames_rejected")
-            self.rejected += 1
-            level = logging.WARNING if self.rejected == 1 else logging.DEBUG
-            log.log(level, "%s: skipping frame %d: %s", frame.source, frame.index, err)
-            return None
-        return frame if image is frame.image else replace(frame, image=image)
+    def expire(self, now: float) -> list[Event]:
+        """A ``left`` for each visit with no face seen for ``leave_after_s`` before ``now``."""
+        return [self._left(visit, now) for visit in self.presence.expire(now)]
 
     def finish(self, now: float) -> list[Event]:
-        """End of stream or shutdown: everyone still here leaves."""
-        events = []
-        for track in self.tracker.clear():
-            events.extend(self._ended(track, now))
-        return events + self._expire(now, force=True)
+        """End of stream or shutdown: every open visit ends with its ``left``."""
+        self.tracker.clear()
+        gone = self.presence.expire(now, force=True)
+        # a file read faster than real time has frame times ahead of the clock: never leave
+        # before the last sighting
+        return [self._left(visit, max(now, visit.last_seen)) for visit in gone]
 
     def _wants_embedding(self, track: Track, face: Face) -> bool:
         return (
@@ -119,90 +163,68 @@ class Pipeline:
         if not todo:
             return
         with self.metrics.stage("align"):
-            aligned = [self.rec.align_face(frame.image, f) for _, f in todo]
-        keep = [i for i, a in enumerate(aligned) if sharpness(a.crop) >= self.s.min_sharpness]
+            aligned = self.rec.align(frame.image, [face for _, face in todo])
+        keep = [i for i, a in enumerate(aligned) if self.s.good_enough(self.rec.quality(a))]
         if not keep:
             return
         with self.metrics.stage("embed"):
-            vectors = self.rec.embedder.embed(np.stack([aligned[i].crop for i in keep]))
+            vectors = self.rec.embed_aligned([aligned[i] for i in keep])
         self.metrics.inc("embeddings", len(keep))
         with self.metrics.stage("match"):
-            results = self.rec.matcher.search(vectors) if self.rec.matcher else [[] for _ in keep]
-        for i, candidates in zip(keep, results, strict=True):
-            todo[i][0].vote(decide(candidates, self.rec.config.threshold))
+            matches = self.rec.match(vectors)
+        for i, match in zip(keep, matches, strict=True):
+            todo[i][0].vote(match)
 
     def _decide(self, track: Track, frame: Frame) -> list[Event]:
+        """Name or call unknown what the votes allow; open a visit for a newly present face."""
         if track.name is None:
-            leader = track.leader(self.s.votes)
-            if leader is not None:
-                track.name = leader
-                return self._arrive(track, frame.timestamp)
-            if (
+            track.name = track.leader(self.s.votes)
+            if track.name is not None:
+                self.metrics.inc("recognitions")
+            elif (
                 not track.unknown_reported
                 and not track.votes
                 and track.misses >= self.s.unknown_after
             ):
                 track.unknown_reported = True
-                return [self._unknown(track, frame)]
-        return []
-
-    def _arrive(self, track: Track, now: float) -> list[Event]:
-        name = track.name or ""
-        self.metrics.inc("recognitions")
-        returning = name in self.present or name in self.leaving
-        self.present.setdefault(name, set()).add(track.id)
-        self.leaving.pop(name, None)
-        if returning:
-            log.debug("%s seen again on track %d (same visit)", name, track.id)
+        if track.name is None and not track.unknown_reported:
             return []
-        return [
-            Event(
-                "recognized",
-                self.s.camera,
-                now,
-                track.id,
-                track.face.box,
-                name,
-                track.best.get(name),
-            )
-        ]
+        best = track.best.get(track.name) if track.name is not None else None
+        visit, new = self.presence.see(track.name, track.id, track.face.box, frame.timestamp, best)
+        if not new:
+            return []
+        if track.name is not None:
+            log.debug("%s arrived on track %d (visit %s)", track.name, track.id, visit.id)
+            return [self._event("recognized", visit, frame.timestamp)]
+        return [self._unknown(track, frame, visit)]
 
-    def _unknown(self, track: Track, frame: Frame) -> Event:
+    def _unknown(self, track: Track, frame: Frame, visit: Visit) -> Event:
         path = None
         if self.snapshots is not None:
             path = self.snapshots.save(
                 frame.image, track.face, self.s.camera, track.id, frame.timestamp
             )
         return Event(
-            "unknown", self.s.camera, frame.timestamp, track.id, track.face.box, snapshot=path
+            "unknown",
+            self.s.camera,
+            frame.timestamp,
+            track.id,
+            track.face.box,
+            snapshot=path,
+            visit_id=visit.id,
         )
 
-    def _ended(self, track: Track, now: float) -> list[Event]:
-        if track.name is not None:
-            ids = self.present.get(track.name, set())
-            ids.discard(track.id)
-            if not ids:
-                self.present.pop(track.name, None)
-                self.leaving[track.name] = (track.last_seen, track)
-            return []
-        if track.unknown_reported:
-            return [Event("left", self.s.camera, now, track.id, track.face.box)]
-        return []
+    def _left(self, visit: Visit, now: float) -> Event:
+        return self._event("left", visit, now)
 
-    def _expire(self, now: float, force: bool = False) -> list[Event]:
-        events = []
-        for name, (seen, track) in list(self.leaving.items()):
-            if force or now - seen >= self.s.leave_after_s:
-                del self.leaving[name]
-                events.append(
-                    Event(
-                        "left",
-                        self.s.camera,
-                        now,
-                        track.id,
-                        track.face.box,
-                        name,
-                        track.best.get(name),
-                    )
-                )
-        return events
+    def _event(self, kind: str, visit: Visit, now: float) -> Event:
+        return Event(
+            kind,
+            self.s.camera,
+            now,
+            visit.track_id,
+            visit.box,
+            visit.person,
+            visit.similarity,
+            visit_id=visit.id,
+        )

@@ -13,7 +13,6 @@ _COUNTERS = {
     "faces": "faces detected",
     "embeddings": "faces embedded",
     "recognitions": "tracks named by the vote",
-    "frames_rejected": "frames the pipeline could not use (wrong size or type)",
     "source_starts": "times the source was started (at start-up, and by reloads that change it)",
 }
 
@@ -53,6 +52,11 @@ def collect(
             "counter",
             "frames read from the source",
             capture.frames,
+        )
+        out["facegate_frames_skipped_total"] = (
+            "counter",
+            "frames left out to respect camera.max_fps",
+            capture.skipped,
         )
         out["facegate_frames_dropped_total"] = (
             "counter",

@@ -4,7 +4,8 @@ Topics (``cam`` is the camera name made topic-safe, ``slug`` the person's name l
 
 - ``<prefix>/available``: "online" / "offline", retained; "offline" is also the last will
 - ``<prefix>/<cam>/event``: every event as JSON, QoS 1, not retained
-- ``<prefix>/<cam>/person/<slug>/state``: "ON" / "OFF", retained (presence)
+- ``<prefix>/<cam>/person/<slug>/state``: "ON" / "OFF", retained (presence: ON while the person
+  has an open visit, from its ``recognized`` to its ``left``, matched by ``visit_id``)
 - ``<discovery_prefix>/binary_sensor/<prefix>_<cam>/<slug>/config``: Home Assistant discovery
 """
 
@@ -129,7 +130,7 @@ class MqttSink(EventSink):
         self._early_acks: set[int] = set()
         self._people: set[str] = set(people)
         self._removed: set[str] = set()
-        self._present: dict[str, set[int]] = {}
+        self._present: dict[str, set[str]] = {}  # person -> ids of their open visits
         self._connected = self._resync = self._started = self._closing = self._closed = False
         self._failing = self._dropping = False
         self._delivered = self._dropped = self._connects = self._connect_errors = 0
@@ -230,15 +231,18 @@ class MqttSink(EventSink):
             self._cond.notify_all()
 
     def _presence_change(self, event: Event) -> None:
+        """Follow the pipeline's visits: ON at a visit's ``recognized``, OFF at its ``left``."""
         person = event.person
         if person is None or event.kind not in ("recognized", "left"):
             return
-        tracks = self._present.setdefault(person, set())
+        visits = self._present.setdefault(person, set())
         if event.kind == "recognized":
-            tracks.add(event.track_id)
+            visits.add(event.visit_id or "")
+        elif event.visit_id is None:
+            visits.clear()  # a "left" that names no visit: the person has gone
         else:
-            tracks.discard(event.track_id)
-        if not tracks:  # "OFF" only when the person's last track has left
+            visits.discard(event.visit_id)
+        if not visits:  # "OFF" once the person's last open visit has left
             del self._present[person]
         # Presence is a latest-value state: only the newest value waits, it is never dropped.
         self._mark_state(person)

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from facegate.errors import CameraError
-from facegate.sources.base import FrameSource
+from facegate.sources.base import FrameSource, frame_to_rgb
 from facegate.sources.folder import FolderSource
 from facegate.sources.opencv import OpenCVSource, display_name, source_kind
 from facegate.sources.picamera2 import INSTALL_HINT, Picamera2Source
@@ -18,6 +18,8 @@ __all__ = [
     "OpenCVSource",
     "Picamera2Source",
     "display_name",
+    "frame_to_rgb",
+    "is_stills",
     "open_source",
     "unavailable",
 ]
@@ -71,3 +73,11 @@ def unavailable(spec: str) -> str | None:
         return None
     present = ", ".join(sorted(str(p) for p in Path("/dev").glob("video*"))) or "none"
     return f"no such camera: {path} does not exist (video devices here: {present})"
+def is_stills(spec: str | None) -> bool:
+    """Whether the source ``spec`` names gives unrelated photos (a folder), not a video."""
+    if not spec:
+        return False
+    try:
+        return open_source(spec).stills
+    except CameraError:
+        return False

@@ -10,8 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from facegate.errors import CameraError, ImageError
-from facegate.sources.base import FrameSource
-from facegate.sources.opencv import frame_to_rgb
+from facegate.sources.base import FrameSource, frame_to_rgb
 from facegate.types import Frame
 from facegate.vision.image import load_image
 
@@ -44,6 +43,7 @@ class FolderSource(FrameSource):
     """Every image file directly inside ``path``; unreadable files are logged and skipped."""
 
     finite = True
+    stills = True  # every image is its own scene: nothing carries over from one to the next
 
     def __init__(self, path: Path | str, fps: float | None = None, name: str | None = None) -> None:
         self.path = Path(path)

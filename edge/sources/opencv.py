@@ -11,12 +11,10 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import cv2
-import numpy as np
 
-from facegate.errors import CameraError, ImageError
-from facegate.sources.base import FrameSource
+from facegate.errors import CameraError
+from facegate.sources.base import FrameSource, frame_to_rgb
 from facegate.types import Frame
-from facegate.vision.image import to_rgb
 
 log = logging.getLogger(__name__)
 
@@ -27,8 +25,6 @@ STREAM_TIMEOUT_MS = 5000
 # interleaved TCP is what NVRs default to. Only set when the user has not chosen options.
 RTSP_CAPTURE_OPTIONS = "rtsp_transport;tcp"
 CAPTURE_OPTIONS_ENV = "OPENCV_FFMPEG_CAPTURE_OPTIONS"
-# A frame with a side under 16 px is an undecoded buffer (e.g. raw MJPEG), not a picture.
-MIN_FRAME_SIDE = 16
 _SECRET = re.compile(
     r"((?:user(?:name)?|pass(?:word)?|pwd|token|key|auth|secret|sig(?:nature)?)=)[^&;/]*", re.I
 )
@@ -53,36 +49,6 @@ def source_kind(uri: str | int) -> str:
     if urlsplit(uri).scheme.lower() in STREAM_SCHEMES:
         return "stream"
     return "file"
-
-
-def frame_to_rgb(image: object, min_side: int = MIN_FRAME_SIDE) -> np.ndarray:
-    """Any frame array as HxWx3 uint8 RGB (via ``to_rgb``); ImageError for what is no picture.
-
-    Gray, RGBA, 16-bit, float (clipped to 0..255, NaN as 0) and integer frames are coerced;
-    empty frames, frames with a side under ``min_side`` and other shapes are refused.
-    """
-    if not isinstance(image, np.ndarray) or image.ndim not in (2, 3):
-        raise ImageError("frame is not an image array")
-    if image.size == 0 or min(image.shape[:2]) < min_side:
-        raise ImageError(f"frame of shape {image.shape} is not a picture")
-    if image.dtype.kind not in "biuf":
-        raise ImageError(f"frame of dtype {image.dtype} is not an image")
-    if image.dtype.kind == "f":
-        image = np.nan_to_num(image, nan=0.0, posinf=255.0, neginf=0.0)
-    if image.dtype not in (np.uint8, np.uint16):
-        # to_rgb converts channels before depth, and cv2 converts only 8/16-bit and float32
-        image = np.clip(image, 0, 255).astype(np.float32)
-    return to_rgb(image)
-
-
-def bgr_to_rgb(image: np.ndarray, name: str) -> np.ndarray:
-    """A BGR(A) or gray frame as HxWx3 uint8 RGB; :class:`CameraError` for anything else."""
-    if isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[2] in (3, 4):
-        image = image[..., 2::-1]  # BGR or BGRA -> RGB (alpha dropped)
-    try:
-        return frame_to_rgb(image)
-    except ImageError as err:
-        raise CameraError(f"{name}: {err}") from err
 
 
 def _cv_message(err: cv2.error) -> str:
@@ -186,7 +152,10 @@ class OpenCVSource(FrameSource):
         cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # fewer queued frames: lower latency
 
     def read(self) -> Frame | None:
-        """The next RGB frame; None at the end of a file; CameraError when a live read fails."""
+        """The next RGB frame; None at the end of a file; CameraError when a live read fails.
+
+        ImageError (from :func:`frame_to_rgb`) for a decoded frame that is no picture.
+        """
         if self._cap is None:
             raise CameraError(f"{self.name}: read before open")
         started = time.monotonic()
@@ -201,19 +170,18 @@ class OpenCVSource(FrameSource):
             if self.finite:
                 return None
             raise CameraError(f"{self.name}: no frame (stream ended, timed out or device gone)")
-        frame = Frame(bgr_to_rgb(image, self.name), self._timestamp(), self._index, self.name)
-        self._index += 1
-        return frame
+        index, self._index = self._index, self._index + 1
+        return Frame(frame_to_rgb(image, bgr=True), self._timestamp(index), index, self.name)
 
-    def _timestamp(self) -> float:
+    def _timestamp(self, index: int) -> float:
         """Wall clock for live sources; open time + media position for files."""
         if not self.finite or self._cap is None:
             return time.time()
         pos = self._cap.get(cv2.CAP_PROP_POS_MSEC) / 1000
-        if pos > 0 or (pos == 0 and self._index == 0):
+        if pos > 0 or (pos == 0 and index == 0):
             return self._t0 + pos
         if self._file_fps > 0:
-            return self._t0 + self._index / self._file_fps
+            return self._t0 + index / self._file_fps
         return time.time()
 
     def close(self) -> None:

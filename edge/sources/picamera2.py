@@ -7,8 +7,7 @@ import time
 from typing import Any
 
 from facegate.errors import CameraError
-from facegate.sources.base import FrameSource
-from facegate.sources.opencv import bgr_to_rgb
+from facegate.sources.base import FrameSource, frame_to_rgb
 from facegate.types import Frame
 
 log = logging.getLogger(__name__)
@@ -73,7 +72,7 @@ class Picamera2Source(FrameSource):
         return config
 
     def read(self) -> Frame:
-        """The next frame (RGB); CameraError when the camera stops delivering."""
+        """The next frame (RGB); CameraError when the camera stops, ImageError for no picture."""
         if self._cam is None:
             raise CameraError(f"{self.name}: read before open")
         try:
@@ -83,9 +82,8 @@ class Picamera2Source(FrameSource):
             raise CameraError(f"{self.name}: no frame for {self.read_timeout:g} s") from err
         except _CAMERA_ERRORS as err:
             raise CameraError(f"{self.name}: capture failed ({err})") from err
-        frame = Frame(bgr_to_rgb(array, self.name), time.time(), self._index, self.name)
-        self._index += 1
-        return frame
+        index, self._index = self._index, self._index + 1
+        return Frame(frame_to_rgb(array, bgr=True), time.time(), index, self.name)
 
     def close(self) -> None:
         """Stop and close the camera exactly once; safe to call twice."""

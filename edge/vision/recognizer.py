@@ -1,11 +1,15 @@
 """The public recognition API: image -> faces -> aligned crops -> embeddings -> matches.
 
-The CLI, the evaluator and the daemon all go through :class:`Recognizer`.
+The CLI, the evaluator and the daemon all go through :class:`Recognizer`. It offers each stage
+on its own (``detect``, ``align``, ``embed_aligned``, ``match``, ``quality``) for the service's
+pipeline, which decides between the stages which faces are worth the next one, and the whole
+chain (``identify``) for one-shot use. Images are frame-contract RGB (``facegate.types.Frame``).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import cv2
@@ -17,10 +21,11 @@ from facegate.errors import ConfigError
 from facegate.gallery.match import ExactMatcher, Matcher, decide
 from facegate.gallery.store import GallerySnapshot
 from facegate.host.memory import keep_frame_buffers
-from facegate.types import AlignedFace, Face, FaceResult
+from facegate.types import AlignedFace, Face, FaceResult, Match
 from facegate.vision.align import align
 from facegate.vision.detect.mtcnn import MTCNN, MTCNNConfig
 from facegate.vision.embed import Embedder
+from facegate.vision.quality import FaceQuality, head_pose, sharpness
 
 log = logging.getLogger(__name__)
 
@@ -148,23 +153,40 @@ class Recognizer:
             for f in self.detector.detect(small)
         ]
 
-    def align_face(self, image: np.ndarray, face: Face) -> AlignedFace:
-        """The 112x112 aligned crop of one face."""
-        return align(image, face)
+    def align(self, image: np.ndarray, faces: Sequence[Face]) -> list[AlignedFace]:
+        """The 112x112 aligned crop of each face."""
+        return [align(image, f) for f in faces]
+
+    def embed_aligned(self, aligned: Sequence[AlignedFace]) -> np.ndarray:
+        """Embeddings (N, D), L2-normalised, of aligned crops."""
+        return self.embedder.embed([a.crop for a in aligned])
 
     def embed(self, image: np.ndarray, faces: list[Face]) -> tuple[list[AlignedFace], np.ndarray]:
         """Aligned crops and their embeddings for ``faces`` of ``image``."""
-        aligned = [align(image, f) for f in faces]
-        return aligned, self.embedder.embed([a.crop for a in aligned])
+        aligned = self.align(image, faces)
+        return aligned, self.embed_aligned(aligned)
+
+    def search(self, embeddings: np.ndarray) -> list[list[Match]]:
+        """The top-k gallery candidates of each embedding ([] each without a gallery)."""
+        if self.matcher is None or len(embeddings) == 0:
+            return [[] for _ in range(len(embeddings))]
+        return self.matcher.search(embeddings)
+
+    def match(self, embeddings: np.ndarray) -> list[Match | None]:
+        """The gallery person of each embedding, or None (unknown) under the threshold."""
+        return [decide(c, self.config.threshold) for c in self.search(embeddings)]
+
+    @staticmethod
+    def quality(aligned: AlignedFace) -> FaceQuality:
+        """Size, sharpness and head pose of one aligned face."""
+        face = aligned.face
+        return FaceQuality(face.size, sharpness(aligned.crop), head_pose(face.landmarks))
 
     def identify(self, image: np.ndarray) -> list[FaceResult]:
         """Every face in ``image`` with its embedding and best gallery match (or unknown)."""
         faces = self.detect(image)
         _, embeddings = self.embed(image, faces)
-        matches = (
-            self.matcher.search(embeddings) if self.matcher and len(faces) else [[] for _ in faces]
-        )
         return [
             FaceResult(f, e, decide(m, self.config.threshold), tuple(m))
-            for f, e, m in zip(faces, embeddings, matches, strict=True)
+            for f, e, m in zip(faces, embeddings, self.search(embeddings), strict=True)
         ]

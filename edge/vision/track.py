@@ -10,6 +10,10 @@ from facegate.types import Face, Match
 
 log = logging.getLogger(__name__)
 
+VIDEO_VOTES = 3  # agreeing frames that name a track in video (one frame can be a fluke)
+VIDEO_UNKNOWN_AFTER = 5  # embedded frames without a match before a video track is unknown
+STILLS_EVIDENCE = 1  # a photo is one frame: one vote names it, one miss makes it unknown
+
 
 def iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
     """Intersection over union of two (x1, y1, x2, y2) boxes."""

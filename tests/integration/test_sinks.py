@@ -30,9 +30,12 @@ needs_mosquitto = pytest.mark.skipif(mosquitto_binary() is None, reason="mosquit
 WAIT_S = 20.0
 
 
-def event(seq: int, kind: str = "unknown", person: str | None = None) -> Event:
+def event(
+    seq: int, kind: str = "unknown", person: str | None = None, visit: str | None = None
+) -> Event:
     """An event whose track_id doubles as a sequence number."""
-    return Event(kind, "Front Door", 1_700_000_000.0 + seq, seq, (1.0, 2.0, 30.0, 40.0), person)
+    box = (1.0, 2.0, 30.0, 40.0)
+    return Event(kind, "Front Door", 1_700_000_000.0 + seq, seq, box, person, visit_id=visit)
 
 
 def wait_until(predicate: Callable[[], object], timeout: float = WAIT_S, what: str = "") -> None:
@@ -120,15 +123,21 @@ def test_events_availability_and_presence(broker: Mosquitto) -> None:
         wait_until(lambda: sub.last("fg/available") == "online", what="online")
         state = "fg/front_door/person/alice/state"
         wait_until(lambda: sub.last(state) == "OFF", what="initial OFF")
-        sink.emit(event(1))
-        sink.emit(event(2, "recognized", "Alice"))
-        sink.emit(event(3, "recognized", "Alice"))  # a second track of the same person
+        # The sequence the pipeline emits: a visit opens on one track and, after the tracker
+        # lost and found her face, closes on another (the demo: track 2, then track 6).
+        sink.emit(event(1, visit="v-stranger"))
+        sink.emit(event(2, "recognized", "Alice", "v-alice-1"))
         wait_until(lambda: sub.last(state) == "ON", what="ON")
-        sink.emit(event(2, "left", "Alice"))
-        sink.emit(event(3, "left", "Alice"))
+        sink.emit(event(6, "left", "Alice", "v-alice-1"))
+        wait_until(lambda: len(sub.payloads(EVENTS)) == 3, what="3 events")
+        wait_until(lambda: sub.last(state) == "OFF", what="OFF after her visit's left")
+        sink.emit(event(9, "recognized", "Alice", "v-alice-2"))  # she comes back: a new visit
+        wait_until(lambda: sub.last(state) == "ON", what="ON again")
+        sink.emit(event(11, "left", "Alice", "v-alice-2"))
         wait_until(lambda: len(sub.payloads(EVENTS)) == 5, what="5 events")
-        wait_until(lambda: sub.last(state) == "OFF", what="OFF")
-        assert json.loads(sub.payloads(EVENTS)[1]) == event(2, "recognized", "Alice").as_dict()
+        wait_until(lambda: sub.last(state) == "OFF", what="OFF again")
+        sent = event(2, "recognized", "Alice", "v-alice-1").as_dict()
+        assert json.loads(sub.payloads(EVENTS)[1]) == sent and sent["visit_id"] == "v-alice-1"
         wait_until(lambda: sink.stats()["delivered"] == 5, what="acks")
     wait_until(lambda: sub.last("fg/available") == "offline", what="offline on close")
     late = Subscriber(broker, ("fg/available",))

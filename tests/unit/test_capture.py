@@ -15,11 +15,13 @@ import cv2
 import numpy as np
 import pytest
 
-from facegate.errors import CameraError
+from facegate.errors import CameraError, ImageError
 from facegate.service.capture import Capture, LatestFrameQueue
+from facegate.service.metrics import Metrics
+from facegate.service.prom import collect
 from facegate.sources import FolderSource, OpenCVSource, Picamera2Source, display_name, open_source
-from facegate.sources.base import FrameSource
-from facegate.sources.opencv import CAPTURE_OPTIONS_ENV, RTSP_CAPTURE_OPTIONS, bgr_to_rgb
+from facegate.sources.base import FrameSource, frame_to_rgb
+from facegate.sources.opencv import CAPTURE_OPTIONS_ENV, RTSP_CAPTURE_OPTIONS
 from facegate.types import Frame
 
 T0 = 1_700_000_000.0
@@ -151,6 +153,36 @@ def test_max_fps_on_a_file_uses_its_timestamps() -> None:
         frames = drain(cap)
     assert len(frames) == 100 and cap.skipped == 200
     assert [f.index for f in frames[:4]] == [0, 3, 6, 9]
+
+
+def test_frames_skipped_by_max_fps_are_in_the_metrics() -> None:
+    source = factory(lambda: FakeSource(30, finite=True, fps=30.0))  # 1 s of video
+    with Capture(source, max_fps=10) as cap:
+        frames = drain(cap)
+    metrics = collect(Metrics(), cap.stats(), [])
+    skipped = metrics["facegate_frames_skipped_total"]
+    assert skipped[0] == "counter" and skipped[2] == cap.skipped == 20
+    assert metrics["facegate_frames_captured_total"][2] == len(frames) + skipped[2] == 30
+
+
+class BrokenPicturesSource(FakeSource):
+    """A live source whose every frame is no picture (a camera sending raw buffers)."""
+
+    def read(self) -> Frame | None:
+        raise ImageError("frame of shape (1, 614400) is not a picture")
+
+
+def test_a_live_source_of_no_pictures_is_counted_then_reopened() -> None:
+    opened: list[BrokenPicturesSource] = []
+
+    def make() -> FrameSource:
+        opened.append(BrokenPicturesSource())
+        return opened[-1]
+
+    with Capture(make, max_failed_reads=3, backoff_initial=0.01) as cap:
+        assert wait_for(lambda: cap.reconnects >= 1)
+    assert cap.rejected >= 3 and cap.frames == 0
+    assert "3 failed reads in a row" in (cap.last_error or "")
 
 
 def test_max_fps_on_a_live_source_limits_by_capture_time() -> None:
@@ -327,14 +359,14 @@ def test_display_name_strips_credentials() -> None:
     assert display_name(0) == "video0" and display_name("/tmp/clip.mp4") == "/tmp/clip.mp4"
 
 
-def test_bgr_to_rgb_converts_and_rejects_nonsense() -> None:
+def test_frame_to_rgb_from_bgr_converts_and_rejects_nonsense() -> None:
     bgra = np.zeros((20, 20, 4), np.uint8)
     bgra[..., 0] = 255
-    assert tuple(bgr_to_rgb(bgra, "x")[0, 0]) == (0, 0, 255)
-    assert bgr_to_rgb(np.zeros((20, 20), np.uint16), "x").shape == (20, 20, 3)
+    assert tuple(frame_to_rgb(bgra, bgr=True)[0, 0]) == (0, 0, 255)
+    assert frame_to_rgb(np.zeros((20, 20), np.uint16), bgr=True).shape == (20, 20, 3)
     for bad in (np.zeros((1, 5000), np.uint8), np.zeros((20, 20, 2), np.uint8), np.zeros(9)):
-        with pytest.raises(CameraError):
-            bgr_to_rgb(bad, "x")
+        with pytest.raises(ImageError):
+            frame_to_rgb(bad, bgr=True)
 
 
 def test_rtsp_defaults_to_tcp_unless_the_user_chose(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,0 +1,45 @@
+"""The pipeline's settings from the config: folder sources vote once a photo unless told."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from facegate import config as cfg
+from facegate.errors import ConfigError
+from facegate.service.pipeline import PipelineSettings
+
+
+def settings(text: str, **overrides: object) -> PipelineSettings:
+    return PipelineSettings.from_config(cfg.apply_overrides(cfg.parse(text), **overrides))
+
+
+def test_a_folder_source_defaults_to_one_vote_and_one_miss(tmp_path: Path) -> None:
+    s = settings("", source=str(tmp_path))
+    assert (s.stills, s.votes, s.unknown_after) == (True, 1, 1)
+
+
+def test_votes_the_user_sets_win_over_the_folder_default(tmp_path: Path) -> None:
+    assert settings("[recognition]\nvotes = 3\n", source=str(tmp_path)).votes == 3
+    assert settings("", source=str(tmp_path), votes=2).votes == 2
+
+
+def test_video_keeps_three_votes_and_five_misses(tmp_path: Path) -> None:
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"")
+    s = settings("", source=str(clip))
+    assert (s.stills, s.votes, s.unknown_after) == (False, 3, 5)
+
+
+def test_leave_after_s_and_pose_limits_come_from_the_config() -> None:
+    text = "[tracker]\nleave_after_s = 12.5\n[recognition]\nmax_yaw = 30\nmax_pitch = 20\n"
+    s = settings(text)
+    assert (s.leave_after_s, s.max_yaw, s.max_pitch) == (12.5, 30.0, 20.0)
+    assert PipelineSettings.from_config(cfg.default()).leave_after_s == 5.0
+
+
+def test_a_bad_votes_flag_is_one_line_naming_the_flag() -> None:
+    with pytest.raises(ConfigError) as info:
+        settings("", votes=0)
+    assert "--votes" in str(info.value) and "\n" not in str(info.value).strip()
