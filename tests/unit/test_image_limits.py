@@ -87,14 +87,16 @@ HOSTILE = {
     "white.pbm": lambda: pbm(12_000),
 }
 _CHILD = """
-import json, resource, sys
+import json, sys
 from facegate.errors import ImageError
 from facegate.vision.image import load_image
 try:
     shape, error = list(load_image(sys.argv[1]).shape), None
 except ImageError as err:
     shape, error = None, str(err)
-rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+# VmHWM is this process's own peak: ru_maxrss would carry over the parent's peak across exec.
+status = open("/proc/self/status").read()
+rss = int(status.split("VmHWM:")[1].split()[0]) / 1024
 print(json.dumps({"shape": shape, "error": error, "rss_mb": rss}))
 """
 
