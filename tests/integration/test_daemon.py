@@ -9,15 +9,13 @@ import time
 import urllib.request
 from pathlib import Path
 
-import pytest
-
 from tests.conftest import run_cli
+from tests.data import DATA, SHARED, data, shared
 from tests.integration.daemon_helpers import DaemonProcess
 from tests.integration.mosquitto import free_port
 
-VIDEO = Path(__file__).resolve().parents[2].parent / "shared" / "video"
-HAMILTON = VIDEO / "face_recognition_short_hamilton_clip.mp4"
-STREET = VIDEO / "facenet_pytorch_video.mp4"
+HAMILTON = DATA / "video" / "face_recognition_short_hamilton_clip.mp4"
+STREET = SHARED / "video" / "facenet_pytorch_video.mp4"  # 1080p, 2.4 MB: optional data
 
 
 def _enrol(state: Path, faces_dir: Path, *people: str) -> None:
@@ -34,9 +32,10 @@ def _enrol(state: Path, faces_dir: Path, *people: str) -> None:
 
 
 def _clip(path: Path) -> Path:
-    if not path.exists():
-        pytest.skip(f"{path} is not present")
-    return path
+    """A clip of tests/data (always there) or of ../shared (skip when absent)."""
+    if path.is_relative_to(DATA):
+        return data(str(path.relative_to(DATA)))
+    return shared(str(path.relative_to(SHARED)))
 
 
 ENROLLED = (
@@ -64,9 +63,10 @@ def test_hamilton_clip_gives_one_recognized_and_exits_0(state: Path, faces_dir: 
 
 
 def test_street_clip_names_none_of_the_enrolled(state: Path, faces_dir: Path) -> None:
+    street = _clip(STREET)
     _enrol(state, faces_dir, *ENROLLED)
     daemon = DaemonProcess(
-        state, "--source", str(_clip(STREET)), "--sink", f"jsonl:{state / 'events.jsonl'}"
+        state, "--source", str(street), "--sink", f"jsonl:{state / 'events.jsonl'}"
     ).start()
     assert daemon.wait(300) == 0, daemon.log()[-2000:]
     assert [e for e in daemon.events() if e["event"] == "recognized"] == []

@@ -12,8 +12,7 @@ from facegate.gallery.store import GalleryStore
 from facegate.service.pipeline import Pipeline, PipelineSettings
 from facegate.types import Event, Frame
 from facegate.vision.recognizer import Recognizer
-
-VIDEO = Path(__file__).resolve().parents[2].parent / "shared" / "video"
+from tests.data import data, shared
 
 
 def _enrol_all(rec: Recognizer, faces_dir: Path, db: Path) -> list[str]:
@@ -34,8 +33,6 @@ def _enrol_all(rec: Recognizer, faces_dir: Path, db: Path) -> list[str]:
 
 
 def _run(rec: Recognizer, clip: Path) -> list[Event]:
-    if not clip.exists():
-        pytest.skip(f"{clip} is not present")
     pipe = Pipeline(rec, PipelineSettings(camera="test"))
     cap = cv2.VideoCapture(str(clip))
     fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
@@ -60,13 +57,19 @@ def enrolled(recognizer: Recognizer, faces_dir: Path, tmp_path: Path) -> Recogni
 
 
 def test_hamilton_clip_names_lin_manuel_miranda_once(enrolled: Recognizer) -> None:
-    events = _run(enrolled, VIDEO / "face_recognition_short_hamilton_clip.mp4")
+    events = _run(enrolled, data("video/face_recognition_short_hamilton_clip.mp4"))
     recognized = [e for e in events if e.kind == "recognized"]
     assert [e.person for e in recognized] == ["lin_manuel_miranda"]
     left = [e for e in events if e.kind == "left" and e.person == "lin_manuel_miranda"]
     assert len(left) == 1 and left[0].time >= recognized[0].time
 
 
-def test_street_clip_of_strangers_names_nobody(enrolled: Recognizer) -> None:
-    events = _run(enrolled, VIDEO / "facenet_pytorch_video.mp4")
+@pytest.fixture()
+def street_clip() -> Path:
+    """The 1080p street clip of strangers (2.4 MB, optional data in ../shared)."""
+    return shared("video/facenet_pytorch_video.mp4")
+
+
+def test_street_clip_of_strangers_names_nobody(street_clip: Path, enrolled: Recognizer) -> None:
+    events = _run(enrolled, street_clip)
     assert [e for e in events if e.kind == "recognized"] == []
