@@ -16,6 +16,7 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 .venv/bin/facegate models build
 .venv/bin/ruff check edge converters tests benchmarks
-# A test skipped because a tool is missing fails here instead of hiding a missing install.
+# A test skipped because a tool is missing fails here instead of hiding a missing install;
+# one that needs the optional ../shared data set skips, and -rs prints every skip's reason.
 export FACEGATE_STRICT=1
-exec .venv/bin/python -m pytest -q "$@"
+exec .venv/bin/python -m pytest -q -rs "$@"

@@ -1,4 +1,4 @@
-"""Shared fixtures: the built bundle, the shared photo folders, a private state dir."""
+"""Shared fixtures: the built bundle, the photo folders (tests/data, ../shared), a state dir."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
-FACES = SHARED / "faces"
+from tests.data import REPO, SHARED, data, is_missing_tool, shared
+
+__all__ = ["REPO", "SHARED", "run_cli"]
 
 
 def _default_bundle() -> Path:
@@ -52,10 +52,20 @@ def recognizer(bundle):
 
 @pytest.fixture(scope="session")
 def faces_dir() -> Path:
-    """../shared/faces, or skip when this checkout has no shared folder beside it."""
-    if not FACES.is_dir():
-        pytest.skip("../shared/faces is not present")
-    return FACES
+    """tests/data/faces: a few identities of face_recognition/ and bbt/, in the shared layout."""
+    return data("faces")
+
+
+@pytest.fixture(scope="session")
+def shared_faces_dir() -> Path:
+    """../shared/faces (every identity), or skip: it is optional data."""
+    return shared("faces")
+
+
+@pytest.fixture(scope="session")
+def hamilton_clip() -> Path:
+    """The Hamilton clip (640x360, 275 frames, Lin-Manuel Miranda speaking) from tests/data."""
+    return data("video/face_recognition_short_hamilton_clip.mp4")
 
 
 @pytest.fixture()
@@ -92,11 +102,15 @@ def run_cli(
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> object:
-    """Under scripts/test.sh a skip for a missing tool is a failure: CI must not hide it."""
+    """Under scripts/test.sh a skip for a missing tool is a failure: CI must not hide it.
+
+    Optional data (``../shared``, see tests/data) stays a skip with its reason: a bare clone
+    passes without it.
+    """
     outcome = yield
     report = outcome.get_result()
     if os.environ.get("FACEGATE_STRICT") == "1" and report.skipped and call.excinfo is not None:
         reason = str(call.excinfo.value)
-        if "not installed" in reason or "not present" in reason:
+        if is_missing_tool(reason):
             report.outcome = "failed"
             report.longrepr = f"required for the full suite: {reason}"

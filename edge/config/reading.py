@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
-
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib  # type: ignore[no-redef]
+import sys
 import typing
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
+
+# A version test rather than try/except: checkers (vermin, mypy) then see 3.10 is covered.
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10
+    import tomli as tomllib
 
 from facegate.config.fields import Problems, build, show, unknown_key
 from facegate.config.schema import Config, SinkConfig

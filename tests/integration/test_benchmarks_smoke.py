@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.data import DATA, REPO, SHARED, has_shared
+
 SECTIONS = ("stages", "gallery", "limits")
 SMOKE_TIMEOUT_S = 300  # the run takes ~30 s on a quiet machine; this only catches a hang
 
@@ -36,7 +37,8 @@ def test_quick_benchmark_writes_results(tmp_path: Path, bundle_dir: Path) -> Non
         capture_output=True,
         text=True,
         timeout=SMOKE_TIMEOUT_S,
-        env=dict(os.environ),
+        # the frames are cut from four photos that tests/data holds too, in the same layout
+        env={**os.environ, "FACEGATE_SHARED": str(SHARED if has_shared() else DATA)},
         check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]

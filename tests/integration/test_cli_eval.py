@@ -11,11 +11,11 @@ from tests.conftest import run_cli
 
 
 @pytest.fixture(scope="module")
-def all_people(faces_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def all_people(shared_faces_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Every labelled identity of ../shared/faces in one folder-per-identity tree (symlinks)."""
     root = tmp_path_factory.mktemp("allfaces")
     for group in ("face_recognition", "bbt", "deepface"):
-        for folder in sorted((faces_dir / group).iterdir()):
+        for folder in sorted((shared_faces_dir / group).iterdir()):
             if folder.is_dir() and not folder.name.startswith("_"):
                 (root / f"{group}-{folder.name}").symlink_to(folder)
     return root

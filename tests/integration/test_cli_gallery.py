@@ -181,13 +181,29 @@ def test_annotate_writes_an_image(
     assert img is not None and img.shape == cv2.imread(str(group)).shape
 
 
+def _people_with_a_stall(src: Path, root: Path) -> Path:
+    """Every identity of ``src`` (symlinked), the second one ending in a FIFO nobody writes.
+
+    Reading the FIFO blocks: the enrolment deterministically stops after the second person's
+    other photos were embedded and before anything of that person was stored.
+    """
+    folders = sorted(p for p in src.iterdir() if p.is_dir() and not p.name.startswith("_"))
+    for folder in folders:
+        (root / folder.name).mkdir(parents=True)
+        for photo in folder.iterdir():
+            (root / folder.name / photo.name).symlink_to(photo)
+    os.mkfifo(root / folders[1].name / "zz_never_written.png")
+    return root
+
+
 def test_killed_enrolment_leaves_no_half_person(
-    env: dict, bundle_dir: Path, home: Path, faces_dir: Path
+    env: dict, bundle_dir: Path, home: Path, tmp_path: Path, faces_dir: Path
 ) -> None:
-    """SIGKILL a bulk enrolment right after its first person lands: no one is half-enrolled."""
+    """SIGKILL a bulk enrolment while its second person is half read: no one is half-enrolled."""
     import sqlite3
 
     people = faces_dir / "bbt"
+    stalled = _people_with_a_stall(people, tmp_path / "people")
     db = home / "gallery.db"
     proc = subprocess.Popen(
         [
@@ -197,7 +213,7 @@ def test_killed_enrolment_leaves_no_half_person(
             "gallery",
             "enroll",
             "--from-dir",
-            str(people),
+            str(stalled),
             "--bundle",
             str(bundle_dir),
             "--backend",
@@ -229,7 +245,7 @@ def test_killed_enrolment_leaves_no_half_person(
             " ON t.person_id = p.id GROUP BY p.id"
         ).fetchall()
     folders = [p for p in people.iterdir() if p.is_dir() and not p.name.startswith("_")]
-    assert 0 < len(rows) < len(folders), "the kill should land in the middle of the run"
+    assert len(rows) == 1 < len(folders), "the kill lands while the second person is read"
     for name, count in rows:
         assert count == len(list((people / name).iterdir())), (name, count)
 

@@ -24,6 +24,7 @@ import pytest
 
 from facegate.service.snapshots import SnapshotStore
 from facegate.types import Face
+from tests.data import data
 from tests.integration.daemon_helpers import DaemonProcess
 from tests.integration.mosquitto import free_port
 from tests.integration.rtsp_server import RtspServer
@@ -75,10 +76,7 @@ def fill(folder: Path) -> Path:
 
 
 def _image_and_face() -> tuple[np.ndarray, Face]:
-    photo = Path(__file__).resolve().parents[2].parent / "shared/faces/face_recognition/obama"
-    bgr = cv2.imread(str(photo / "obama.jpg"))
-    if bgr is None:
-        pytest.skip("../shared/faces is not present")
+    bgr = cv2.imread(str(data("faces/face_recognition/obama/obama.jpg")))
     bgr = cv2.resize(bgr, (320, 320 * bgr.shape[0] // bgr.shape[1]))  # crops of ~15 KB
     h, w = bgr.shape[:2]
     box = (w * 0.3, h * 0.2, w * 0.7, h * 0.7)
@@ -191,8 +189,6 @@ def _saved_again(daemon: DaemonProcess, since: int) -> bool:
 
 
 def test_daemon_keeps_recognizing_on_a_full_snapshot_disk(state: Path, tiny_disk: Path) -> None:
-    if not HAMILTON.exists():
-        pytest.skip(f"{HAMILTON} is not present")
     SnapshotStore(tiny_disk)  # facegate's folder (marked) before the disk fills up
     filler = fill(tiny_disk)
     with RtspServer(HAMILTON) as server:

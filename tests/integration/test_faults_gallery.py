@@ -12,8 +12,6 @@ import signal
 import time
 from pathlib import Path
 
-import pytest
-
 from tests.conftest import run_cli
 from tests.integration.daemon_helpers import DaemonProcess
 from tests.integration.mosquitto import free_port
@@ -54,8 +52,6 @@ def _churn(state: Path, photo: Path, rounds: int) -> tuple[list[str], float]:
 
 
 def test_cli_writes_while_the_daemon_reads(state: Path, faces_dir: Path) -> None:
-    if not HAMILTON.exists():
-        pytest.skip(f"{HAMILTON} is not present")
     photo = faces_dir / "face_recognition" / "obama" / "obama_small.jpg"
     port = free_port()
     with RtspServer(HAMILTON) as server:

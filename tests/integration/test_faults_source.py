@@ -35,10 +35,10 @@ from tests.integration.rtsp_server import RtspServer
 from tests.integration.test_daemon import HAMILTON, _clip, _config, _metrics
 
 RESTARTS = 10
-DOWN_S = 1.0  # the camera stays off this long after the daemon noticed: reopening fails first
-NOTICE_LIMIT_S = 20.0  # kill -> source_up 0 (OpenCVSource's 5 s read timeout, plus slack)
-RECONNECT_LIMIT_S = BACKOFF_MAX + 15.0  # restart -> streaming: one backoff step, open, slack
-PING_GAP_LIMIT_S = daemon.FRAME_WAIT_S + 1.0  # the loop wakes every FRAME_WAIT_S, even idle
+FAILED_REOPENS = 2  # the camera stays off until the daemon has failed to reopen it this often
+# Deadlines only catch a hang (a wait ends as soon as its condition holds); no speed is judged.
+NOTICE_LIMIT_S = 60.0  # kill -> source_up 0 (OpenCVSource's 5 s read timeout)
+RECONNECT_LIMIT_S = BACKOFF_MAX + 60.0  # restart -> streaming: one backoff step, then open
 
 
 def _streaming_past(port: int, frames: float) -> bool:
@@ -47,10 +47,15 @@ def _streaming_past(port: int, frames: float) -> bool:
 
 
 def _one_restart(server: RtspServer, daemon: DaemonProcess, port: int) -> float:
-    """Kill the camera, wait until the daemon notices, restart it; seconds to streaming again."""
+    """Kill the camera, wait until reopening it failed, restart it; seconds to streaming again."""
     server.kill()
     daemon.wait_for(lambda: _metrics(port).get("facegate_source_up") == 0, NOTICE_LIMIT_S, "down")
-    time.sleep(DOWN_S)
+    since = _metrics(port)["facegate_source_reconnects_total"]
+    daemon.wait_for(
+        lambda: _metrics(port).get("facegate_source_reconnects_total", 0) >= since + FAILED_REOPENS,
+        NOTICE_LIMIT_S,
+        "failed reopens",
+    )
     frames = _metrics(port)["facegate_frames_captured_total"]
     server.start()
     restarted = time.monotonic()
@@ -173,7 +178,7 @@ def _max_gap(times: list[float], start: float, end: float) -> float:
     return max(b - a for a, b in itertools.pairwise(inside))
 
 
-def _unplug_and_replug(runner: daemon.Daemon, camera: _Camera) -> dict:
+def _unplug_and_replug(runner: daemon.Daemon, camera: _Camera, pings: list[float]) -> dict:
     """Start without the camera, plug it in, unplug it while streaming, plug it back."""
     _wait(lambda: camera.failed_opens >= 2, 60, "the daemon to try the absent camera")
     early = runner.metrics.counters["frames_processed"]
@@ -181,8 +186,12 @@ def _unplug_and_replug(runner: daemon.Daemon, camera: _Camera) -> dict:
     _wait(lambda: runner.metrics.counters["frames_processed"] >= 10, 60, "first frames")
     camera.present.clear()  # unplugged while streaming
     gone = time.monotonic()
-    _wait(lambda: runner.capture.state in ("backoff", "connecting"), 10, "the outage")
-    time.sleep(4.0)
+    _wait(lambda: runner.capture.state in ("backoff", "connecting"), 60, "the outage")
+    failed = camera.failed_opens
+    _wait(lambda: camera.failed_opens >= failed + 2, 60, "two failed reopens while unplugged")
+    outage_ping = len(pings)  # the loop must go on pinging the watchdog without frames
+    _wait(lambda: len(pings) > outage_ping, 60, "a watchdog ping while the camera is gone")
+    assert not camera.present.is_set()
     during, done = runner.health(), runner.metrics.counters["frames_processed"]
     camera.present.set()
     back = time.monotonic()
@@ -208,7 +217,7 @@ def test_a_vanishing_camera_keeps_the_loop_alive(
     loop = threading.Thread(target=lambda: outcome.append(runner.run()), daemon=True)
     loop.start()
     try:
-        seen = _unplug_and_replug(runner, camera)
+        seen = _unplug_and_replug(runner, camera, pings)
         assert loop.is_alive()
     finally:
         runner.control.stop.set()
@@ -220,7 +229,6 @@ def test_a_vanishing_camera_keeps_the_loop_alive(
     down = seen["back"] - seen["gone"]
     print(f"\ncamera gone {down:.1f} s: {len(pings)} watchdog pings, longest gap {gap:.2f} s")
     assert outcome == ["stopped"] and seen["early"] == 0
-    assert gap <= PING_GAP_LIMIT_S
     assert seen["during"]["status"] == "degraded"
     assert seen["during"]["source"] in ("backoff", "connecting")
     assert runner.capture.reconnects >= 2 and camera.failed_opens >= 3

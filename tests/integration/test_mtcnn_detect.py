@@ -1,4 +1,4 @@
-"""MTCNN on real photos (shared/faces) with real P/R/O-Net models on ONNX Runtime and LiteRT."""
+"""MTCNN on real photos (tests/data/faces) with real P/R/O-Net models on ONNX Runtime and LiteRT."""
 
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ from facegate.errors import ConfigError, ImageError
 from facegate.types import Face
 from facegate.vision.detect import MTCNN, MTCNNConfig, nms
 from facegate.vision.detect.mtcnn import _AreaSampler
+from tests.data import DATA
 
 NETS = ("pnet", "rnet", "onet")
-FACES = Path(__file__).resolve().parents[2].parent / "shared" / "faces"
+FACES = DATA / "faces"
 SUFFIXES = {".jpg", ".jpeg", ".png"}
 BOX_TOLERANCE_PX = 1.0  # ONNX Runtime vs LiteRT (measured: < 0.001 px on all of shared/faces)
 
@@ -36,8 +37,12 @@ def tflite_detector(bundle: Bundle) -> MTCNN:
 
 
 def _images(folder: str, pattern: str = "*") -> list[Path]:
+    """The photos of tests/data/faces/FOLDER; an empty list is a broken checkout, not a skip."""
     root = FACES / folder
-    return sorted(p for p in root.glob(pattern) if p.suffix.lower() in SUFFIXES)
+    found = sorted(p for p in root.glob(pattern) if p.suffix.lower() in SUFFIXES)
+    if not found:
+        raise FileNotFoundError(f"no photos match {root / pattern}: tests/data is incomplete")
+    return found
 
 
 def _read(path: Path) -> np.ndarray:
@@ -51,7 +56,7 @@ def _plausible(face: Face) -> bool:
     return lex < rex and max(ley, rey) < nose_y < min(lmy, rmy)
 
 
-# Empty lists (no shared/faces beside the clone) make pytest skip the parametrized tests.
+# The lists are never empty (an empty parametrize list would skip its tests without a word).
 OBAMA = _images("face_recognition/obama")
 GROUPS = _images("face_recognition/_group_multiface")
 BBT_CROPS = _images("bbt", "[!_]*/*")
@@ -104,8 +109,6 @@ def test_every_tight_grayscale_crop_has_a_face(onnx_detector: MTCNN, path: Path)
 
 
 def test_grayscale_arrays_are_accepted(onnx_detector: MTCNN) -> None:
-    if not BBT_CROPS:
-        pytest.skip(f"test photos not found at {FACES}")
     gray = cv2.imread(str(BBT_CROPS[0]), cv2.IMREAD_GRAYSCALE)
     assert len(onnx_detector.detect(gray)) == 1
 
@@ -170,8 +173,6 @@ def test_area_sampler_is_the_window_mean_torch_takes() -> None:
 
 
 def test_very_large_photo_is_reduced_and_reported_at_full_size(onnx_detector: MTCNN) -> None:
-    if not OBAMA:
-        pytest.skip(f"test photos not found at {FACES}")
     image = _read(OBAMA[0])
     small = onnx_detector.detect(image)
     k = 5  # -> ~5000 px wide, over 16 MP: detected on a whole-factor reduction

@@ -15,6 +15,7 @@ import pytest
 
 from benchmarks import detector, venvs
 from benchmarks.workers import Worker
+from tests.data import shared
 
 # float32 carries ~7 digits: at 4,000 px one step is 2.4e-4 px; the nets' own rounding adds a few.
 ABS_PX = 1e-4
@@ -26,7 +27,9 @@ SCORE = 1e-5
 def reference(tmp_path_factory: pytest.TempPathFactory):
     python = venvs.ensure(venvs.MTCNN_REF)
     if python is None:
-        pytest.skip("facenet-pytorch reference venv not installed (see its pip log)")
+        pytest.skip(
+            "missing tool: the facenet-pytorch reference venv is not installed (see its pip log)"
+        )
     log = tmp_path_factory.mktemp("ref") / "worker.log"
     with Worker(python, "mtcnn_ref_worker.py", log) as worker:
         yield worker
@@ -34,16 +37,17 @@ def reference(tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture(scope="module")
 def photos() -> list[Path]:
+    """Every photo of ../shared/faces (~160 faces), or skip: they are optional data."""
+    shared("faces")
     found = detector.photos()
-    if not found:
-        pytest.skip("../shared/faces not present")
+    assert found, "../shared/faces holds no photos"
     return found
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", ["onnxruntime", "litert"])
 def test_cascade_matches_facenet_pytorch(
-    bundle, reference: Worker, photos: list[Path], backend: str, tmp_path: Path
+    bundle, photos: list[Path], reference: Worker, backend: str, tmp_path: Path
 ) -> None:
     got = detector.agreement(reference, detector.detector(backend), photos, tmp_path)
     assert got.ref_faces > 150  # the photos hold ~160 faces: the comparison is not vacuous

@@ -17,8 +17,7 @@ from facegate.gallery.store import GalleryStore
 from facegate.service.pipeline import Pipeline, PipelineSettings
 from facegate.types import Event, Frame
 from facegate.vision.recognizer import Recognizer
-
-VIDEO = Path(__file__).resolve().parents[2].parent / "shared" / "video"
+from tests.data import data, shared
 
 
 def _enrol_all(rec: Recognizer, faces_dir: Path, db: Path) -> list[str]:
@@ -39,8 +38,6 @@ def _enrol_all(rec: Recognizer, faces_dir: Path, db: Path) -> list[str]:
 
 
 def _run(rec: Recognizer, clip: Path) -> list[Event]:
-    if not clip.exists():
-        pytest.skip(f"{clip} is not present (optional data: ../shared/video)")
     pipe = Pipeline(rec, PipelineSettings(camera="test"))
     cap = cv2.VideoCapture(str(clip))
     fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
@@ -67,7 +64,7 @@ def enrolled(recognizer: Recognizer, faces_dir: Path, tmp_path: Path) -> Recogni
 def test_hamilton_clip_names_lin_manuel_miranda_once_and_raises_no_stranger_alert(
     enrolled: Recognizer,
 ) -> None:
-    events = _run(enrolled, VIDEO / "face_recognition_short_hamilton_clip.mp4")
+    events = _run(enrolled, data("video/face_recognition_short_hamilton_clip.mp4"))
     recognized = [e for e in events if e.kind == "recognized"]
     assert [e.person for e in recognized] == ["lin_manuel_miranda"]
     assert [e for e in events if e.kind == "unknown"] == []  # his profile is no stranger
@@ -76,10 +73,16 @@ def test_hamilton_clip_names_lin_manuel_miranda_once_and_raises_no_stranger_aler
     assert left[0].visit_id == recognized[0].visit_id is not None
 
 
+@pytest.fixture()
+def street_clip() -> Path:
+    """The 1080p street clip of strangers (2.4 MB, optional data in ../shared)."""
+    return shared("video/facenet_pytorch_video.mp4")
+
+
 def test_street_clip_of_strangers_names_nobody_and_reports_strangers(
-    enrolled: Recognizer,
+    street_clip: Path, enrolled: Recognizer
 ) -> None:
-    events = _run(enrolled, VIDEO / "facenet_pytorch_video.mp4")
+    events = _run(enrolled, street_clip)
     assert [e for e in events if e.kind == "recognized"] == []
     unknown = [e for e in events if e.kind == "unknown"]
     assert unknown, "the strangers facing the camera must be reported"

@@ -1,15 +1,14 @@
 """Real sources: an RTSP stream that dies and comes back, a video file, a folder of photos.
 
-The RTSP server is ffmpeg publishing a shared clip into a tiny relay (see rtsp_server.py);
-killing both with SIGKILL is a camera losing power, starting them again is it coming back.
+The RTSP server is ffmpeg publishing the Hamilton clip of tests/data into a tiny relay (see
+rtsp_server.py); killing both with SIGKILL is a camera losing power, starting them again is it
+coming back.
 """
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,17 +17,22 @@ from facegate.service.capture import Capture
 from facegate.sources import FolderSource, OpenCVSource
 from facegate.sources.folder import IMAGE_SUFFIXES
 from facegate.sources.opencv import CAPTURE_OPTIONS_ENV
+from tests.data import DATA, needs_tool
 from tests.integration.rtsp_server import RtspServer
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
-CLIP = SHARED / "video" / "face_recognition_short_hamilton_clip.mp4"
+CLIP = DATA / "video" / "face_recognition_short_hamilton_clip.mp4"
 CLIP_FRAMES = 275  # 640x360, 29.97 fps
-OBAMA = SHARED / "faces" / "face_recognition" / "obama"
-RECONNECT_LIMIT = 15.0  # seconds from the server's restart to the first new frame
-HUNG_LIMIT = 10.0  # OpenCVSource's 5 s read timeout, plus slack for a loaded machine
+OBAMA = DATA / "faces" / "face_recognition" / "obama"
+# Deadlines only catch a hang; what is judged is the order of events, never their speed.
+DEADLINE_S = 60.0
+# After the server is back, the reopen in flight may still fail; the one after it must work.
+ATTEMPTS_AFTER_RESTART = 2
 
-needs_clip = pytest.mark.skipif(not CLIP.is_file(), reason="../shared/video is not present")
-needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg not installed")
+
+@pytest.fixture()
+def ffmpeg() -> None:
+    """ffmpeg publishes the RTSP stream: skip (a failure under FACEGATE_STRICT) without it."""
+    needs_tool("ffmpeg", hint="apt install ffmpeg")
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float) -> bool:
@@ -47,49 +51,44 @@ def default_capture_options(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(CAPTURE_OPTIONS_ENV)
 
 
-@needs_clip
-@needs_ffmpeg
-@pytest.mark.usefixtures("default_capture_options")
+@pytest.mark.usefixtures("ffmpeg", "default_capture_options")
 def test_rtsp_capture_survives_the_server_being_killed_and_restarted() -> None:
     with RtspServer(CLIP) as server, Capture(lambda: OpenCVSource(server.url)) as cap:
-        assert wait_for(lambda: cap.frames >= 30, 20), cap.last_error
+        assert wait_for(lambda: cap.frames >= 30, DEADLINE_S), cap.last_error
         frame = cap.get(5)
         assert frame is not None and frame.image.shape == (360, 640, 3)
         assert frame.image.dtype == np.uint8 and frame.source == server.url
 
         server.kill()
-        assert wait_for(lambda: cap.state in ("backoff", "connecting"), 15)
-        time.sleep(1.0)  # stay down long enough for reopening to fail at least once
-        assert cap.running and cap.reconnects >= 1 and cap.last_error
+        # the stream fails (reconnect 1), then reopening the dead server fails (reconnect 2)
+        assert wait_for(lambda: cap.reconnects >= 2, DEADLINE_S), cap.state
+        assert cap.running and cap.last_error
 
-        before = cap.frames
+        before, attempts = cap.frames, cap.reconnects
         restarted = time.monotonic()
         server.start()
-        assert wait_for(lambda: cap.frames > before, RECONNECT_LIMIT + 5), cap.last_error
+        assert wait_for(lambda: cap.frames > before, DEADLINE_S), cap.last_error
         took = time.monotonic() - restarted
         print(f"\nRTSP reconnect: {took:.2f} s from server restart to first new frame")
-        assert took < RECONNECT_LIMIT
+        assert cap.reconnects - attempts <= ATTEMPTS_AFTER_RESTART
         assert cap.state == "streaming"
     assert cap.state == "ended" and not cap.running
 
 
-@needs_clip
-@needs_ffmpeg
-@pytest.mark.usefixtures("default_capture_options")
+@pytest.mark.usefixtures("ffmpeg", "default_capture_options")
 def test_a_hung_rtsp_server_is_detected_and_reopened() -> None:
     with RtspServer(CLIP) as server, Capture(lambda: OpenCVSource(server.url)) as cap:
-        assert wait_for(lambda: cap.frames >= 30, 20), cap.last_error
+        assert wait_for(lambda: cap.frames >= 30, DEADLINE_S), cap.last_error
         server.pause()  # TCP stays open, no data: only the read timeout can notice
         hung = time.monotonic()
-        assert wait_for(lambda: cap.state != "streaming", HUNG_LIMIT), cap.state
+        assert wait_for(lambda: cap.state != "streaming", DEADLINE_S), cap.state
         print(f"\nRTSP hang noticed after {time.monotonic() - hung:.2f} s")
         assert "stalled" in (cap.last_error or "")
         server.resume()
         before = cap.frames
-        assert wait_for(lambda: cap.frames > before, RECONNECT_LIMIT), cap.last_error
+        assert wait_for(lambda: cap.frames > before, DEADLINE_S), cap.last_error
 
 
-@needs_clip
 def test_video_file_delivers_every_frame_then_ends() -> None:
     with Capture(lambda: OpenCVSource(str(CLIP))) as cap:
         frames = []
@@ -101,8 +100,6 @@ def test_video_file_delivers_every_frame_then_ends() -> None:
 
 
 def test_folder_source_reads_every_photo() -> None:
-    if not OBAMA.is_dir():
-        pytest.skip("../shared/faces is not present")
     expected = sorted(p.name for p in OBAMA.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     with Capture(lambda: FolderSource(OBAMA)) as cap:
         frames = []

@@ -7,13 +7,13 @@ guards against leaks big enough to show in two minutes and against the pipeline 
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
 
-from benchmarks.soak import CLIP, report, soak
+from benchmarks.soak import report, soak
 from facegate.service.capture import BACKOFF_MAX
+from tests.data import needs_tool
 
 MINUTES = 2.0
 INTERVAL_S = 2.0
@@ -21,10 +21,11 @@ MAX_GROWTH = 0.05  # RSS after warm-up may grow 5% at most (allocator noise is w
 
 
 @pytest.mark.slow
-def test_two_minute_soak_has_flat_memory_and_no_gaps(bundle_dir: Path, tmp_path: Path) -> None:
-    if not CLIP.exists() or shutil.which("ffmpeg") is None:
-        pytest.skip("needs ../shared/video and ffmpeg")
-    result = soak(MINUTES, CLIP, interval=INTERVAL_S, quiet=True, bundle=bundle_dir)
+def test_two_minute_soak_has_flat_memory_and_no_gaps(
+    bundle_dir: Path, hamilton_clip: Path, tmp_path: Path
+) -> None:
+    needs_tool("ffmpeg", hint="it serves the clip as an RTSP camera")
+    result = soak(MINUTES, hamilton_clip, interval=INTERVAL_S, quiet=True, bundle=bundle_dir)
     (tmp_path / "soak.json").write_text(json.dumps(result, indent=1))
     print(f"\n{report(result)}")
     samples = result["samples"]

@@ -25,6 +25,10 @@ from facegate.sources.opencv import CAPTURE_OPTIONS_ENV, RTSP_CAPTURE_OPTIONS
 from facegate.types import Frame
 
 T0 = 1_700_000_000.0
+# How long a condition may take before the test calls it a hang. Generous on purpose: a test
+# returns as soon as its condition holds, and a loaded 2-core machine can stall a thread for
+# seconds; no test here judges speed against the wall clock.
+DEADLINE_S = 30.0
 
 
 def make_frame(index: int, stamp: float | None = None) -> Frame:
@@ -32,7 +36,7 @@ def make_frame(index: int, stamp: float | None = None) -> Frame:
     return Frame(image, T0 + index if stamp is None else stamp, index, "fake")
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
+def wait_for(predicate: Callable[[], bool], timeout: float = DEADLINE_S) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
@@ -109,29 +113,44 @@ def test_queue_close_is_an_end_marker_after_the_last_frame() -> None:
     assert q.get(0) is None and q.get() is None
 
 
+class SignallingCondition(threading.Condition):
+    """A Condition that sets ``waiting`` when a thread starts waiting on it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waiting = threading.Event()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.waiting.set()
+        return super().wait(timeout)
+
+
 def test_blocking_put_waits_for_the_consumer_and_close_releases_it() -> None:
     q = LatestFrameQueue(maxsize=1)
+    q._cond = cond = SignallingCondition()  # see the putter block, instead of sleeping on it
     q.put(make_frame(0))
     results: list[bool] = []
     putter = threading.Thread(target=lambda: results.append(q.put(make_frame(1), block=True)))
     putter.start()
-    time.sleep(0.05)
+    assert cond.waiting.wait(DEADLINE_S), "the put on a full queue never waited"
     assert results == [] and q.dropped == 0
     assert q.get(1).index == 0
-    putter.join(1)
+    putter.join(DEADLINE_S)
     assert results == [True] and q.get(1).index == 1
     putter = threading.Thread(target=lambda: results.append(q.put(make_frame(2), block=True)))
     q.put(make_frame(3))
+    cond.waiting.clear()
     putter.start()
+    assert cond.waiting.wait(DEADLINE_S)
     q.close()
-    putter.join(1)
+    putter.join(DEADLINE_S)
     assert results == [True, False]
 
 
 # ---- Capture ----------------------------------------------------------------------------
 
 
-def drain(cap: Capture, timeout: float = 5.0, delay: float = 0.0) -> list[Frame]:
+def drain(cap: Capture, timeout: float = DEADLINE_S, delay: float = 0.0) -> list[Frame]:
     frames = []
     while (frame := cap.get(timeout)) is not None:
         frames.append(frame)
@@ -194,12 +213,12 @@ def test_max_fps_on_a_live_source_limits_by_capture_time() -> None:
 
 
 def test_realtime_plays_a_file_at_its_own_speed_without_blocking() -> None:
+    started = time.monotonic()  # before the thread starts: load can only lengthen ``took``
     with Capture(factory(lambda: FakeSource(21, finite=True, fps=100.0)), realtime=True) as cap:
-        started = time.monotonic()
         assert wait_for(lambda: cap.state == "ended")
         took = time.monotonic() - started
-    assert 0.15 < took < 2.0  # 20 intervals of 10 ms, nobody consuming
-    assert cap.dropped == 19
+    assert took >= 0.199  # 20 intervals of 10 ms (less 1 ms of float rounding): never faster
+    assert cap.dropped == 19  # nobody consuming, and the file did not block on the queue
 
 
 def test_failed_opens_are_retried_with_backoff_until_the_source_works() -> None:
@@ -239,11 +258,9 @@ def test_a_stalled_live_source_is_reopened() -> None:
 
 
 def test_stop_interrupts_the_backoff_wait() -> None:
-    cap = Capture(factory(CameraError("fake: down")), backoff_initial=30).start()
+    cap = Capture(factory(CameraError("fake: down")), backoff_initial=3600).start()
     assert wait_for(lambda: cap.state == "backoff")
-    started = time.monotonic()
-    cap.stop()
-    assert time.monotonic() - started < 1.0
+    cap.stop(timeout=DEADLINE_S)  # an uninterrupted hour-long backoff would outlast the join
     assert not cap.running and cap.state == "ended" and cap.get(0) is None
 
 

@@ -294,9 +294,10 @@ def test_other_process_reembed_is_noticed(gallery_path: Path, rng: np.random.Gen
             daemon.enroll("bob", [make_template(rng)])
 
 
-def _start(script: str, *args: object) -> subprocess.Popen[str]:
+def _start(script: str, *args: object, stdin: bool = False) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(script), *map(str, args)],
+        stdin=subprocess.PIPE if stdin else None,
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -389,6 +390,9 @@ WRITER = """
             crops = rng.integers(0, 256, size=(2, 112, 112, 3), dtype=np.uint8)
             vectors = rng.normal(size=(2, dim)).astype(np.float32)
             store.enroll(f"p{i:03d}", [Template(v, c, "w") for v, c in zip(vectors, crops)])
+            if i == 0:  # the reader sees one version for sure; the other enrolments race it
+                print("first", flush=True)
+                sys.stdin.readline()
 """
 
 
@@ -396,9 +400,13 @@ def test_concurrent_reader_never_fails(gallery_path: Path) -> None:
     people = 40
     GalleryStore.open(gallery_path, MODEL, DIM).close()
     with GalleryStore.open(gallery_path, MODEL, DIM) as reader:
-        writer = _start(WRITER, gallery_path, MODEL, DIM, people)
-        assert writer.stdout is not None and writer.stdout.readline().strip() == "inside"
-        versions = set()
+        writer = _start(WRITER, gallery_path, MODEL, DIM, people, stdin=True)
+        assert writer.stdout is not None and writer.stdin is not None
+        assert writer.stdout.readline().strip() == "inside"
+        assert writer.stdout.readline().strip() == "first"
+        versions = {reader.version()}
+        writer.stdin.write("go\n")
+        writer.stdin.close()
         while writer.poll() is None:
             snapshot = reader.snapshot()
             versions.add(reader.version())
@@ -407,7 +415,8 @@ def test_concurrent_reader_never_fails(gallery_path: Path) -> None:
             assert len(reader.people()) >= len(snapshot.names)
         assert writer.wait(timeout=SUBPROCESS_TIMEOUT_S) == 0
         assert len(reader.snapshot().names) == people
-        assert len(versions) > 1
+        versions.add(reader.version())
+        assert len(versions) > 1  # after the first enrolment, and after the last
 
 
 def test_reembed_names_a_broken_crop_and_goes_on(
