@@ -165,12 +165,19 @@ if [[ ! -f $CONF/config.toml ]]; then
     fi
     echo "wrote $CONF/config.toml: set [camera] source (e.g. \"/dev/video0\")"
 fi
-"$PREFIX/.venv/bin/facegate" check-config "$CONF/config.toml"
+# The daemon's own start-up checks, as the service will run them: a config that cannot start
+# (no camera at that source yet, say) leaves the service installed but not enabled.
+CONFIG_OK=1
+FACEGATE_HOME=$STATE "$PREFIX/.venv/bin/facegate" check-config "$CONF/config.toml" || CONFIG_OK=0
 
 echo "== service"
 install -d -m 0755 "$(dirname "$UNIT")"
 install -m 0644 "$REPO/deploy/facegate.service" "$UNIT"
 systemctl daemon-reload
+if [[ $CONFIG_OK -eq 0 ]]; then
+    die "the service is installed but not enabled: fix $CONF/config.toml (check-config above" \
+        "says what), then: systemctl enable --now facegate"
+fi
 systemctl enable facegate.service
 if [[ $START -eq 1 ]]; then
     systemctl restart facegate.service

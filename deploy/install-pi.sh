@@ -46,6 +46,13 @@ while [[ $# -gt 0 ]]; do
     esac
 done
 
+CODENAME=$({ sed -n 's/^VERSION_CODENAME=//p' "$ROOT/etc/os-release" 2>/dev/null || true; } | tr -d '"')
+CONSTRAINTS=$REPO/deploy/constraints-pi-${CODENAME:-bookworm}.txt
+if [[ ! -f $CONSTRAINTS ]]; then
+    echo "Raspberry Pi OS '${CODENAME}' is not supported: bookworm or trixie (64-bit)" >&2
+    exit 1
+fi
+
 [[ $EUID -eq 0 ]] || die "run as root: sudo $0"
 if [[ $(dpkg --print-architecture) != arm64 ]]; then
     die "facegate needs 64-bit Raspberry Pi OS (arm64): onnxruntime and LiteRT have no" \
@@ -81,14 +88,10 @@ if [[ $REPO != "$PREFIX" ]]; then
         tar -C "$PREFIX" --no-same-owner -xf -
 fi
 [[ -x $PREFIX/.venv/bin/python ]] || python3 -m venv --system-site-packages "$PREFIX/.venv"
-# Debian's picamera2 stack (simplejpeg, pidng) is built against numpy 1.x; numpy 2 in the venv
-# would shadow it and break those modules, and OpenCV >= 4.12 requires numpy 2.
-cat > "$PREFIX/constraints-pi.txt" <<'EOF'
-numpy<2
-opencv-python-headless<4.12
-EOF
+# pip constraints that match the release's own picamera2 stack (numpy 1.x on bookworm, numpy 2
+# on trixie): deploy/constraints-pi-<codename>.txt says why for each.
 "$PREFIX/.venv/bin/pip" install --quiet --upgrade pip
-"$PREFIX/.venv/bin/pip" install --quiet -c "$PREFIX/constraints-pi.txt" "${PREFIX}[litert]"
+"$PREFIX/.venv/bin/pip" install --quiet -c "$CONSTRAINTS" "${PREFIX}[litert]"
 
 echo "== models in $STATE/models"
 install -d -m 0700 -o facegate -g facegate "$STATE" "$STATE/models"
@@ -104,12 +107,19 @@ if [[ ! -f $CONF/config.toml ]]; then
     install -m 0640 -o root -g facegate "$REPO/deploy/config.example.toml" "$CONF/config.toml"
     echo "wrote $CONF/config.toml: set [camera] source (e.g. \"picamera2\")"
 fi
-"$PREFIX/.venv/bin/facegate" check-config "$CONF/config.toml"
+# The daemon's own start-up checks, as the service will run them: a config that cannot start
+# (no camera at that source yet, say) leaves the service installed but not enabled.
+CONFIG_OK=1
+FACEGATE_HOME=$STATE "$PREFIX/.venv/bin/facegate" check-config "$CONF/config.toml" || CONFIG_OK=0
 
 echo "== service"
 install -d -m 0755 "$(dirname "$UNIT")"
 install -m 0644 "$REPO/deploy/facegate.service" "$UNIT"
 systemctl daemon-reload
+if [[ $CONFIG_OK -eq 0 ]]; then
+    die "the service is installed but not enabled: fix $CONF/config.toml (check-config above" \
+        "says what), then: systemctl enable --now facegate"
+fi
 systemctl enable facegate.service
 if [[ $START -eq 1 ]]; then
     systemctl restart facegate.service

@@ -3,8 +3,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
-if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info[:2] < (3, 11))'; then
-    echo "facegate needs Python 3.11 or newer ($PYTHON is $("$PYTHON" --version 2>&1))" >&2
+if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info[:2] < (3, 10))'; then
+    echo "facegate needs Python 3.10 or newer ($PYTHON is $("$PYTHON" --version 2>&1))" >&2
     exit 1
 fi
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv

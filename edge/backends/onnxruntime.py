@@ -46,14 +46,10 @@ class Providers:
 
     def session_providers(self, available: list[str]) -> list[str | tuple[str, dict[str, str]]]:
         """The ``providers`` argument for an InferenceSession, or one line on what is missing."""
+        problem = unavailable(self.names, available)
+        if problem:
+            raise ConfigError(problem)
         wanted = [provider_name(n) for n in self.names]
-        missing = [n for n, w in zip(self.names, wanted, strict=True) if w not in available]
-        if missing:
-            usable = [short for short, full in PROVIDERS.items() if full in available]
-            raise ConfigError(
-                f"execution provider {missing[0]!r} ({provider_name(missing[0])}) is not "
-                f"available in this onnxruntime; available: {', '.join(usable) or 'none'}"
-            )
         return [self._options(w) if w == PROVIDERS["tensorrt"] else w for w in wanted]
 
     def _options(self, name: str) -> tuple[str, dict[str, str]]:
@@ -66,6 +62,18 @@ class Providers:
             "trt_engine_cache_path": str(cache),
         }
         return name, options
+
+
+def unavailable(names: tuple[str, ...], available: list[str]) -> str | None:
+    """One line on the first of ``names`` this onnxruntime lacks, or None when it has them all."""
+    missing = [n for n in names if provider_name(n) not in available]
+    if not missing:
+        return None
+    usable = [short for short, full in PROVIDERS.items() if full in available]
+    return (
+        f"execution provider {missing[0]!r} ({provider_name(missing[0])}) is not "
+        f"available in this onnxruntime; available: {', '.join(usable) or 'none'}"
+    )
 
 
 def provider_name(name: str) -> str:

@@ -20,6 +20,7 @@ from facegate.config import (
     load,
 )
 from facegate.errors import ConfigError
+from facegate.service.pipeline import PipelineSettings
 
 if TYPE_CHECKING:
     from facegate.service.preflight import Preflight
@@ -151,11 +152,12 @@ def summary(config: Config) -> list[str]:
     source = hide_secrets(cam.source) if cam.source else "(unset: pass --source to run)"
     fps = f", at most {cam.max_fps:g} fps" if cam.max_fps else ""
     snaps, web = config.snapshots, f"{http.host}:{http.port}"
+    votes = PipelineSettings.from_config(config).votes  # unset: 3 for video, 1 for photos
     return [
         f"camera {cam.name}: {source}{fps}, detect every {cam.detect_every} frame(s)",
         f"models: bundle {models.bundle}, {models.backend} {models.precision}, "
         f"{models.threads} thread(s)",
-        f"recognition: threshold {rec.threshold:g}, {rec.votes} vote(s) to name",
+        f"recognition: threshold {rec.threshold:g}, {votes} vote(s) to name",
         f"gallery: {config.gallery.path or '$FACEGATE_HOME/gallery.db'}",
         "snapshots: " + (f"{snaps.dir or '$FACEGATE_HOME/snapshots'}" if snaps.enabled else "off"),
         "sinks: " + (", ".join(map(describe_sink, config.sinks)) or "none"),

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from facegate.backends.onnxruntime import DEFAULT_PROVIDERS, unavailable
 from facegate.bundle import Bundle
 from facegate.bundle.manifest import ROLES
 from facegate.config.schema import Config
@@ -55,6 +56,19 @@ def check_models(config: Config) -> Found:
     ]
 
 
+def check_providers(config: Config) -> Found:
+    """Every execution provider ``[runtime] providers`` names is in this onnxruntime."""
+    names = config.runtime.providers
+    if names == DEFAULT_PROVIDERS:
+        return [], []
+    if config.models.backend == "litert":  # "auto" picks ONNX Runtime for such providers
+        return ["runtime.providers: execution providers need models.backend onnxruntime"], []
+    import onnxruntime as ort
+
+    problem = unavailable(names, ort.get_available_providers())
+    return ([f"runtime.providers: {problem}"] if problem else []), []
+
+
 def writable_file(path: Path) -> str | None:
     """Why ``path`` cannot be opened for appending (created if missing), or None."""
     if path.is_dir():
@@ -92,6 +106,7 @@ def check_http(config: Config) -> Found:
 CHECKS: dict[str, Callable[[Config], Found]] = {
     "source": assemble.check_source,
     "models": check_models,
+    "providers": check_providers,
     "sinks": check_sinks,
     "http": check_http,
 }
@@ -108,7 +123,8 @@ def check(config: Config, sections: Iterable[str] = tuple(CHECKS)) -> Preflight:
     return Preflight(tuple(problems), tuple(warnings))
 
 
-DAEMON_CHECKS = ("models", "sinks", "http")  # the daemon checks its source in assemble.capture
+# the daemon checks its source in assemble.capture
+DAEMON_CHECKS = ("models", "providers", "sinks", "http")
 
 
 def require(config: Config, sections: Iterable[str] = tuple(CHECKS)) -> Preflight:

@@ -6,8 +6,6 @@ copy, the bundle install (`facegate models install`, the real one) and check-con
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import stat
 import subprocess
@@ -22,7 +20,6 @@ from facegate.bundle.archive import pack
 REPO = Path(__file__).resolve().parents[2]
 PI = REPO / "deploy" / "install-pi.sh"
 JETSON = REPO / "deploy" / "install-jetson.sh"
-MODEL = b"model bytes" * 50
 NO_BUNDLE = "no model bundle: pass --bundle FILE.tar.gz"
 
 # Each fake appends "NAME ARGS" to $FAKE_LOG. `install` and `chown` drop owners (the test root
@@ -71,7 +68,10 @@ def fake(tmp_path: Path) -> dict[str, object]:
         path.write_text(f'#!/usr/bin/env bash\necho "{name} $*" >> "$FAKE_LOG"\n{body}\n')
         path.chmod(0o755)
     root = tmp_path / "root"
-    (root / "etc").mkdir(parents=True)
+    (root / "etc" / "facegate").mkdir(parents=True)
+    photos = tmp_path / "photos"  # a source that works here: the owner's config, kept as it is
+    photos.mkdir()
+    (root / "etc" / "facegate" / "config.toml").write_text(f'[camera]\nsource = "{photos}"\n')
     env = {
         "PATH": f"{bin_dir}:/usr/bin:/bin",
         "HOME": str(tmp_path),
@@ -82,37 +82,39 @@ def fake(tmp_path: Path) -> dict[str, object]:
     return {"env": env, "root": root, "log": tmp_path / "calls.log"}
 
 
-@pytest.fixture()
-def archive(tmp_path: Path) -> Path:
-    """A small packed bundle named default (the installer checks bytes, not graphs)."""
-    root = tmp_path / "src" / "default"
-    root.mkdir(parents=True)
-    (root / "embedder.fp32.onnx").write_bytes(MODEL)
-    manifest = {
-        "schema": 1,
-        "bundle": "default",
-        "version": "1",
-        "models": [
-            {
-                "role": "embedder",
-                "file": "embedder.fp32.onnx",
-                "format": "onnx",
-                "precision": "fp32",
-                "sha256": hashlib.sha256(MODEL).hexdigest(),
-                "input": {
-                    "shape": [None, 112, 112, 3],
-                    "layout": "NHWC",
-                    "colour": "RGB",
-                    "mean": 127.5,
-                    "std": 128.0,
-                },
-                "outputs": [{"name": "embedding"}],
-                "model_id": "tiny",
-            }
-        ],
-    }
-    (root / "manifest.json").write_text(json.dumps(manifest))
-    return pack(Bundle.load(root), tmp_path / "default.tar.gz").path
+@pytest.fixture(scope="module")
+def archive(bundle: Bundle, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The built default bundle, packed: the service's start-up checks need every model."""
+    return pack(bundle, tmp_path_factory.mktemp("archive") / "default.tar.gz").path
+
+
+@pytest.mark.parametrize("codename", ["bookworm", "trixie"])
+def test_pi_uses_the_constraints_of_its_release(
+    fake: dict, archive: Path, codename: str
+) -> None:
+    (fake["root"] / "etc" / "os-release").write_text(f'VERSION_CODENAME="{codename}"\n')
+    proc = _run(PI, fake, "--bundle", str(archive), "--no-start")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"constraints-pi-{codename}.txt" in _calls(fake)
+
+
+def test_pi_does_not_enable_a_service_whose_config_cannot_start(
+    fake: dict, archive: Path
+) -> None:
+    (fake["root"] / "etc" / "facegate" / "config.toml").unlink()  # the example is written: camera 0
+    proc = _run(PI, fake, "--bundle", str(archive))
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "installed but not enabled" in proc.stderr.splitlines()[-1]
+    assert "no such camera" in proc.stderr
+    assert "systemctl enable" not in _calls(fake)
+
+
+def test_pi_refuses_a_release_it_has_no_constraints_for(fake: dict, archive: Path) -> None:
+    (fake["root"] / "etc" / "os-release").write_text("VERSION_CODENAME=bullseye\n")
+    proc = _run(PI, fake, "--bundle", str(archive))
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1
+    assert "'bullseye' is not supported" in proc.stderr
+    assert "apt-get" not in _calls(fake)
 
 
 def _run(script: Path, fake: dict, *args: str, **env: str) -> subprocess.CompletedProcess:
@@ -147,7 +149,7 @@ def test_pi_installs_the_bundle_and_enables_the_service(fake: dict, archive: Pat
     assert proc.returncode == 0, proc.stdout + proc.stderr
     root = fake["root"]
     bundle = root / "var" / "lib" / "facegate" / "models" / "default"
-    assert (bundle / "embedder.fp32.onnx").read_bytes() == MODEL
+    assert (bundle / "manifest.json").is_file()
     assert stat.S_IMODE((bundle / "embedder.fp32.onnx").stat().st_mode) == 0o600
     assert (root / "etc" / "facegate" / "config.toml").is_file()
     assert (root / "etc" / "systemd" / "system" / "facegate.service").is_file()
@@ -219,8 +221,8 @@ def test_jetson_installs_with_the_gpu_wheel(fake: dict, archive: Path, tmp_path:
     (fake["root"] / "etc" / "nv_tegra_release").write_text("# R36 (release), REVISION: 4.0\n")
     wheel = tmp_path / "onnxruntime_gpu-1.20.0-cp310-cp310-linux_aarch64.whl"
     wheel.write_bytes(b"wheel")
+    (fake["root"] / "etc" / "facegate" / "config.toml").unlink()  # the installer writes one
     proc = _run(JETSON, fake, "--bundle", str(archive), "--gpu-wheel", str(wheel))
-    assert proc.returncode == 0, proc.stdout + proc.stderr
     root = fake["root"]
     assert (root / "var" / "lib" / "facegate" / "models" / "default" / "manifest.json").is_file()
     config = (root / "etc" / "facegate" / "config.toml").read_text()
@@ -228,4 +230,9 @@ def test_jetson_installs_with_the_gpu_wheel(fake: dict, archive: Path, tmp_path:
     assert (root / "etc/systemd/system/facegate.service.d/jetson-gpu.conf").is_file()
     calls = _calls(fake)
     assert f"pip install --quiet {wheel}" in calls
-    assert "systemctl enable facegate.service" in calls and "systemctl restart" in calls
+    # This machine has no CUDA provider (the fake wheel installs nothing): the daemon's own
+    # start-up checks refuse the config, so the service is installed but not enabled.
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "runtime.providers: execution provider 'cuda'" in proc.stderr
+    assert "installed but not enabled" in proc.stderr.splitlines()[-1]
+    assert "systemctl enable" not in calls

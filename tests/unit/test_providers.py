@@ -132,6 +132,21 @@ def test_cli_providers_flag(bundle_dir: Path, home: Path, tmp_path: Path) -> Non
     assert len(proc.stderr.strip().splitlines()) == 1
 
 
+def test_check_config_refuses_providers_this_onnxruntime_lacks(
+    bundle_dir: Path, home: Path, tmp_path: Path
+) -> None:
+    """check-config runs the daemon's own check: a config it passes starts."""
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[camera]\nsource = "{tmp_path}"\n[models]\nbundle = "{bundle_dir}"\n'
+        '[runtime]\nproviders = ["cuda", "cpu"]\n'
+    )
+    proc = run_cli("check-config", str(config), env={"FACEGATE_HOME": str(home)})
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "runtime.providers: execution provider 'cuda' (CUDAExecutionProvider)" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
 def test_health_shows_the_provider(bundle_dir: Path, home: Path, tmp_path: Path) -> None:
     folder = tmp_path / "frames"
     folder.mkdir()
