@@ -8,13 +8,13 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rich.console import Console
-
 from facegate.bundle import Bundle
 from facegate.errors import ConfigError
 from facegate.host.paths import models_dir
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from facegate.backends.onnxruntime import Providers
     from facegate.vision.recognizer import Recognizer
 
@@ -42,7 +42,9 @@ def emit_json(data: object) -> None:
 
 
 def console() -> Console:
-    """The console human-readable output goes to."""
+    """The console human-readable output goes to (rich loads here: --json output never needs it)."""
+    from rich.console import Console
+
     return Console(highlight=False)
 
 

@@ -11,8 +11,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from rich.markup import escape
-from rich.table import Table
 
 from facegate.cli.common import (
     add_gallery_option,
@@ -170,6 +168,9 @@ def cmd_identify(args: argparse.Namespace) -> int:
 
 def print_identify(items: list[dict], threshold: float) -> None:
     """Human-readable table of identification results."""
+    from rich.markup import escape
+    from rich.table import Table
+
     t = Table(title=f"faces (same person at cosine >= {threshold:.2f})")
     for col in ("image", "face", "box (x1,y1,x2,y2)", "name", "similarity"):
         t.add_column(col)
@@ -223,6 +224,8 @@ def verify_pairs(
 
 
 def _verify_lines(args: argparse.Namespace, faces1: list, faces2: list, best: dict) -> str:
+    from rich.markup import escape
+
     a, b = (escape(display_path(p)) for p in (args.image1, args.image2))
     box1 = ",".join(f"{v:.0f}" for v in faces1[best["face1"]].box)
     box2 = ",".join(f"{v:.0f}" for v in faces2[best["face2"]].box)
