@@ -2,10 +2,10 @@
 
 Sections: stages (per-stage latency), e2e (pipeline fps on the clips), realframes (the clips'
 frames and the group photos per stage, with the detector's counts, against face_recognition),
-detector (MTCNN against facenet-pytorch's: exactness and speed), peer (face_recognition: speed and accuracy), gallery
-(1k-1M templates, exact and approximate), coldstart (daemon start and memory), limits (MACs
-against attainable FLOP/s). Writes results.json and PNG plots to --out and prints tables;
-results.json is rewritten after every section.
+detector (MTCNN against facenet-pytorch's: exactness and speed), peer (face_recognition: speed
+and accuracy), gallery (1k-1M templates, exact and approximate), coldstart (daemon start and
+memory), limits (MACs against attainable FLOP/s). Writes results.json and PNG plots to --out
+and prints tables; results.json is rewritten after every section.
 """
 
 from __future__ import annotations
