@@ -6,7 +6,7 @@ from pathlib import Path
 
 from rich.table import Table as RichTable
 
-from benchmarks import plots, targets
+from benchmarks import plots, realframes, targets
 from benchmarks.common import console
 
 Table = tuple[str, list[str], list[list[str]]]
@@ -270,6 +270,7 @@ def all_tables(results: dict) -> list[Table]:
     makers = {
         "stages": stage_table,
         "e2e": e2e_table,
+        "realframes": realframes.tables,
         "detector": detector_tables,
         "peer": peer_tables,
         "gallery": gallery_tables,

@@ -1,10 +1,11 @@
 """Run facegate's benchmarks: ``python -m benchmarks.run [--quick] [--out DIR] [--sections ...]``.
 
-Sections: stages (per-stage latency), e2e (pipeline fps on the clips), detector (MTCNN against
-facenet-pytorch's: exactness and speed), peer (face_recognition: speed and accuracy), gallery
-(1k-1M templates, exact and approximate), coldstart (daemon start and memory), limits (MACs
-against attainable FLOP/s). Writes results.json and PNG plots to --out and prints tables;
-results.json is rewritten after every section.
+Sections: stages (per-stage latency), e2e (pipeline fps on the clips), realframes (the clips'
+frames and the group photos per stage, with the detector's counts, against face_recognition),
+detector (MTCNN against facenet-pytorch's: exactness and speed), peer (face_recognition: speed
+and accuracy), gallery (1k-1M templates, exact and approximate), coldstart (daemon start and
+memory), limits (MACs against attainable FLOP/s). Writes results.json and PNG plots to --out
+and prints tables; results.json is rewritten after every section.
 """
 
 from __future__ import annotations
@@ -17,11 +18,30 @@ import time
 import traceback
 from pathlib import Path
 
-from benchmarks import coldstart, detector, e2e, gallery_scale, limits, peer, report, stages
+from benchmarks import (
+    coldstart,
+    detector,
+    e2e,
+    gallery_scale,
+    limits,
+    peer,
+    realframes,
+    report,
+    stages,
+)
 from benchmarks.common import bundle_dir, console, machine, recognizer, use_bundle
 from benchmarks.frames import BenchFrame, build_frames
 
-SECTIONS = ("stages", "e2e", "detector", "peer", "gallery", "coldstart", "limits")
+SECTIONS = (
+    "stages",
+    "e2e",
+    "realframes",
+    "detector",
+    "peer",
+    "gallery",
+    "coldstart",
+    "limits",
+)
 DEFAULT_OUT = Path(__file__).resolve().parent / "out"
 NEEDS_FRAMES = {"stages", "detector", "peer", "limits"}
 
@@ -71,6 +91,8 @@ def _section(name: str, args: argparse.Namespace, frames: list[BenchFrame], resu
         return stages.run(frames, args.quick)
     if name == "e2e":
         return e2e.run(args.quick)
+    if name == "realframes":
+        return realframes.run(args.quick, not args.no_install, args.out)
     if name == "detector":
         return detector.run(frames, args.quick, install, args.out)
     if name == "peer":

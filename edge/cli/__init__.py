@@ -11,6 +11,7 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import argparse  # noqa: E402
+import importlib  # noqa: E402
 import logging  # noqa: E402
 import sys  # noqa: E402
 
@@ -21,29 +22,43 @@ from facegate.text import visible  # noqa: E402
 log = logging.getLogger("facegate")
 
 
-def _parser() -> argparse.ArgumentParser:
-    from facegate.cli import check_config, demo, evaluate, gallery, models, recognise, run
+# Each command's module, so that a command imports only its own (``identify`` answers without
+# loading the daemon, the config schema, MQTT or cryptography); help and unknown names load all.
+COMMAND_MODULES = {
+    "models": "models",
+    "gallery": "gallery",
+    "identify": "recognise",
+    "verify": "recognise",
+    "demo": "demo",
+    "eval": "evaluate",
+    "run": "run",
+    "check-config": "check_config",
+}
+ALL_MODULES = ("models", "gallery", "recognise", "demo", "evaluate", "run", "check_config")
 
+
+def _command(argv: list[str]) -> str | None:
+    """The command named on the command line: the first word that is not an option."""
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
+def _parser(argv: list[str]) -> argparse.ArgumentParser:
+    module = COMMAND_MODULES.get(_command(argv) or "")
     parser = argparse.ArgumentParser(
         prog="facegate", description="Face recognition for edge devices"
     )
     parser.add_argument("--version", action="version", version=f"facegate {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    models.register(sub)
-    gallery.register(sub)
-    recognise.register(sub)
-    demo.register(sub)
-    evaluate.register(sub)
-    run.register(sub)
-    check_config.register(sub)
+    for name in (module,) if module else ALL_MODULES:
+        importlib.import_module(f"facegate.cli.{name}").register(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run one command; user errors become one line on stderr and exit 1."""
-    parser = _parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = _parser(argv).parse_args(argv)
     level = logging.WARNING - 10 * min(args.verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     try:

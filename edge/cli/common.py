@@ -8,15 +8,14 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rich.console import Console
-from rich.markup import escape
-
 from facegate.bundle import Bundle
 from facegate.errors import ConfigError
 from facegate.host.paths import models_dir
 from facegate.text import visible
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from facegate.backends.onnxruntime import Providers
     from facegate.vision.recognizer import Recognizer
 
@@ -44,7 +43,12 @@ def emit_json(data: object) -> None:
 
 
 def console() -> Console:
-    """The console human-readable output goes to (no highlighting, no ``:emoji:`` codes)."""
+    """The console human-readable output goes to (no highlighting, no ``:emoji:`` codes).
+
+    rich loads here, not at import: ``--json`` output never needs it.
+    """
+    from rich.console import Console
+
     return Console(highlight=False, emoji=False)
 
 
@@ -54,6 +58,8 @@ def safe(value: object) -> str:
     Use it for every stored or user-given string (names, paths, sources, model ids) printed
     through :func:`console` or placed in a rich ``Table``: ``[/x]`` is then text, not a tag.
     """
+    from rich.markup import escape
+
     return escape(visible(value))
 
 

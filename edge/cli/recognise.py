@@ -11,7 +11,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from rich.table import Table
 
 from facegate.cli.common import (
     add_gallery_option,
@@ -171,6 +170,8 @@ def cmd_identify(args: argparse.Namespace) -> int:
 
 def print_identify(items: list[dict], threshold: float) -> None:
     """Human-readable table of identification results."""
+    from rich.table import Table
+
     t = Table(title=f"faces (same person at cosine >= {threshold:.2f})")
     for col in ("image", "face", "box (x1,y1,x2,y2)", "name", "similarity"):
         t.add_column(col)

@@ -1,37 +1,37 @@
-"""The local face gallery (SQLite), the matcher, and the portable export format."""
+"""The local face gallery (SQLite), the matcher, and the portable export format.
 
-from facegate.gallery.exchange import ExportSummary, export_gallery, import_gallery
-from facegate.gallery.match import ExactMatcher, Matcher, decide
-from facegate.gallery.store import (
-    GalleryDump,
-    GallerySnapshot,
-    GalleryStore,
-    ImportSummary,
-    PersonInfo,
-    StoredPerson,
-    StoredTemplate,
-    Template,
-    TemplateInfo,
-    decode_crop,
-    encode_crop,
-)
+Names are re-exported lazily: the store and the matcher load without the export format's
+cryptography (``facegate identify`` and the daemon's frame path never encrypt anything).
+"""
 
-__all__ = [
-    "ExactMatcher",
-    "ExportSummary",
-    "GalleryDump",
-    "GallerySnapshot",
-    "GalleryStore",
-    "ImportSummary",
-    "Matcher",
-    "PersonInfo",
-    "StoredPerson",
-    "StoredTemplate",
-    "Template",
-    "TemplateInfo",
-    "decide",
-    "decode_crop",
-    "encode_crop",
-    "export_gallery",
-    "import_gallery",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "exchange": ("ExportSummary", "export_gallery", "import_gallery"),
+    "match": ("ExactMatcher", "Matcher", "decide"),
+    "store": (
+        "GalleryDump",
+        "GallerySnapshot",
+        "GalleryStore",
+        "ImportSummary",
+        "PersonInfo",
+        "StoredPerson",
+        "StoredTemplate",
+        "Template",
+        "TemplateInfo",
+        "decode_crop",
+        "encode_crop",
+    ),
+}
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        return getattr(importlib.import_module(f"facegate.gallery.{_WHERE[name]}"), name)
+    raise AttributeError(f"module 'facegate.gallery' has no attribute {name!r}")

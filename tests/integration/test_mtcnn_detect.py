@@ -196,3 +196,43 @@ def test_batches_cover_every_crop_in_few_calls_and_sizes() -> None:
         assert len([s for s in sizes if s != 64]) <= 2
         seen.update(sizes)
     assert len(seen) <= 15  # 8..56 by 8, 1..7, 64: the runtimes see few distinct shapes
+
+
+HAMILTON = FACES.parent / "video" / "face_recognition_short_hamilton_clip.mp4"
+
+
+def _clip_frame(path: Path, index: int) -> np.ndarray:
+    cap = cv2.VideoCapture(str(path))
+    cap.set(cv2.CAP_PROP_POS_FRAMES, index)
+    ok, bgr = cap.read()
+    cap.release()
+    if not ok:
+        pytest.skip(f"{path.name} not present or too short")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def test_border_retry_only_where_the_plain_pass_found_nothing(bundle: Bundle) -> None:
+    from benchmarks.probe import Probe
+
+    detector = load_detector(bundle, "tflite")
+    probe = Probe(detector)
+    camera = _clip_frame(HAMILTON, 0)  # a speaker on a stage: two faces found
+    assert len(detector.detect(camera)) == 2
+    counts = probe.take()
+    assert (counts.cascades, counts.retries) == (1, 0)
+    crop = _read(FACES / "bbt" / "bernadette" / "bernadette5.png")  # 150x150: the face fills it
+    faces = detector.detect(crop)
+    counts = probe.take()
+    assert (counts.cascades, counts.retries) == (2, 1)
+    assert len(faces) == 1 and _plausible(faces[0])
+
+
+def test_border_retry_finds_a_face_the_camera_frame_cuts(bundle: Bundle) -> None:
+    """Hamilton frame 36: a close-up in profile, cut by the bottom edge; only the retry finds it."""
+    from benchmarks.probe import Probe
+
+    detector = load_detector(bundle, "tflite")
+    probe = Probe(detector)
+    faces = detector.detect(_clip_frame(HAMILTON, 36))
+    assert probe.take().retries == 1
+    assert len(faces) == 1 and faces[0].box[3] > 360  # past the frame's bottom edge
