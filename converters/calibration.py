@@ -78,9 +78,8 @@ def _flip(img: np.ndarray) -> np.ndarray:
 
 
 # Largest-face sizes each photo is also shown at (shrunk, never enlarged): from near MTCNN's
-# 40 px min_face_size up to the portrait sizes. After _shrink the sample photos' faces span
-# 98-224 px, and there the LiteRT INT8 O-Net met parity (IoU 0.98, 1.1 px), while on fresh photos
-# it gave IoU 0.936 / 2.3 px on a ~160 px face, and IoU 0.949 on the held-out photos at 0.4x.
+# 40 px min_face_size up to portrait sizes. After _shrink the sample photos' faces span only
+# 98-224 px; a camera frame shows 40-200 px faces, and every view is a new pixel grid for the nets.
 FACE_SIDES_PX = (160, 112, 80, 56)
 
 HOLD_OUT_EVERY = 2  # every 2nd sample photo (sorted by name) is held out: 3 of the 6 samples
