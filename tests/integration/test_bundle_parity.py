@@ -3,7 +3,7 @@
 The build gates every variant on its own held-out sample photos with its own constants
 (facegate.bundle.parity); repeating that gate on its report could not fail. These tests measure
 again, on photos from ../shared/faces that are not among the bundle's sample photos, with the
-comparison written out here and the thresholds the README promises.
+comparison written out here and the thresholds docs/models.md promises.
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ from facegate.vision.detect.mtcnn import MTCNN
 from facegate.vision.image import load_image
 from tests.conftest import run_cli
 
-# Thresholds the README promises for every kept variant against FP32 ("Every step checks itself").
-EMBED_MEAN_COS = 0.99  # README: embeddings mean cosine >= 0.99 ...
+# Thresholds docs/models.md promises for every kept variant against FP32.
+EMBED_MEAN_COS = 0.99  # docs/models.md: embeddings mean cosine >= 0.99 ...
 EMBED_MIN_COS = 0.98  # ... and min >= 0.98
-FP32_MIN_COS = 0.9999  # README: FP32 in another format is the same function (cosine 1.0000)
+FP32_MIN_COS = 0.9999  # docs/models.md: FP32 in another format is the same function (cosine 1.0000)
 BOX_IOU = 0.95  # docs/models.md: detector boxes IoU >= 0.95 ...
 LANDMARK_PX = 2.0  # ... and landmarks within 2 px, for 95 % of fresh faces (AGREE_SHARE) ...
 AGREE_SHARE = 0.95

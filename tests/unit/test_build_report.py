@@ -39,7 +39,7 @@ def test_without_a_paired_figure_the_medians_are_compared() -> None:
 
 
 def test_the_keep_rule_is_the_documented_15_percent() -> None:
-    """README: kept when >= 15 % faster than FP32; the code once needed 1/0.85 = 1.18x."""
+    """docs/models.md: kept when >= 15 % faster than FP32; the code once needed 1/0.85 = 1.18x."""
     assert KEEP_MIN_SPEEDUP == 1.15
     fp32 = _r("fp32", 1.6, 3.0, None)
     on_the_line = _r("int8", 1.3, 2.6, 1.16)
