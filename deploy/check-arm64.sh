@@ -133,6 +133,9 @@ copy_interpreter_if_needed() {
 
 mount_root() {
     mountpoint -q "$ROOT/proc" || mount -t proc proc "$ROOT/proc"
+    # No /sys: with sysfs mounted, `facegate identify --backend onnxruntime` (onnxruntime 1.32)
+    # dies of SIGSEGV under qemu-aarch64 7.2; without it, it works and cpuinfo only prints
+    # "Error in cpuinfo: failed to parse the list of possible processors".
     if ! mountpoint -q "$ROOT/dev"; then
         mount --rbind /dev "$ROOT/dev"
         mount --make-rslave "$ROOT/dev"
@@ -156,10 +159,11 @@ in_root() {
 # The host's own extra CAs (a TLS-inspecting proxy, a company CA) go into the root too, so pip
 # inside it trusts what the host trusts.
 trust_host_cas() {
-    local crt copied=0
+    local crt target copied=0
     for crt in /usr/local/share/ca-certificates/*.crt; do
-        [[ -f $crt ]] || continue
-        install -D -m 0644 "$crt" "$ROOT/usr/local/share/ca-certificates/$(basename "$crt")"
+        target=$ROOT/usr/local/share/ca-certificates/$(basename "$crt")
+        if [[ ! -f $crt ]] || cmp -s "$crt" "$target"; then continue; fi
+        install -D -m 0644 "$crt" "$target"
         copied=1
     done
     if [[ $copied -eq 1 ]]; then in_root update-ca-certificates >/dev/null; fi
@@ -171,7 +175,8 @@ build_root() {
         log "root: reusing $ROOT"
     else
         unmount_root
-        rm -rf "${ROOT:?}"
+        # --one-file-system: never into a /dev, /proc or /sys still bound into the root.
+        rm -rf --one-file-system "${ROOT:?}"
         mkdir -p "$CACHE"
         log "root: debootstrap $SUITE arm64 from $MIRROR into $ROOT (log: $CACHE/debootstrap.log)"
         debootstrap --arch=arm64 --variant=minbase \
@@ -201,7 +206,8 @@ build_wheel() {
     fi
     [[ -x $python ]] || python=python3
     rm -rf "$out" && mkdir -p "$out"
-    "$python" -m pip wheel --quiet --no-deps --no-build-isolation -w "$out" "$REPO" >&2 ||
+    # With build isolation: pip fetches the setuptools pyproject.toml asks for.
+    "$python" -m pip wheel --quiet --no-deps -w "$out" "$REPO" >&2 ||
         die "building the wheel failed"
     WHEEL=$(echo "$out"/facegate-*.whl)
     [[ -f $WHEEL ]] || die "no facegate wheel in $out"
