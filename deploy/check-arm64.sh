@@ -194,8 +194,8 @@ build_root() {
 # The Pi constraints, read from deploy/install-pi.sh (its constraints-pi.txt here-document), so
 # this check installs what a Pi installs.
 pi_constraints() {
-    awk '/constraints-pi\.txt" <</ { on = 1; next } on && /^EOF$/ { exit } on { print }' \
-        "$REPO/deploy/install-pi.sh"
+    # The file install-pi.sh uses on bookworm, the release this root is: requirement lines only.
+    grep -v '^[[:space:]]*\(#\|$\)' "$REPO/deploy/constraints-pi-bookworm.txt"
 }
 
 build_wheel() {
@@ -217,7 +217,7 @@ build_wheel() {
 install_facegate() {
     local wheel_in_root constraints
     constraints=$(pi_constraints)
-    [[ -n $constraints ]] || die "no Pi constraints found in deploy/install-pi.sh"
+    [[ -n $constraints ]] || die "no Pi constraints found in deploy/constraints-pi-bookworm.txt"
     log "Pi constraints: $(echo "$constraints" | paste -sd ' ')"
     mkdir -p "$ROOT$PREFIX/wheels"
     rm -f "$ROOT$PREFIX"/wheels/*.whl

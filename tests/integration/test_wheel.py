@@ -23,7 +23,7 @@ WHEELHOUSE = Path.home() / ".cache" / "facegate-test-wheels"
 # The runtime dependencies at the versions this checkout's venv runs (pip's cache has them).
 RUNTIME = ("numpy", "opencv-python-headless", "onnxruntime", "rich", "paho-mqtt", "cryptography")
 SOURCES = ("edge", "converters", "models", "pyproject.toml", "README.md")
-MIN_SETUPTOOLS = (68,)  # pyproject's build requirement (SPDX licence string)
+MIN_SETUPTOOLS = (77,)  # pyproject's build requirement (SPDX licence string, PEP 639)
 
 pytestmark = pytest.mark.slow
 
