@@ -171,16 +171,6 @@ def _reload(daemon: DaemonProcess, config: Path, text: str, outcome: str) -> Non
     daemon.wait_for(lambda: daemon.log().count(outcome) > seen, 120, outcome)
 
 
-def _new_events(daemon: DaemonProcess, path: Path, after: int, camera: str) -> list[dict]:
-    """Wait for an event from ``camera`` past the first ``after`` of ``path``; return them all."""
-    daemon.wait_for(
-        lambda: any(e["camera"] == camera for e in daemon.events(path)[after:]),
-        120,
-        f"an event from {camera} in {path.name}",
-    )
-    return daemon.events(path)[after:]
-
-
 def test_sighup_changes_what_changed_in_place(state: Path, faces_dir: Path) -> None:
     """Rename, a sink-only change, a broken file and a missing bundle, on a live stream."""
     from tests.integration.rtsp_server import RtspServer
@@ -201,31 +191,27 @@ def test_sighup_changes_what_changed_in_place(state: Path, faces_dir: Path) -> N
             _reload(daemon, config, text, "configuration reloaded")
             assert _counter(port, "facegate_source_starts_total") == 1
             assert _counter(port, "facegate_frames_captured_total") >= frames
-            after = _new_events(daemon, daemon.events_path, renamed_at, "porch")
-            first_porch = next(i for i, e in enumerate(after) if e["camera"] == "porch")
-            assert {e["camera"] for e in after[first_porch:]} == {"porch"}
-            # only the sink changes: events go to the new file, the source is not restarted
+            # only the sink changes: the new file is opened, the source is not restarted
             _reload(daemon, config, text.replace("events.jsonl", "events2.jsonl"), "reloaded")
-            _new_events(daemon, second, 0, "porch")
+            daemon.wait_for(second.exists, 30, "the new sink's file")
             # a broken file, then a missing bundle: refused, the last good config runs on
             good = config.read_text()
             for broken in (
                 good + "\n[camera.oops]\n",
                 good.replace("[http]", '[models]\nbundle = "nosuch"\n\n[http]'),
             ):
-                count = len(daemon.events(second))
                 _reload(daemon, config, broken, "reload refused")
-                assert {e["camera"] for e in _new_events(daemon, second, count, "porch")} == {
-                    "porch"
-                }
             assert _counter(port, "facegate_source_starts_total") == 1
             assert _counter(port, "facegate_frames_captured_total") >= frames
     assert "nosuch" in daemon.log() and "Traceback" not in daemon.log()
-    # his visit went on through the rename and ended (at the latest on SIGTERM) under the new
-    # name; a rebuilt pipeline would have said he left the hall and arrived on the porch
+    # His visit went on through every reload (he stays in view on the looping clip) and ended
+    # on SIGTERM under the new name, in the new sink's file: the rename and the sink change took
+    # effect, the refused reloads changed nothing, and a rebuilt pipeline would have said he left
+    # the hall and arrived on the porch.
     since = daemon.events()[renamed_at:] + daemon.events(second)
     his = [(e["event"], e["camera"]) for e in since if e.get("person")]
-    assert his[0] == ("left", "porch"), since
+    assert his and his[0] == ("left", "porch"), since
+    assert ("left", "porch") in [(e["event"], e["camera"]) for e in daemon.events(second)]
 
 
 def test_systemd_notify_ready_status_and_watchdog(state: Path, tmp_path: Path) -> None:
