@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -79,16 +80,49 @@ def _outage(broker: Mosquitto, daemon: DaemonProcess, port: int) -> dict:
     }
 
 
+GAP_S = 7.0  # black frames after each pass of the clip: longer than the 5 s that end a visit
+
+
+def _with_gap(clip: Path, folder: Path) -> Path:
+    """``clip`` followed by GAP_S of black: looped, every pass is a new visit (two events)."""
+    out = folder / "clip-with-gap.mp4"
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-y",
+            "-i",
+            str(clip),
+            "-an",
+            "-vf",
+            f"tpad=stop_mode=add:stop_duration={GAP_S}:color=black",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            str(out),
+        ],
+        check=True,
+        timeout=120,
+    )
+    return out
+
+
 def _live_daemon_with_mqtt(state: Path, server: RtspServer, broker: Mosquitto, port: int):
     config = _config(state, server.url, port, MQTT_SINK.format(port=broker.port))
     return DaemonProcess(state, "--config", str(config))
 
 
-def test_broker_restart_queues_and_delivers_every_event(state: Path, faces_dir: Path) -> None:
+def test_broker_restart_queues_and_delivers_every_event(
+    state: Path, faces_dir: Path, tmp_path: Path
+) -> None:
     if mosquitto_binary() is None:
         pytest.skip("mosquitto not installed")
     port = free_port()
-    with RtspServer(_clip(HAMILTON)) as server, Mosquitto(persistence=True) as broker:
+    clip = _with_gap(_clip(HAMILTON), tmp_path)  # he leaves and comes back on every pass
+    with RtspServer(clip) as server, Mosquitto(persistence=True) as broker:
         sub = Subscriber(broker, (EVENTS,), client_id="fg-fault-sub", clean_session=False)
         with _live_daemon_with_mqtt(state, server, broker, port) as daemon:
             daemon.wait_for(lambda: _received(sub), 120, "a first (unknown) event over MQTT")
