@@ -17,6 +17,7 @@ fi
 .venv/bin/facegate models build
 .venv/bin/ruff check edge converters tests benchmarks
 # A test skipped because a tool is missing fails here instead of hiding a missing install;
-# one that needs the optional ../shared data set skips, and -rs prints every skip's reason.
+# one that needs the optional ../shared data set skips; -rfEs prints every failure, error and
+# skip with its reason.
 export FACEGATE_STRICT=1
-exec .venv/bin/python -m pytest -q -rs "$@"
+exec .venv/bin/python -m pytest -q -rfEs "$@"

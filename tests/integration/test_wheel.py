@@ -21,7 +21,6 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 WHEELHOUSE = Path.home() / ".cache" / "facegate-test-wheels"
 # The runtime dependencies at the versions this checkout's venv runs (pip's cache has them).
-RUNTIME = ("numpy", "opencv-python-headless", "onnxruntime", "rich", "paho-mqtt", "cryptography")
 SOURCES = ("edge", "converters", "models", "pyproject.toml", "README.md")
 MIN_SETUPTOOLS = (77,)  # pyproject's build requirement (SPDX licence string, PEP 639)
 
@@ -61,9 +60,17 @@ def _build_wheel(out: Path) -> Path:
     return wheel
 
 
+def _runtime() -> list[str]:
+    """The distributions pyproject's ``dependencies`` name for this Python (no extras)."""
+    from packaging.requirements import Requirement  # pytest's own dependency
+
+    reqs = [Requirement(line) for line in metadata.requires("facegate") or []]
+    return [r.name for r in reqs if r.marker is None or r.marker.evaluate({"extra": ""})]
+
+
 def _wheelhouse() -> Path:
-    """The runtime dependencies as wheels, downloaded once and reused."""
-    pins = [f"{name}=={metadata.version(name)}" for name in RUNTIME]
+    """The runtime dependencies as wheels, downloaded once per set of versions and reused."""
+    pins = [f"{name}=={metadata.version(name)}" for name in _runtime()]
     stamp = WHEELHOUSE / "pins.txt"
     if stamp.exists() and stamp.read_text().split() == pins:
         return WHEELHOUSE

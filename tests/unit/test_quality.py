@@ -22,9 +22,9 @@ from facegate.vision.quality import (
     sharpness,
 )
 from facegate.vision.recognizer import Recognizer
+from tests.data import data
 
-VIDEO = Path(__file__).resolve().parents[2].parent / "shared" / "video"
-HAMILTON_CLIP = VIDEO / "face_recognition_short_hamilton_clip.mp4"
+HAMILTON_CLIP = data("video/face_recognition_short_hamilton_clip.mp4")
 PROFILE_FRAMES = range(20, 46)  # Lin-Manuel Miranda in profile, filling the frame
 
 
@@ -106,8 +106,6 @@ def test_frontal_photos_are_near_zero(recognizer: Recognizer, faces_dir: Path) -
 
 
 def test_hamilton_profile_frames_are_turned(recognizer: Recognizer) -> None:
-    if not HAMILTON_CLIP.exists():
-        pytest.skip(f"{HAMILTON_CLIP} is not present (optional data: ../shared/video)")
     yaws = []
     with OpenCVSource(str(HAMILTON_CLIP)) as source:
         while (frame := source.read()) is not None and frame.index <= PROFILE_FRAMES[-1]:
