@@ -17,6 +17,7 @@ from tests.conftest import run_cli
 from tests.data import DATA, SHARED, data, shared
 from tests.integration.daemon_helpers import DaemonProcess
 from tests.integration.mosquitto import free_port
+from tests.unit.test_health import status_line
 
 HAMILTON = DATA / "video" / "face_recognition_short_hamilton_clip.mp4"
 STREET = SHARED / "video" / "facenet_pytorch_video.mp4"  # 1080p, 2.4 MB: optional data
@@ -304,19 +305,6 @@ def test_bad_config_and_bad_source_exit_1_in_one_line(state: Path) -> None:
     assert len(proc.stderr.strip().splitlines()) == 1
 
 
-def _raw(port: int, request: bytes) -> bytes:
-    """The status line the daemon answers ``request`` with (b"" if it hangs up)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        sock.sendall(request)
-        data = b""
-        while b"\r\n" not in data:
-            chunk = sock.recv(4096)
-            if not chunk:
-                break
-            data += chunk
-    return data.split(b"\r\n")[0]
-
-
 SLOW_CLIENTS = 250  # past the server's 200-connection bound, far under the 20,000 fd limit here
 SLOW_LINE_EVERY_S = 2.0  # the attack in the issue: one header line every 2 s
 
@@ -350,10 +338,10 @@ def test_http_answers_malformed_requests_and_survives_slow_clients(state: Path) 
             daemon.wait_for(lambda: _get(f"http://127.0.0.1:{port}/health")[0] == 200, 90, "up")
             health = json.loads(_get(f"http://127.0.0.1:{port}/health")[1])
             assert "uptime_s" in health and "uptime" not in health and health["source"]
-            assert _raw(port, b"GARBAGE\r\n\r\n").split()[1] == b"400"
-            assert _raw(port, b"GET / HTTP/9.9\r\n\r\n").split()[1] == b"400"
+            assert status_line(port, b"GARBAGE\r\n\r\n").split()[1] == b"400"
+            assert status_line(port, b"GET / HTTP/9.9\r\n\r\n").split()[1] == b"400"
             long_url = b"GET /" + b"a" * 65536 + b" HTTP/1.1\r\n\r\n"
-            assert _raw(port, long_url).split()[1] == b"431"
+            assert status_line(port, long_url).split()[1] == b"431"
             stop, closed = threading.Event(), []
             flood = threading.Thread(target=_slow_clients, args=(port, stop, closed))
             flood.start()
