@@ -11,11 +11,13 @@ from typing import TYPE_CHECKING
 
 from facegate.cli.common import emit_json
 from facegate.config import (
+    CameraConfig,
     Config,
     ConfigProblems,
     JsonlSinkConfig,
     MqttSinkConfig,
     SinkConfig,
+    camera_list,
     explain,
     load,
 )
@@ -127,8 +129,9 @@ def hide_secrets(text: str) -> str:
 def redacted(config: Config) -> dict[str, object]:
     """The config as a JSON-ready dict, camera and webhook URLs without user info."""
     data = dataclasses.asdict(config)
-    if data["camera"]["source"]:
-        data["camera"]["source"] = hide_secrets(data["camera"]["source"])
+    for cam in (data["camera"], *data["cameras"]):
+        if cam["source"]:
+            cam["source"] = hide_secrets(cam["source"])
     for sink in data["sinks"]:
         if "url" in sink:
             sink["url"] = hide_secrets(sink["url"])
@@ -146,15 +149,20 @@ def describe_sink(sink: SinkConfig) -> str:
     return f"webhook {hide_secrets(sink.url)}"
 
 
-def summary(config: Config) -> list[str]:
-    """A few lines on what the daemon will do with ``config``."""
-    cam, models, rec, http = config.camera, config.models, config.recognition, config.http
+def describe_camera(cam: CameraConfig) -> str:
+    """One camera in a line: name, source (without secrets), fps cap, detection rate."""
     source = hide_secrets(cam.source) if cam.source else "(unset: pass --source to run)"
     fps = f", at most {cam.max_fps:g} fps" if cam.max_fps else ""
+    return f"camera {cam.name}: {source}{fps}, detect every {cam.detect_every} frame(s)"
+
+
+def summary(config: Config) -> list[str]:
+    """A few lines on what the daemon will do with ``config``."""
+    models, rec, http = config.models, config.recognition, config.http
     snaps, web = config.snapshots, f"{http.host}:{http.port}"
     votes = PipelineSettings.from_config(config).votes  # unset: 3 for video, 1 for photos
     return [
-        f"camera {cam.name}: {source}{fps}, detect every {cam.detect_every} frame(s)",
+        *map(describe_camera, camera_list(config)),
         f"models: bundle {models.bundle}, {models.backend} {models.precision}, "
         f"{models.threads} thread(s)",
         f"recognition: threshold {rec.threshold:g}, {votes} vote(s) to name",

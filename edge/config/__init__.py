@@ -25,6 +25,8 @@ _EXPORTS = {
         "SinkConfig",
         "SnapshotsConfig",
         "TrackerConfig",
+        "camera_list",
+        "camera_views",
         "is_loopback",
     ),
     "reading": ("apply_overrides", "default", "load", "parse", "parse_sink", "resolve_paths"),

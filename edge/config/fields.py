@@ -12,7 +12,7 @@ import re
 import sys
 import types
 import typing
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 from typing import Any, Literal
 
 from facegate.errors import ConfigError
@@ -226,6 +226,13 @@ def _convert_list(value: Any, args: tuple[Any, ...], spec: Spec) -> tuple[Any, s
     return tuple(v for v, _ in items), problem
 
 
+def _nested_table(hint: Any) -> type | None:
+    """The dataclass a key holds as a sub-table (``X`` or ``X | None``), else None."""
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    candidate = args[0] if isinstance(hint, types.UnionType) and len(args) == 1 else hint
+    return candidate if isinstance(candidate, type) and is_dataclass(candidate) else None
+
+
 def build(cls: type, data: Any, path: KeyPath, problems: Problems) -> Any:
     """One dataclass from a TOML table, or None after recording its problems."""
     if not isinstance(data, dict):
@@ -236,6 +243,10 @@ def build(cls: type, data: Any, path: KeyPath, problems: Problems) -> Any:
     for key, value in data.items():
         if key not in known:
             problems.add((*path, key), unknown_key(key, known))
+            continue
+        nested = _nested_table(hints[key])
+        if nested is not None and isinstance(value, dict):  # a sub-table, e.g. [cameras.x]
+            kwargs[key] = build(nested, value, (*path, key), problems)
             continue
         spec = known[key].metadata["spec"]
         value, problem = _convert(value, hints[key], spec)
@@ -252,5 +263,3 @@ def build(cls: type, data: Any, path: KeyPath, problems: Problems) -> Any:
     for key, message in obj.check() if hasattr(obj, "check") else ():
         problems.add((*path, key), message)
     return obj
-
-

@@ -16,7 +16,7 @@ else:  # Python 3.10
     import tomli as tomllib
 
 from facegate.config.fields import Problems, build, show, unknown_key
-from facegate.config.schema import Config, SinkConfig
+from facegate.config.schema import CameraConfig, Config, SinkConfig
 from facegate.errors import ConfigError
 
 
@@ -44,15 +44,37 @@ def _build_sinks(data: Any, problems: Problems) -> tuple[SinkConfig, ...]:
     return tuple(sinks)
 
 
+def _build_cameras(data: Any, problems: Problems) -> tuple[CameraConfig, ...]:
+    """The ``[[cameras]]`` tables: at least one, names unique."""
+    if not isinstance(data, list | tuple) or not data:
+        problems.add(("cameras",), "expected one or more tables ([[cameras]])")
+        return ()
+    cameras, first_with = [], {}
+    for i, table in enumerate(data):
+        cam = build(CameraConfig, table, ("cameras", i), problems)
+        if cam is None:
+            continue
+        if cam.name in first_with:
+            other = first_with[cam.name]
+            problems.add(("cameras", i, "name"), f"{cam.name!r} is already cameras[{other}]'s name")
+        first_with.setdefault(cam.name, i)
+        cameras.append(cam)
+    return tuple(cameras)
+
+
 def _from_data(data: dict[str, Any], problems: Problems) -> Config:
     """A Config from parsed TOML, or ConfigProblems listing everything wrong with it."""
     hints, known = typing.get_type_hints(Config), {f.name for f in fields(Config)}
     values: dict[str, Any] = {}
     for key in (k for k in data if k not in known):
         problems.add((key,), unknown_key(key, known))
+    if "camera" in data and "cameras" in data:
+        problems.add(("cameras",), "give one [camera] table or [[cameras]] tables, not both")
     for name in (f.name for f in fields(Config) if f.name in data):
         if name == "sinks":
             values[name] = _build_sinks(data[name], problems)
+        elif name == "cameras":
+            values[name] = _build_cameras(data[name], problems)
         else:
             values[name] = build(hints[name], data[name], (name,), problems)
     problems.raise_if_any()
@@ -134,9 +156,37 @@ def apply_overrides(
         ("runtime", "providers", "--providers"): providers,
     }
     data, flags = dataclasses.asdict(config), {}
+    if config.cameras:
+        return _override_cameras(config, data, given, sinks)
+    del data["cameras"]
     for (table, key, flag), value in given.items():
         if value is not None:
             data[table][key], flags[f"{table}.{key}"] = value, flag
+    if sinks is not None:
+        data["sinks"] = [_sink_data(spec) for spec in sinks]
+        flags.update({f"sinks[{i}]": f"--sink {show(s)}" for i, s in enumerate(sinks)})
+    return _from_data(data, Problems("command line", flags=flags))
+
+
+CAMERA_WIDE = ("max_fps", "realtime")  # flags that apply to every [[cameras]] table
+
+
+def _override_cameras(
+    config: Config, data: dict[str, Any], given: dict[tuple[str, str, str], Any], sinks: Any
+) -> Config:
+    """apply_overrides for a config with [[cameras]]: --max-fps and --realtime apply to each."""
+    del data["camera"]
+    flags: dict[str, str] = {}
+    for (table, key, flag), value in given.items():
+        if value is None:
+            continue
+        if table != "camera":
+            data[table][key], flags[f"{table}.{key}"] = value, flag
+        elif key in CAMERA_WIDE:
+            for i, cam in enumerate(data["cameras"]):
+                cam[key], flags[f"cameras[{i}].{key}"] = value, flag
+        else:
+            raise ConfigError(f"{flag}: the config has [[cameras]]; set it in each camera's table")
     if sinks is not None:
         data["sinks"] = [_sink_data(spec) for spec in sinks]
         flags.update({f"sinks[{i}]": f"--sink {show(s)}" for i, s in enumerate(sinks)})

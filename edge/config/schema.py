@@ -8,7 +8,7 @@ Every key has a type, a default, the values it accepts and a description, kept b
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from facegate.backends.onnxruntime import DEFAULT_PROVIDERS, PROVIDERS
 from facegate.config.fields import opt
@@ -28,7 +28,7 @@ SinkConfig = JsonlSinkConfig | MqttSinkConfig | WebhookSinkConfig
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CameraConfig:
-    """[camera]: where frames come from and how many are processed."""
+    """[camera] (or each [[cameras]] table): where frames come from and how many are processed."""
 
     name: str = opt("camera", "name used in events and MQTT topics", "slug")
     source: str | None = opt(None, SOURCE_DOC, "text", from_int=True)
@@ -188,6 +188,9 @@ class Config:
     """The whole daemon configuration."""
 
     camera: CameraConfig = field(default_factory=CameraConfig)
+    cameras: tuple[CameraConfig, ...] = opt(
+        (), "[[cameras]]: several cameras in one daemon, each a [camera] table (not with [camera])"
+    )
     models: ModelsConfig = field(default_factory=ModelsConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     detector: DetectorConfig = field(default_factory=DetectorConfig)
@@ -198,6 +201,18 @@ class Config:
     sinks: tuple[SinkConfig, ...] = opt((JsonlSinkConfig(),), "[[sinks]] (none: stdout)")
     http: HttpConfig = field(default_factory=HttpConfig)
     service: ServiceConfig = field(default_factory=ServiceConfig)
+
+
+def camera_list(config: Config) -> tuple[CameraConfig, ...]:
+    """Every camera the config runs: its [[cameras]], else its one [camera]."""
+    return config.cameras or (config.camera,)
+
+
+def camera_views(config: Config) -> tuple[Config, ...]:
+    """One single-camera config per camera: the shared tables with that camera as [camera]."""
+    if not config.cameras:
+        return (config,)
+    return tuple(replace(config, camera=cam, cameras=()) for cam in config.cameras)
 
 
 def is_loopback(host: str) -> bool:

@@ -8,14 +8,14 @@ from pathlib import Path
 
 from facegate.backends.onnxruntime import Providers
 from facegate.bundle import Bundle
-from facegate.config.schema import Config
+from facegate.config.schema import Config, camera_views
 from facegate.errors import ConfigError, FacegateError
 from facegate.host.paths import models_dir, state_dir
 from facegate.service.capture import Capture
 from facegate.service.pipeline import PipelineSettings
 from facegate.service.snapshots import SnapshotStore
 from facegate.sinks import EventSink, build_sink
-from facegate.sources import open_source, unavailable
+from facegate.sources import open_source, source_kind, unavailable
 from facegate.vision.detect.mtcnn import MTCNNConfig
 from facegate.vision.recognizer import Recognizer, RecognizerConfig
 
@@ -105,36 +105,65 @@ def snapshots(config: Config) -> SnapshotStore | None:
 
 
 def check_source(config: Config) -> tuple[list[str], list[str]]:
-    """(problems, warnings): the source names something that can work here (unset: no check)."""
-    spec = config.camera.source
+    """(problems, warnings): each camera's source names something that can work here.
+
+    With several cameras, a file or device that is absent right now is a warning: that camera
+    is retried until it appears, and the others run meanwhile.
+    """
+    views = camera_views(config)
+    if len(views) == 1:
+        return _source_problems(config.camera.source), []
+    problems, warnings = [], []
+    for cam in (view.camera for view in views):
+        found = _source_problems(cam.source) if cam.source else ["no source: set its source key"]
+        if found and cam.source and is_absent(cam.source):
+            warnings.append(f"camera {cam.name}: {found[0]}; retried until it appears")
+        else:
+            problems += [f"camera {cam.name}: {line}" for line in found]
+    return problems, warnings
+
+
+def _source_problems(spec: str | None) -> list[str]:
+    """Why the source ``spec`` cannot work here (unset: no check)."""
     if not spec:
-        return [], []
+        return []
     try:
         open_source(spec)
     except FacegateError as err:
-        return [str(err)], []
+        return [str(err)]
     reason = unavailable(spec)
-    return ([reason] if reason else []), []
+    return [reason] if reason else []
 
 
-def capture(config: Config) -> Capture:
-    """The capture thread for the camera's source (not started); ConfigError if it cannot work."""
-    spec = config.camera.source
+def is_absent(spec: str) -> bool:
+    """Whether ``spec`` names a file or V4L2 device that could appear later but is missing now."""
+    spec = spec.strip()
+    if spec.startswith("picamera2"):
+        return False
+    kind = source_kind(spec)
+    if kind == "device":
+        return unavailable(spec) is not None
+    path = Path(spec).expanduser()
+    looks_like_file = "." in path.name or "/" in spec  # open_source's test for "no such file"
+    return kind == "file" and looks_like_file and not path.exists()
+
+
+def capture(config: Config, *, retry_absent: bool = False) -> Capture:
+    """The capture thread for the camera's source (not started); ConfigError if it cannot work.
+
+    ``retry_absent``: a file or device missing now is no error; the capture retries it.
+    """
+    spec, cam = config.camera.source, config.camera
     if not spec:
         raise ConfigError("no camera source: set camera.source or pass --source")
-    problems, _ = check_source(config)  # the check check-config runs, one line each
+    absent = retry_absent and is_absent(spec)
+    problems = [] if absent else _source_problems(spec)  # what check-config says, one line each
     if problems:
         raise ConfigError("\n".join(problems))
-    probe = open_source(spec)
-    realtime = config.camera.realtime
-    if realtime is None:
-        realtime = not probe.finite
-    return Capture(
-        lambda: open_source(spec),
-        max_fps=config.camera.max_fps,
-        realtime=realtime,
-        name=config.camera.name,
-    )
+    realtime = cam.realtime
+    if realtime is None:  # files are read in full unless asked; live sources drop to keep up
+        realtime = source_kind(spec) != "file" if absent else not open_source(spec).finite
+    return Capture(lambda: open_source(spec), max_fps=cam.max_fps, realtime=realtime, name=cam.name)
 
 
 def sinks(config: Config) -> list[EventSink]:

@@ -145,8 +145,10 @@ class Capture:
         backoff_initial: float = BACKOFF_INITIAL,
         backoff_max: float = BACKOFF_MAX,
         name: str | None = None,
+        on_frame: Callable[[], None] | None = None,
     ) -> None:
         self.factory = factory
+        self.on_frame = on_frame  # called after each queued frame and at the end (a wake-up)
         self.queue = LatestFrameQueue(maxsize)
         self.max_fps, self.realtime = max_fps, realtime
         self.stall_timeout, self.max_failed_reads = stall_timeout, max_failed_reads
@@ -242,6 +244,7 @@ class Capture:
         finally:
             self._set_state("ended")
             self.queue.close()
+            self._ring()
 
     def _session(self, source: FrameSource) -> bool:
         """Open ``source`` and stream it; True when finished (end of file or stop)."""
@@ -298,7 +301,12 @@ class Capture:
             return
         if finite and self.realtime:
             self._wait_media_time(frame.timestamp)
-        self.queue.put(frame, block=finite and not self.realtime)
+        if self.queue.put(frame, block=finite and not self.realtime):
+            self._ring()
+
+    def _ring(self) -> None:
+        if self.on_frame is not None:
+            self.on_frame()
 
     def _wait_media_time(self, stamp: float) -> None:
         """Sleep until ``stamp`` is due, so a file plays at its own speed."""

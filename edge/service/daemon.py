@@ -1,19 +1,22 @@
-"""The facegate service loop: capture -> pipeline -> sinks, under systemd.
+"""The facegate service loop: capture -> pipeline -> sinks, for one or more cameras, under systemd.
 
-One thread captures (newest frame wins for cameras), the main thread runs the pipeline and pings
-the systemd watchdog from inside the loop, so a hung pipeline gets restarted. SIGTERM and SIGINT
-drain and close every stage. SIGHUP re-reads the configuration and rebuilds, in place, only the
-stages whose part of it changed (see :func:`facegate.service.assemble.changed`): an unchanged
-source keeps streaming and the pipeline keeps its tracks and who is present. A configuration
-that fails to load, fails the preflight checks or fails to build changes nothing: the last
-good one keeps running.
+One thread per camera captures (newest frame wins for cameras); the main thread runs inference
+for every camera in turns (:mod:`facegate.service.cameras`: one recognizer and one gallery
+shared, a pipeline and sinks per camera) and pings the systemd watchdog from inside the loop, so
+a hung pipeline gets restarted. A camera that fails reconnects on its own; the others go on.
+SIGTERM and SIGINT drain and close every stage. SIGHUP re-reads the configuration and
+rebuilds, in place, only the stages whose part of it changed (see
+:func:`facegate.service.assemble.changed`), camera by camera: an unchanged source keeps
+streaming and each pipeline keeps its tracks and who is present. Cameras are matched by name; a
+reload that adds or removes one is refused (restart the service for that). A configuration that
+fails to load, fails the preflight checks or fails to build changes nothing: the last good one
+keeps running.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import queue
 import signal
 import threading
 import time
@@ -22,20 +25,21 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from facegate.config import Config
-from facegate.errors import FacegateError
+from facegate.config import Config, camera_views
+from facegate.errors import ConfigError, FacegateError
 from facegate.gallery.store import GallerySnapshot, GalleryStore
 from facegate.gallery.watch import GalleryWatcher
 from facegate.host import notify
 from facegate.host.paths import state_dir
 from facegate.host.permissions import private_paths, warn_private
 from facegate.service import assemble, preflight
+from facegate.service.cameras import CameraRunner, RoundRobin, total_stats
+from facegate.service.cameras import health as camera_health
 from facegate.service.capture import Capture
 from facegate.service.health import HealthServer
 from facegate.service.metrics import Metrics
 from facegate.service.pipeline import Pipeline
 from facegate.sinks.base import EventSink
-from facegate.types import Event
 from facegate.vision.recognizer import Recognizer
 
 log = logging.getLogger(__name__)
@@ -59,7 +63,7 @@ class Control:
 
 
 class Daemon:
-    """Runs the configuration until the source ends or a stop signal; reloads in place."""
+    """Runs the configuration until every source ends or a stop signal; reloads in place."""
 
     def __init__(
         self,
@@ -69,13 +73,12 @@ class Daemon:
         reload_config: Callable[[], Config] | None = None,
     ) -> None:
         self.config, self.control, self.reload_config = config, control, reload_config
-        self.metrics = metrics or Metrics()
-        self.capture: Capture | None = None
-        self.sinks: list[EventSink] = []
+        self.metrics = metrics or Metrics()  # totals; each camera's Metrics adds to them
+        self.runners: list[CameraRunner] = []
+        self.rota = RoundRobin(self.runners)
         self.rec: Recognizer | None = None
         self.store: GalleryStore | None = None
         self.watcher: GalleryWatcher | None = None
-        self.pipe: Pipeline | None = None
         self.http: HealthServer | None = None
         self.token: str | None = None
         self.snapshots = None
@@ -83,16 +86,34 @@ class Daemon:
         self.first_frame_at: float | None = None
         self.provider: str | None = None  # where the models run, for /health
 
+    @property
+    def capture(self) -> Capture | None:
+        """The first camera's capture (the only one with a single [camera])."""
+        return self.runners[0].capture if self.runners else None
+
+    @property
+    def pipe(self) -> Pipeline | None:
+        """The first camera's pipeline (the only one with a single [camera])."""
+        return self.runners[0].pipe if self.runners else None
+
+    @property
+    def sinks(self) -> list[EventSink]:
+        """Every camera's sinks."""
+        return [sink for runner in self.runners for sink in runner.sinks]
+
     def run(self) -> str:
         """Run until done; return "ended" or "stopped"."""
         try:
             self._start(self.config)
             notify.ready()
-            log.info("running: camera %s, source %s", self.config.camera.name, self.capture.name)
+            for runner in self.runners:
+                log.info("running: camera %s, source %s", runner.name, runner.capture.name)
             while (outcome := self._loop()) == "reload":
                 self.control.reload.clear()
                 self.reload()
-            self._emit(self.pipe.finish(time.time()))
+            now = time.time()
+            for runner in self.runners:
+                runner.finish(now)
             notify.stopping()
             return outcome
         finally:
@@ -101,30 +122,44 @@ class Daemon:
     def _start(self, config: Config) -> None:
         for warning in preflight.require(config, preflight.DAEMON_CHECKS).warnings:
             log.warning("%s", warning)
-        capture = assemble.capture(config)  # a bad source fails before models load
+        views = camera_views(config)
+        captures = [self._capture(view, len(views)) for view in views]  # before models load
         self.rec = assemble.recognizer(config)
         self.provider = self.rec.provider
         self.snapshots = assemble.snapshots(config)
         self.store = self._open_store(config, self.rec, self.snapshots)
-        self.sinks = start_sinks(config)
+        for view, capture in zip(views, captures, strict=True):
+            metrics = Metrics(parent=self.metrics)
+            pipe = Pipeline(self.rec, assemble.settings(view), self.snapshots, metrics)
+            self.runners.append(CameraRunner(view, capture, pipe, metrics))
+            self.runners[-1].sinks = start_sinks(view)
         self.watcher = self._watch(config, self.rec)
-        self.pipe = Pipeline(self.rec, assemble.settings(config), self.snapshots, self.metrics)
         self.watcher.poll(force=True)
         self.token = assemble.http_token(config)
         self.http = self._http(config, self.token)
-        self._start_capture(capture)
+        for runner in self.runners:
+            runner.start_capture(runner.capture, self.rota.ring)
 
-    def _start_capture(self, capture: Capture) -> None:
-        self.capture = capture.start()
-        self.metrics.inc("source_starts")
+    def _capture(self, view: Config, cameras: int) -> Capture:
+        """A camera's capture; with several cameras, a file or device absent now is retried."""
+        if cameras == 1:
+            return assemble.capture(view)
+        if view.camera.source and assemble.is_absent(view.camera.source):
+            log.warning(
+                "camera %s: %s is absent: retried until it appears",
+                view.camera.name,
+                view.camera.source,
+            )
+        return assemble.capture(view, retry_absent=True)
 
     def _close(self) -> None:
-        """Stop the capture, then close the endpoint, the sinks and the gallery."""
-        if self.capture is not None:
-            self.capture.stop()
+        """Stop the captures, then close the endpoint, the sinks and the gallery."""
+        for runner in self.runners:
+            runner.capture.stop()
         if self.http is not None:
             self.http.close()
-        close_sinks(self.sinks)
+        for runner in self.runners:
+            close_sinks(runner.sinks)
         if self.store is not None:
             self.store.close()
 
@@ -147,29 +182,37 @@ class Daemon:
         notify.reloading()
         try:
             new = self.reload_config() if self.reload_config else self.config
-            changed = assemble.changed(self.config, new)
+            pairs = pair_cameras(self.runners, camera_views(new))
+            per_camera = [assemble.changed(runner.config, view) for runner, view in pairs]
+            changed = [s for s in assemble.stage_keys(new) if any(s in c for c in per_camera)]
             checks = [s for s in preflight.DAEMON_CHECKS if s in changed or s == "http"]
             warnings = preflight.require(new, checks).warnings
             token = assemble.http_token(new)
             if token != self.token and "http" not in changed:
                 changed.append("http")
-            built = self._build(new, changed)
+            built = self._build(new, changed, list(zip(pairs, per_camera, strict=True)))
         except FacegateError as err:
             log.error("reload refused, keeping the running configuration: %s", err)
             notify.ready()
             return
         for warning in warnings:
             log.warning("%s", warning)
-        self._swap(new, changed, built, token)
+        self._swap(new, changed, built, token, pairs)
         log.info("configuration reloaded: %s", describe_change(changed))
         notify.ready()
 
-    def _build(self, new: Config, changed: list[str]) -> dict[str, Any]:
+    def _build(
+        self, new: Config, changed: list[str], cameras: list[tuple[Pairing, list[str]]]
+    ) -> dict[str, Any]:
         """The new stages the change needs, built (sinks started) but not yet in use."""
-        built: dict[str, Any] = {}
+        built: dict[str, Any] = {"cameras": {}}
         try:
-            if "source" in changed:
-                built["capture"] = assemble.capture(new)
+            for (runner, view), mine in cameras:
+                built["cameras"][runner] = own = {}
+                if "source" in mine:
+                    own["capture"] = self._capture(view, len(cameras))
+                if "sinks" in mine:
+                    own["sinks"] = start_sinks(view)
             if "models" in changed:
                 built["rec"] = assemble.recognizer(new)
             if "snapshots" in changed:
@@ -177,24 +220,29 @@ class Daemon:
             if {"models", "gallery", "snapshots"} & set(changed):
                 rec, snaps = built.get("rec", self.rec), built.get("snapshots", self.snapshots)
                 built["store"] = self._open_store(new, rec, snaps)
-            if "sinks" in changed:
-                built["sinks"] = start_sinks(new)
         except BaseException:
-            close_sinks(built.get("sinks", []))
+            for own in built["cameras"].values():
+                close_sinks(own.get("sinks", []))
             if "store" in built:
                 built["store"].close()
             raise
         return built
 
     def _swap(
-        self, new: Config, changed: list[str], built: dict[str, Any], token: str | None
+        self,
+        new: Config,
+        changed: list[str],
+        built: dict[str, Any],
+        token: str | None,
+        pairs: list[Pairing],
     ) -> None:
         """Put the built stages in place of the old ones and close those."""
-        if "capture" in built:
-            self.capture.stop()
-        if "sinks" in built:
-            close_sinks(self.sinks)
-            self.sinks = built["sinks"]
+        for runner, own in built["cameras"].items():
+            if "capture" in own:
+                runner.capture.stop()
+            if "sinks" in own:
+                close_sinks(runner.sinks)
+                runner.sinks = own["sinks"]
         self.rec = built.get("rec", self.rec)
         self.provider = self.rec.provider
         self.rec.config = replace(self.rec.config, threshold=new.recognition.threshold)
@@ -202,14 +250,18 @@ class Daemon:
         if "store" in built:
             self.store.close()
             self.store = built["store"]
-        self.pipe.reconfigure(self.rec, assemble.settings(new), self.snapshots)
+        for runner, view in pairs:
+            runner.config = view
+            runner.pipe.reconfigure(self.rec, assemble.settings(view), self.snapshots)
         self.watcher = self._watch(new, self.rec)
         self.watcher.poll(force=True)  # the new recognizer or sinks learn who is enrolled
         if "http" in changed:
             new = self._restart_http(new, token)
         self.config = new
-        if "capture" in built:
-            self._start_capture(built["capture"])
+        for runner, own in built["cameras"].items():
+            if "capture" in own:
+                runner.ended = False
+                runner.start_capture(own["capture"], self.rota.ring)
 
     def _restart_http(self, new: Config, token: str | None) -> Config:
         """The endpoint on its new settings; on failure the old ones again (and in ``new``)."""
@@ -241,27 +293,26 @@ class Daemon:
                 notify.status(self._status_line())
                 next_status = now + STATUS_EVERY_S
             self.watcher.poll()
-            try:
-                frame = self.capture.get(timeout=FRAME_WAIT_S)
-            except queue.Empty:
-                continue
+            if not self._turn():
+                if self.rota.done:
+                    return "ended"
+                self.rota.wait(FRAME_WAIT_S)
+
+    def _turn(self) -> bool:
+        """One frame from each camera that has one; False when none had."""
+        worked = False
+        for runner, frame in self.rota.turn():
+            worked = True
             if frame is None:
-                log.info("source %s ended", self.capture.name)
-                return "ended"
-            self._emit(self.pipe.process(frame))
+                log.info("camera %s: source %s ended", runner.name, runner.capture.name)
+                runner.finish(time.time())
+                continue
+            runner.step(frame)
             if self.first_frame_at is None:
                 self.first_frame_at = time.monotonic()
                 self.metrics.inc("cold_start_seconds", process_age())
                 log.info("first frame processed %.2f s after the process started", process_age())
-
-    def _emit(self, events: list[Event]) -> None:
-        for event in events:
-            self.metrics.inc(f"events_{event.kind}")
-            for sink in self.sinks:
-                try:
-                    sink.emit(event)
-                except Exception:  # a sink must never stop recognition
-                    log.exception("sink %s failed on an event", sink.name)
+        return worked
 
     def _on_gallery(self, rec: object, snapshot: GallerySnapshot) -> None:
         rec.set_gallery(snapshot)
@@ -271,6 +322,9 @@ class Daemon:
                 set_people(list(snapshot.names))
 
     def _status_line(self) -> str:
+        if len(self.runners) > 1:
+            up = sum(r.capture.stats().state == "streaming" for r in self.runners)
+            return f"{self.metrics.fps():.1f} fps, {up}/{len(self.runners)} cameras streaming"
         stats = self.capture.stats() if self.capture else None
         state = stats.state if stats else "starting"
         return f"{self.metrics.fps():.1f} fps, source {state}"
@@ -285,25 +339,52 @@ class Daemon:
         return server
 
     def health(self) -> dict[str, object]:
-        """The /health document."""
-        stats = self.capture.stats() if self.capture else None
+        """The /health document: the totals, and each camera under ``cameras``."""
+        cameras = camera_health(self.runners)
+        stats = total_stats([runner.capture.stats() for runner in self.runners])
         last = stats.last_frame_time if stats else None
-        age = None if last is None else round(time.time() - last, 3)
-        ok = stats is not None and stats.state == "streaming" and (age is None or age < 30)
+        ok = bool(cameras) and all(cam["status"] == "ok" for cam in cameras.values())
         return {
             "status": "ok" if ok else ("starting" if stats is None else "degraded"),
             "uptime_s": round(time.monotonic() - self.started, 1),
             "source": stats.state if stats else "starting",
-            "last_frame_age_s": age,
+            "last_frame_age_s": None if last is None else round(time.time() - last, 3),
             "fps": round(self.metrics.fps(), 2),
             "provider": self.provider,
+            "cameras": cameras,
         }
 
     def prometheus(self) -> dict[str, tuple[str, str, object]]:
         """Metric name -> (type, help, value or {labels: value}) for /metrics."""
         from facegate.service.prom import collect
 
-        return collect(self.metrics, self.capture.stats() if self.capture else None, self.sinks)
+        stats = total_stats([runner.capture.stats() for runner in self.runners])
+        return collect(self.metrics, stats, self.sinks, self.runners)
+
+
+Pairing = tuple[CameraRunner, Config]
+
+
+def pair_cameras(runners: list[CameraRunner], views: tuple[Config, ...]) -> list[Pairing]:
+    """Each running camera with its new configuration, by name; ConfigError if the set changed.
+
+    A single camera pairs with a single camera whatever its name (a rename is a change of it).
+    """
+    if len(runners) == 1 and len(views) == 1:
+        return [(runners[0], views[0])]
+    new = {view.camera.name: view for view in views}
+    old = [runner.name for runner in runners]
+    added, removed = sorted(set(new) - set(old)), sorted(set(old) - set(new))
+    if added or removed:
+        what = "; ".join(
+            f"{word} {', '.join(names)}"
+            for word, names in (("added", added), ("removed", removed))
+            if names
+        )
+        raise ConfigError(
+            f"cameras cannot be added or removed by a reload ({what}): restart the service"
+        )
+    return [(runner, new[runner.name]) for runner in runners]
 
 
 def describe_change(changed: list[str]) -> str:

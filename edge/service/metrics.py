@@ -12,9 +12,14 @@ FPS_WINDOW_S = 5.0  # frames/s is averaged over this many seconds
 
 
 class Metrics:
-    """Thread-safe counters, stage latency sums and a windowed frame rate."""
+    """Thread-safe counters, stage latency sums and a windowed frame rate.
 
-    def __init__(self) -> None:
+    A camera's Metrics has the daemon's as ``parent``: every count and timing also goes there,
+    so the parent holds the totals over all cameras.
+    """
+
+    def __init__(self, parent: Metrics | None = None) -> None:
+        self.parent = parent
         self._lock = threading.Lock()
         self.counters: dict[str, float] = defaultdict(float)
         self.stage_seconds: dict[str, float] = defaultdict(float)
@@ -26,6 +31,8 @@ class Metrics:
         """Add to a counter."""
         with self._lock:
             self.counters[name] += value
+        if self.parent is not None:
+            self.parent.inc(name, value)
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
@@ -34,10 +41,15 @@ class Metrics:
         try:
             yield
         finally:
-            elapsed = time.perf_counter() - start
-            with self._lock:
-                self.stage_seconds[name] += elapsed
-                self.stage_count[name] += 1
+            self.add_stage(name, time.perf_counter() - start)
+
+    def add_stage(self, name: str, seconds: float) -> None:
+        """Record one run of stage ``name`` that took ``seconds``."""
+        with self._lock:
+            self.stage_seconds[name] += seconds
+            self.stage_count[name] += 1
+        if self.parent is not None:
+            self.parent.add_stage(name, seconds)
 
     def frame_done(self) -> None:
         """Count one processed frame for the frame rate."""
@@ -47,6 +59,8 @@ class Metrics:
             self._frames.append(now)
             while self._frames and now - self._frames[0] > FPS_WINDOW_S:
                 self._frames.pop(0)
+        if self.parent is not None:
+            self.parent.frame_done()
 
     def fps(self) -> float:
         """Frames per second over the last few seconds."""

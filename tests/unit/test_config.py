@@ -267,7 +267,9 @@ def test_explain_describes_every_key() -> None:
     keys = {row[0] for row in rows}
     assert {"camera.max_fps", "sinks[type=mqtt].password_file", "http.token_file"} <= keys
     assert all(row[1] and row[4] for row in rows)
-    assert rows[8][:4] == ("models.threads", "integer", "1", "between 1 and 16")
+    by_key = {row[0]: row for row in rows}
+    assert by_key["models.threads"][:4] == ("models.threads", "integer", "1", "between 1 and 16")
+    assert by_key["cameras[].name"][1:4] == ("string", "'camera'", "lowercase letters, digits, '_' or '-'")
 
 
 # --- property tests -------------------------------------------------------------------------
