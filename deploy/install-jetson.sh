@@ -24,7 +24,9 @@ PREFIX=$ROOT/opt/facegate
 STATE=$ROOT/var/lib/facegate
 CONF=$ROOT/etc/facegate
 UNIT=$ROOT/etc/systemd/system/facegate.service
+TEMPLATE=$ROOT/etc/systemd/system/facegate@.service  # one daemon per /etc/facegate/NAME.toml
 DROPIN=$ROOT/etc/systemd/system/facegate.service.d/jetson-gpu.conf
+TEMPLATE_DROPIN=$ROOT/etc/systemd/system/facegate@.service.d/jetson-gpu.conf
 NV_RELEASE=$ROOT/etc/nv_tegra_release
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PYTHON=python3  # JetPack's own: 3.10 on JetPack 6
@@ -144,8 +146,10 @@ if [[ -n $GPU_WHEEL ]]; then
 DevicePolicy=auto
 DeviceAllow=
 EOF
+    install -d -m 0755 "$(dirname "$TEMPLATE_DROPIN")"
+    install -m 0644 "$DROPIN" "$TEMPLATE_DROPIN"  # the same for every facegate@NAME
 elif [[ -f $DROPIN ]]; then
-    rm -f "$DROPIN"
+    rm -f "$DROPIN" "$TEMPLATE_DROPIN"
 fi
 
 echo "== models in $STATE/models"
@@ -173,6 +177,8 @@ FACEGATE_HOME=$STATE "$PREFIX/.venv/bin/facegate" check-config "$CONF/config.tom
 echo "== service"
 install -d -m 0755 "$(dirname "$UNIT")"
 install -m 0644 "$REPO/deploy/facegate.service" "$UNIT"
+# installed, not enabled: `systemctl enable --now facegate@NAME` runs /etc/facegate/NAME.toml
+install -m 0644 "$REPO/deploy/facegate@.service" "$TEMPLATE"
 systemctl daemon-reload
 if [[ $CONFIG_OK -eq 0 ]]; then
     die "the service is installed but not enabled: fix $CONF/config.toml (check-config above" \
@@ -190,4 +196,6 @@ facegate is installed. Next:
   enrol people:  sudo -u facegate FACEGATE_HOME=/var/lib/facegate $PREFIX/.venv/bin/facegate \\
                      gallery enroll NAME photo1.jpg photo2.jpg
   watch events:  journalctl -u facegate -f
+  more daemons:  write /etc/facegate/NAME.toml (its own [http] port), then
+                 systemctl enable --now facegate@NAME   (docs/cameras.md)
 EOF

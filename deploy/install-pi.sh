@@ -19,6 +19,7 @@ PREFIX=$ROOT/opt/facegate
 STATE=$ROOT/var/lib/facegate
 CONF=$ROOT/etc/facegate
 UNIT=$ROOT/etc/systemd/system/facegate.service
+TEMPLATE=$ROOT/etc/systemd/system/facegate@.service  # one daemon per /etc/facegate/NAME.toml
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUNDLE=""
 START=1
@@ -115,6 +116,8 @@ FACEGATE_HOME=$STATE "$PREFIX/.venv/bin/facegate" check-config "$CONF/config.tom
 echo "== service"
 install -d -m 0755 "$(dirname "$UNIT")"
 install -m 0644 "$REPO/deploy/facegate.service" "$UNIT"
+# installed, not enabled: `systemctl enable --now facegate@NAME` runs /etc/facegate/NAME.toml
+install -m 0644 "$REPO/deploy/facegate@.service" "$TEMPLATE"
 systemctl daemon-reload
 if [[ $CONFIG_OK -eq 0 ]]; then
     die "the service is installed but not enabled: fix $CONF/config.toml (check-config above" \
@@ -132,6 +135,8 @@ facegate is installed. Next:
   enrol people:  sudo -u facegate FACEGATE_HOME=/var/lib/facegate $PREFIX/.venv/bin/facegate \\
                      gallery enroll NAME photo1.jpg photo2.jpg
   watch events:  journalctl -u facegate -f
+  more daemons:  write /etc/facegate/NAME.toml (its own [http] port), then
+                 systemctl enable --now facegate@NAME   (docs/cameras.md)
   HTTP token:    install -d -m 0700 /etc/credstore &&
                  openssl rand -hex 32 | install -m 0600 /dev/stdin /etc/credstore/facegate-http-token
 EOF

@@ -16,6 +16,7 @@ from facegate.cli import check_config
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
 UNIT = DEPLOY / "facegate.service"
+TEMPLATE = DEPLOY / "facegate@.service"  # one daemon per /etc/facegate/NAME.toml
 SCRIPTS = [DEPLOY / "install-pi.sh", DEPLOY / "install-jetson.sh"]
 MAX_EXPOSURE = 3.0  # systemd-analyze security: <= 3.0 is rated "OK"
 INSTALLED_FACEGATE = "/opt/facegate/.venv/bin/facegate"
@@ -36,10 +37,10 @@ def systemd_analyze() -> str:
     return path
 
 
-def unit_settings() -> dict[str, list[str]]:
+def unit_settings(unit: Path = UNIT) -> dict[str, list[str]]:
     """The unit's settings: name -> every value given (comments and sections dropped)."""
     found: dict[str, list[str]] = {}
-    for line in UNIT.read_text().splitlines():
+    for line in unit.read_text().splitlines():
         if "=" in line and not line.lstrip().startswith(("#", ";", "[")):
             name, _, value = line.partition("=")
             found.setdefault(name.strip(), []).append(value.strip())
@@ -57,6 +58,52 @@ def local_unit(tmp_path: Path) -> Path:
     copy = tmp_path / "facegate.service"
     copy.write_text(text.replace(INSTALLED_FACEGATE, str(facegate)))
     return copy
+
+
+@pytest.fixture()
+def local_instance(tmp_path: Path) -> Path:
+    """The template unit as instance ``door``, its ExecStart this checkout's facegate."""
+    facegate = Path(sys.executable).with_name("facegate")
+    if not facegate.exists():
+        pytest.skip(f"{facegate} is missing: install the package into the venv")
+    copy = tmp_path / "facegate@door.service"
+    copy.write_text(TEMPLATE.read_text().replace(INSTALLED_FACEGATE, str(facegate)))
+    return copy
+
+
+# what differs between facegate.service and an instance of facegate@.service, and nothing else
+PER_INSTANCE = {
+    "Description": "facegate face recognition (%i)",
+    "ExecStart": INSTALLED_FACEGATE + " run --config /etc/facegate/%i.toml",
+    "Environment": "FACEGATE_HOME=/var/lib/facegate/%i",
+    "StateDirectory": "facegate/%i",
+    "ReadWritePaths": "/var/lib/facegate/%i",
+    "LoadCredential": "http-token:facegate-%i-http-token",
+}
+
+
+def test_template_unit_is_the_unit_per_instance() -> None:
+    """Same hardening and service contract as facegate.service; config and state per instance."""
+    single, template = unit_settings(UNIT), unit_settings(TEMPLATE)
+    for name, value in PER_INSTANCE.items():
+        assert template.pop(name) == [value], name
+        single.pop(name)
+    assert template == single
+
+
+def test_template_instance_verifies(local_instance: Path) -> None:
+    result = run(systemd_analyze(), "verify", "--man=no", "--generators=no", local_instance)
+    assert result.returncode == 0, result.stderr
+    assert "facegate@door.service" not in result.stderr, result.stderr
+
+
+def test_template_instance_exposure_is_at_most_3(local_instance: Path) -> None:
+    result = run(systemd_analyze(), "security", "--offline=yes", "--no-pager", local_instance)
+    if result.returncode != 0 and "offline" in result.stderr:
+        pytest.skip(f"this systemd-analyze cannot assess unit files offline: {result.stderr}")
+    match = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", result.stdout)
+    assert match, result.stdout + result.stderr
+    assert float(match.group(1)) <= MAX_EXPOSURE, result.stdout
 
 
 def test_unit_declares_the_service_contract() -> None:

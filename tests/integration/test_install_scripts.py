@@ -153,8 +153,12 @@ def test_pi_installs_the_bundle_and_enables_the_service(fake: dict, archive: Pat
     assert stat.S_IMODE((bundle / "embedder.fp32.onnx").stat().st_mode) == 0o600
     assert (root / "etc" / "facegate" / "config.toml").is_file()
     assert (root / "etc" / "systemd" / "system" / "facegate.service").is_file()
+    template = root / "etc" / "systemd" / "system" / "facegate@.service"
+    assert template.read_bytes() == (REPO / "deploy" / "facegate@.service").read_bytes()
     calls = _calls(fake)
     assert "systemctl enable facegate.service" in calls
+    assert "systemctl enable facegate@" not in calls  # the template waits for instances
+    assert "systemctl enable --now facegate@NAME" in proc.stdout
     assert "systemctl restart" not in calls  # --no-start
     assert "chown -R facegate:facegate" in calls
     # a second run without --bundle keeps the installed one and still enables the service
@@ -228,6 +232,8 @@ def test_jetson_installs_with_the_gpu_wheel(fake: dict, archive: Path, tmp_path:
     config = (root / "etc" / "facegate" / "config.toml").read_text()
     assert config.rstrip().endswith('[runtime]\nproviders = ["cuda", "cpu"]')
     assert (root / "etc/systemd/system/facegate.service.d/jetson-gpu.conf").is_file()
+    assert (root / "etc/systemd/system/facegate@.service.d/jetson-gpu.conf").is_file()
+    assert (root / "etc/systemd/system/facegate@.service").is_file()
     calls = _calls(fake)
     assert f"pip install --quiet {wheel}" in calls
     # This machine has no CUDA provider (the fake wheel installs nothing): the daemon's own
