@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 from pathlib import Path
 
 from tests.data import SHARED
@@ -63,8 +64,14 @@ def _per_camera(events: list[dict], kind: str) -> dict[str, list]:
 
 
 def _ended(port: int, names: list[str]) -> bool:
-    cameras = _health(port).get("cameras", {})
-    return all(cameras.get(name, {}).get("source") == "ended" for name in names)
+    """Each camera's file ended, and the frames still queued then went through the pipeline."""
+    cameras, metrics = _health(port).get("cameras", {}), _metrics(port)
+    return all(
+        cameras.get(name, {}).get("source") == "ended"
+        and metrics.get(f'facegate_camera_frames_processed_total{{camera="{name}"}}')
+        == metrics.get(f'facegate_camera_frames_captured_total{{camera="{name}"}}')
+        for name in names
+    )
 
 
 def test_four_cameras_and_one_missing_in_one_daemon(state: Path, faces_dir: Path) -> None:
@@ -113,3 +120,41 @@ def test_four_cameras_and_one_missing_in_one_daemon(state: Path, faces_dir: Path
     log = daemon.log()
     assert "late.mp4 is absent: retried until it appears" in log
     assert "Traceback" not in log
+
+
+def _reload_config(
+    path: Path, state: Path, port: int, names: list[str], fps: str, sink: str
+) -> None:
+    tables = "".join(
+        f'[[cameras]]\nname = "{name}"\nsource = "{_clip(HAMILTON)}"\nrealtime = true\n{fps}\n'
+        for name in names
+    )
+    path.write_text(
+        f"{tables}[http]\nport = {port}\n\n[snapshots]\nenabled = false\n\n"
+        f'[[sinks]]\ntype = "jsonl"\npath = "{state / sink}"\n'
+    )
+
+
+def test_sighup_reloads_each_camera_and_refuses_a_new_one(state: Path, faces_dir: Path) -> None:
+    _enrol(state, faces_dir, PERSON)
+    path, port = state / "cameras.toml", free_port()
+    _reload_config(path, state, port, ["a", "b"], "", "events.jsonl")
+    with DaemonProcess(state, "--config", str(path)) as daemon:
+        daemon.wait_for(lambda: _health(port).get("status") == "ok", DEADLINE_S, "both streaming")
+        _reload_config(path, state, port, ["a", "b", "c"], "", "events.jsonl")
+        daemon.signal(signal.SIGHUP)
+        daemon.wait_for(lambda: "added c): restart the service" in daemon.log(), 60, "refusal")
+        # the cameras in another order, each with a new max_fps, and a new sink file
+        _reload_config(path, state, port, ["b", "a"], "max_fps = 15", "after.jsonl")
+        daemon.signal(signal.SIGHUP)
+        daemon.wait_for(
+            lambda: "configuration reloaded: source, sinks changed" in daemon.log(),
+            DEADLINE_S,
+            "the reload",
+        )
+        assert set(_health(port)["cameras"]) == {"a", "b"}
+        assert daemon.wait(DEADLINE_S) == 0, daemon.log()[-3000:]
+    events = daemon.events() + daemon.events(state / "after.jsonl")
+    assert _per_camera(events, "recognized") == {"a": [PERSON], "b": [PERSON]}
+    assert sorted(_per_camera(daemon.events(state / "after.jsonl"), "left")) == ["a", "b"]
+    assert "Traceback" not in daemon.log()
