@@ -69,7 +69,7 @@ def _from_data(data: dict[str, Any], problems: Problems) -> Config:
     for key in (k for k in data if k not in known):
         problems.add((key,), unknown_key(key, known))
     if "camera" in data and "cameras" in data:
-        problems.add(("cameras",), "give one [camera] table or [[cameras]] tables, not both")
+        problems.add(("camera",), "give one [camera] table or [[cameras]] tables, not both")
     for name in (f.name for f in fields(Config) if f.name in data):
         if name == "sinks":
             values[name] = _build_sinks(data[name], problems)

@@ -56,7 +56,10 @@ def test_one_camera_table_is_todays_config() -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ('[camera]\nsource = "0"\n' + TWO, "cameras: give one [camera] table or [[cameras]]"),
+        (
+            '[camera]\nsource = "0"\n' + TWO,
+            "site.toml:1: camera: give one [camera] table or [[cameras]]",
+        ),
         (TWO.replace('"yard"', '"door"'), "cameras[1].name: 'door' is already cameras[0]'s name"),
         (TWO.replace('"yard"', '"Front Door"'), "cameras[1].name: must be lowercase letters"),
         ("cameras = []\n", "cameras: expected one or more tables"),
