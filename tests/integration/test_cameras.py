@@ -158,3 +158,44 @@ def test_sighup_reloads_each_camera_and_refuses_a_new_one(state: Path, faces_dir
     assert _per_camera(events, "recognized") == {"a": [PERSON], "b": [PERSON]}
     assert sorted(_per_camera(daemon.events(state / "after.jsonl"), "left")) == ["a", "b"]
     assert "Traceback" not in daemon.log()
+
+
+def _processed(port: int, name: str) -> float:
+    return _metrics(port).get(f'facegate_camera_frames_processed_total{{camera="{name}"}}', 0.0)
+
+
+def test_an_rtsp_camera_that_dies_does_not_stop_the_other(state: Path, faces_dir: Path) -> None:
+    """Two live RTSP cameras; one loses power mid-stream: the other streams and recognizes on."""
+    from tests.integration.rtsp_server import RtspServer
+
+    _enrol(state, faces_dir, PERSON)
+    port = free_port()
+    with RtspServer(_clip(HAMILTON)) as front, RtspServer(_clip(HAMILTON)) as back:
+        config = _config(state, {"front": front.url, "back": back.url}, port)
+        with DaemonProcess(state, "--config", str(config)) as daemon:
+            daemon.wait_for(
+                lambda: min(_processed(port, "front"), _processed(port, "back")) > 0,
+                DEADLINE_S,
+                "frames from both cameras",
+            )
+            back.kill()  # a camera losing power
+            daemon.wait_for(
+                lambda: _health(port)["cameras"]["back"]["status"] == "down",
+                DEADLINE_S,
+                "the lost camera to show as down",
+            )
+            health, since = _health(port), _processed(port, "front")
+            daemon.wait_for(
+                lambda: _processed(port, "front") > since + 30, DEADLINE_S, "front going on"
+            )
+            daemon.wait_for(
+                lambda: "front" in _per_camera(daemon.events(), "recognized"),
+                DEADLINE_S,
+                "front's recognition",
+            )
+            assert _health(port)["cameras"]["back"]["status"] == "down"
+            daemon.signal(signal.SIGTERM)
+            assert daemon.wait(60) == 0, daemon.log()[-3000:]
+    assert health["status"] == "degraded" and health["cameras"]["front"]["status"] == "ok"
+    assert health["cameras"]["back"]["source"] in ("backoff", "connecting", "streaming")
+    assert "Traceback" not in daemon.log()
