@@ -184,6 +184,34 @@ class ServiceConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class FleetConfig:
+    """[fleet]: signed gallery updates from a central broker (`facegate fleet publish`)."""
+
+    enabled: bool = opt(
+        False, "follow the fleet's gallery (over the first mqtt sink's broker, as its instance)"
+    )
+    topic: str = opt("facegate/fleet/gallery", "topic the updates are published on", "topic")
+    public_key: str | None = opt(
+        None, "the publisher's ed25519 public key, base64 (`facegate fleet keygen` prints it)"
+    )
+    public_key_file: str | None = opt(None, "file holding that public key instead")
+    passphrase_file: str | None = opt(
+        None, "file holding the export passphrase (unset: systemd credential fleet-passphrase)"
+    )
+    # 64 MiB: a 10,000-person export is about 34 MiB (docs/fleet.md); a board that has to hold
+    # a larger message in memory twice (received, decrypted) should not try.
+    max_mb: float = opt(64.0, "larger updates are refused", ">0")
+
+    def check(self) -> list[tuple[str, str]]:
+        """Problems between keys: (key, message)."""
+        if self.enabled and not (self.public_key or self.public_key_file):
+            return [("public_key", "required when enabled (or public_key_file)")]
+        if self.public_key and self.public_key_file:
+            return [("public_key_file", "give public_key or public_key_file, not both")]
+        return []
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Config:
     """The whole daemon configuration."""
 
@@ -198,6 +226,7 @@ class Config:
     sinks: tuple[SinkConfig, ...] = opt((JsonlSinkConfig(),), "[[sinks]] (none: stdout)")
     http: HttpConfig = field(default_factory=HttpConfig)
     service: ServiceConfig = field(default_factory=ServiceConfig)
+    fleet: FleetConfig = field(default_factory=FleetConfig)
 
 
 def is_loopback(host: str) -> bool:

@@ -130,8 +130,21 @@ def import_gallery(
     Templates already stored are skipped; people already enrolled who bring new templates
     are refused unless ``on_conflict`` is "merge" or "replace" (see ``GalleryStore.merge``).
     """
+    people = read_export(store, path, passphrase, ask)
+    return store.merge(people, on_conflict)
+
+
+def read_export(
+    store: GalleryStore,
+    path: Path,
+    passphrase: str | None = None,
+    ask: Callable[[], str] | None = None,
+    data: bytes | None = None,
+) -> list[StoredPerson]:
+    """Every person of the export at ``path`` (or in ``data``, named ``path``), fully checked
+    against ``store``'s model; nothing is written. The passphrase rules are import_gallery's."""
     path = Path(path)
-    document = _load_document(path)
+    document = _load_document(path, data)
     if document.get("format") == ENCRYPTED_FORMAT:
         secret = passphrase if passphrase is not None else (ask() if ask else None)
         if secret is None:
@@ -146,8 +159,7 @@ def import_gallery(
             " replaced; import it without a passphrase only if you trust where it came from"
         )
     _check_header(document, path, store)
-    people = _parse_people(document.get("people"), store.embedding_size, path)
-    return store.merge(people, on_conflict)
+    return _parse_people(document.get("people"), store.embedding_size, path)
 
 
 def encrypt_document(plain: bytes, passphrase: str) -> bytes:
@@ -285,10 +297,10 @@ def _write_atomic(path: Path, data: bytes) -> None:
         os.close(dir_fd)
 
 
-def _load_document(path: Path) -> dict[str, Any]:
-    """The export at ``path`` as JSON: a plain export or an encrypted envelope."""
+def _load_document(path: Path, raw: bytes | None = None) -> dict[str, Any]:
+    """The export at ``path`` (or ``raw``) as JSON: a plain export or an encrypted envelope."""
     try:
-        raw = path.read_bytes()
+        raw = path.read_bytes() if raw is None else raw
     except OSError as err:
         raise GalleryError(f"cannot read gallery export {path}: {err.strerror or err}") from err
     document = _parse_json(raw, path)

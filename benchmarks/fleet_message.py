@@ -1,0 +1,88 @@
+"""The size of a fleet gallery update: ``python -m benchmarks.fleet_message [--people N ...]``.
+
+Builds galleries of N people (one template each: a 128-d synthetic embedding and a real 112x112
+face crop from tests/data/faces, PNG as enrollment stores it), wraps each in the signed update
+``facegate fleet publish`` sends, and prints bytes per person, the message size and the time to
+build and to open it, against Mosquitto's limits. Writes fleet_message.json to --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from facegate.fleet.package import build, open_update
+from facegate.gallery.store import GalleryStore, Template
+
+FACES = Path(__file__).resolve().parents[1] / "tests" / "data" / "faces"
+MODEL, SIZE = "synthetic", 128
+MQTT_MAX_PAYLOAD = 268_435_455  # the MQTT spec's limit; mosquitto.conf(5) message_size_limit
+PASSPHRASE = "fleet benchmark passphrase"
+
+
+def crops() -> list[np.ndarray]:
+    """Every photo of tests/data/faces, squared and resized to a 112x112 RGB crop."""
+    out = []
+    for path in sorted(FACES.rglob("*.*")):
+        img = cv2.imread(str(path))
+        if img is None:
+            continue
+        side = min(img.shape[:2])
+        y, x = (img.shape[0] - side) // 2, (img.shape[1] - side) // 2
+        out.append(cv2.resize(img[y : y + side, x : x + side], (112, 112))[..., ::-1].copy())
+    return out
+
+
+def measure(people: int, folder: Path) -> dict[str, float]:
+    """Build a gallery of ``people`` and its update message; sizes and times."""
+    rng, faces = np.random.default_rng(0), crops()
+    key = Ed25519PrivateKey.generate()
+    with GalleryStore.open(folder / f"g{people}.db", MODEL, SIZE) as store:
+        for i in range(people):
+            vector = rng.standard_normal(SIZE).astype(np.float32)
+            store.enroll(
+                f"person {i}",
+                [Template(vector / np.linalg.norm(vector), faces[i % len(faces)], "bench")],
+            )
+        start = time.perf_counter()
+        payload = build(store, PASSPHRASE, 1, key)
+        built = time.perf_counter() - start
+    start = time.perf_counter()
+    open_update(payload, key.public_key(), MQTT_MAX_PAYLOAD)
+    opened = time.perf_counter() - start
+    return {
+        "people": people,
+        "bytes": len(payload),
+        "bytes_per_person": round(len(payload) / people),
+        "mib": round(len(payload) / 2**20, 2),
+        "share_of_mqtt_max": round(len(payload) / MQTT_MAX_PAYLOAD, 3),
+        "build_s": round(built, 2),
+        "verify_s": round(opened, 3),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Measure and print."""
+    p = argparse.ArgumentParser(prog="python -m benchmarks.fleet_message", description=__doc__)
+    p.add_argument("--people", type=int, nargs="+", default=[100, 1000, 10_000])
+    p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "out")
+    args = p.parse_args(argv)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for people in args.people:
+            rows.append(measure(people, Path(tmp)))
+            print(json.dumps(rows[-1]), flush=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "fleet_message.json").write_text(json.dumps(rows, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,207 @@
+"""The daemon's fleet side: signed gallery updates in, the version it runs out.
+
+It uses the first ``[[sinks]] type = "mqtt"``'s broker and instance, with a connection of its own:
+
+- subscribes (QoS 1) to ``[fleet] topic``; the update there is retained, so a device that was
+  away gets the newest one as soon as it is back;
+- refuses, in one log line and without touching the gallery, an update that is too large,
+  unsigned, signed by another key, modified, not newer than the running version, or that does not
+  decrypt or check (``facegate.gallery.exchange.read_export``);
+- otherwise replaces the gallery's people with the update's in one SQLite transaction that also
+  records ``fleet_version`` in the gallery (so the version survives restarts), then asks the
+  daemon to reload its gallery at once and, when the recognizer runs it, publishes the version on
+  ``<prefix>/<instance>/gallery_version`` (retained).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from facegate.config.schema import Config, FleetConfig
+from facegate.config.secrets import read_secret
+from facegate.errors import ConfigError, FacegateError
+from facegate.fleet.package import UpdateRefused, open_update
+from facegate.fleet.signing import read_public
+from facegate.gallery.exchange import read_export
+from facegate.gallery.store import GalleryStore
+from facegate.sinks.mqtt import RECONNECT_MAX_S, RECONNECT_MIN_S, MqttSinkConfig, default_instance
+
+log = logging.getLogger(__name__)
+
+QOS = 1
+VERSION_KEY = "fleet_version"  # in the gallery's meta table, written with the update
+KEEPALIVE_S = 30
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Broker:
+    """The broker and the names the fleet uses there (from the first MQTT sink)."""
+
+    sink: MqttSinkConfig
+    instance: str
+
+    @property
+    def version_topic(self) -> str:
+        """Where this device says which gallery version it runs."""
+        return f"{self.sink.prefix.strip('/')}/{self.instance}/gallery_version"
+
+
+def broker_of(config: Config) -> Broker:
+    """The first MQTT sink's broker and instance; ConfigError when there is no MQTT sink."""
+    sink = next((s for s in config.sinks if isinstance(s, MqttSinkConfig)), None)
+    if sink is None:
+        raise ConfigError('[fleet] enabled needs a [[sinks]] type = "mqtt": it uses that broker')
+    return Broker(sink, sink.instance or default_instance())
+
+
+class FleetDevice:
+    """Follows the fleet's gallery; ``reload_wanted`` and ``loaded`` are the daemon's hooks."""
+
+    def __init__(self, config: Config, gallery: Path, model_id: str, embedding_size: int) -> None:
+        fleet: FleetConfig = config.fleet
+        self.broker = broker_of(config)
+        self.topic, self.max_bytes = fleet.topic, int(fleet.max_mb * MIB)
+        self.key = read_public(fleet.public_key, fleet.public_key_file)
+        passphrase = read_secret(fleet.passphrase_file, "fleet-passphrase")
+        if not passphrase:
+            raise ConfigError(
+                "[fleet] needs the export passphrase: passphrase_file, or the systemd"
+                " credential fleet-passphrase"
+            )
+        self._passphrase = passphrase
+        self.gallery, self.model_id, self.size = Path(gallery), model_id, embedding_size
+        self.running = self._stored_version()
+        self._cond = threading.Condition()
+        self._pending: bytes | None = None  # the newest message not yet looked at
+        self._applied: tuple[int, int] | None = None  # (version, gallery counter) imported
+        self._reload = threading.Event()
+        self._closed = False
+        self._worker = threading.Thread(target=self._work, name="fleet-gallery", daemon=True)
+        self._client = self._make_client()
+
+    def _stored_version(self) -> int:
+        with GalleryStore.open(self.gallery, self.model_id, self.size, readonly=True) as store:
+            value = store.meta(VERSION_KEY)
+        return value if isinstance(value, int) else 0
+
+    def _make_client(self) -> mqtt.Client:
+        sink = self.broker.sink
+        client_id = f"facegate-{self.broker.instance}-fleet-{uuid.uuid4().hex[:8]}"
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
+        client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
+        if sink.username:
+            client.username_pw_set(sink.username, read_secret(sink.password_file, "mqtt-password"))
+        if sink.tls:
+            try:
+                client.tls_set(ca_certs=sink.ca_file)
+            except OSError as err:
+                raise ConfigError(f"cannot load MQTT TLS CA file {sink.ca_file}: {err}") from err
+        client.on_connect = self._on_connect
+        client.on_message = self._on_message
+        return client
+
+    def start(self) -> None:
+        """Connect (retried in the background) and start the worker that applies updates."""
+        self._worker.start()
+        sink = self.broker.sink
+        self._client.connect_async(sink.host, sink.port, KEEPALIVE_S)
+        self._client.loop_start()
+        log.info("fleet: following %s, running gallery version %d", self.topic, self.running)
+
+    def close(self) -> None:
+        """Stop the worker and disconnect."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        self._client.disconnect()
+        self._client.loop_stop()
+        self._worker.join(5.0)
+
+    # --- the daemon's hooks ------------------------------------------------------------------
+
+    def reload_wanted(self) -> bool:
+        """True once after an update was imported: the daemon reloads its gallery now."""
+        wanted = self._reload.is_set()
+        self._reload.clear()
+        return wanted
+
+    def loaded(self, counter: int) -> None:
+        """The daemon's recognizer now runs gallery state ``counter``: report the version."""
+        with self._cond:
+            applied = self._applied
+            if applied is None or counter < applied[1]:
+                return
+            self._applied, self.running = None, applied[0]
+        log.info("fleet: running gallery version %d", applied[0])
+        self._publish_version()
+
+    # --- MQTT (paho's thread) ------------------------------------------------------------------
+
+    def _on_connect(
+        self, client: mqtt.Client, userdata: object, flags: Any, reason: Any, props: Any
+    ) -> None:
+        if reason.is_failure:
+            log.warning("fleet: broker refused the connection (%s); retrying", reason)
+            return
+        client.subscribe(self.topic, qos=QOS)
+        self._publish_version()
+
+    def _publish_version(self) -> None:
+        self._client.publish(self.broker.version_topic, str(self.running), qos=QOS, retain=True)
+
+    def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        if not msg.payload:
+            return  # the retained update was cleared
+        with self._cond:
+            self._pending = bytes(msg.payload)  # a newer message replaces one not yet applied
+            self._cond.notify_all()
+
+    # --- the worker ------------------------------------------------------------------------------
+
+    def _work(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._closed or self._pending is not None)
+                if self._closed:
+                    return
+                payload, self._pending = self._pending, None
+            self.handle(payload)
+
+    def handle(self, payload: bytes) -> None:
+        """Apply one update message, or refuse it in one log line leaving the gallery alone."""
+        try:
+            self._apply(payload)
+        except FacegateError as err:  # UpdateRefused, GalleryError, ConfigError
+            log.warning(
+                "fleet: gallery update refused: %s; still running version %d, gallery unchanged",
+                err,
+                self.running,
+            )
+        except Exception:  # the stage loop: one bad message must not end the worker
+            log.exception("fleet: gallery update failed; gallery unchanged")
+
+    def _apply(self, payload: bytes) -> None:
+        update = open_update(payload, self.key, self.max_bytes)
+        if update.version == self.running:
+            log.info("fleet: gallery version %d is the one running", update.version)
+            return
+        if update.version < self.running:
+            raise UpdateRefused(f"version {update.version} is older than the running one")
+        name = Path(f"{self.topic} version {update.version}")  # names it in messages
+        with GalleryStore.open(self.gallery, self.model_id, self.size) as store:
+            people = read_export(store, name, self._passphrase, data=update.envelope)
+            store.mirror(people, **{VERSION_KEY: update.version})
+            counter = store.version()
+        log.info("fleet: gallery version %d imported (%d people)", update.version, len(people))
+        with self._cond:
+            self._applied = (update.version, counter)
+        self._reload.set()
