@@ -201,7 +201,7 @@ class FleetDevice:
             people = read_export(store, name, self._passphrase, data=update.envelope)
             store.mirror(people, **{VERSION_KEY: update.version})
             counter = store.version()
-        log.info("fleet: gallery version %d imported (%d people)", update.version, len(people))
+        log.info("fleet: gallery version %d imported (%d person(s))", update.version, len(people))
         with self._cond:
             self._applied = (update.version, counter)
         self._reload.set()
