@@ -198,8 +198,9 @@ class FleetConfig:
     passphrase_file: str | None = opt(
         None, "file holding the export passphrase (unset: systemd credential fleet-passphrase)"
     )
-    # 64 MiB: a 10,000-person export is about 34 MiB (docs/fleet.md); a board that has to hold
-    # a larger message in memory twice (received, decrypted) should not try.
+    # 64 MiB: about 1,500 people at the 44 kB a person with one template takes (measured with
+    # benchmarks/fleet_message.py, docs/fleet.md). The board holds the message about three times
+    # while importing it (received, decrypted, parsed): raise it only where memory allows.
     max_mb: float = opt(64.0, "larger updates are refused", ">0")
 
     def check(self) -> list[tuple[str, str]]:

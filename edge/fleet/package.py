@@ -35,6 +35,7 @@ from facegate.gallery.store import GalleryStore
 MAGIC = b"facegate-fleet-gallery 1\n"
 MAX_HEADER_BYTES = 1024  # the header is three numbers; a longer first line is not ours
 MAX_VERSION = 2**53  # versions stay exact in every JSON reader (IEEE double integers)
+MQTT_MAX_PAYLOAD = 268_435_455  # the most one MQTT message carries (mosquitto.conf(5))
 
 
 class UpdateRefused(FacegateError):
@@ -60,6 +61,12 @@ def build(store: GalleryStore, passphrase: str, version: int, key: Ed25519Privat
         envelope = path.read_bytes()
     header = {"version": version, "created": round(time.time(), 3), "bytes": len(envelope)}
     signed = MAGIC + json.dumps(header, separators=(",", ":")).encode("ascii") + b"\n" + envelope
+    if len(signed) + SIGNATURE_BYTES > MQTT_MAX_PAYLOAD:
+        raise FacegateError(
+            f"the update would be {len(signed) + SIGNATURE_BYTES} bytes, over the"
+            f" {MQTT_MAX_PAYLOAD} one MQTT message can carry (about 6,000 people with one"
+            " template each); nothing published"
+        )
     return signed + key.sign(signed)
 
 
