@@ -63,6 +63,27 @@ def broker_of(config: Config) -> Broker:
     return Broker(sink, sink.instance or default_instance())
 
 
+def settings_problem(config: Config) -> str | None:
+    """Why ``[fleet]`` cannot start here (no MQTT sink, no key, no passphrase), or None."""
+    try:
+        broker_of(config)
+        read_public(config.fleet.public_key, config.fleet.public_key_file)
+        _passphrase(config.fleet)
+    except ConfigError as err:
+        return str(err)
+    return None
+
+
+def _passphrase(fleet: FleetConfig) -> str:
+    passphrase = read_secret(fleet.passphrase_file, "fleet-passphrase")
+    if not passphrase:
+        raise ConfigError(
+            "[fleet] needs the export passphrase: passphrase_file, or the systemd"
+            " credential fleet-passphrase"
+        )
+    return passphrase
+
+
 class FleetDevice:
     """Follows the fleet's gallery; ``reload_wanted`` and ``loaded`` are the daemon's hooks."""
 
@@ -71,13 +92,7 @@ class FleetDevice:
         self.broker = broker_of(config)
         self.topic, self.max_bytes = fleet.topic, int(fleet.max_mb * MIB)
         self.key = read_public(fleet.public_key, fleet.public_key_file)
-        passphrase = read_secret(fleet.passphrase_file, "fleet-passphrase")
-        if not passphrase:
-            raise ConfigError(
-                "[fleet] needs the export passphrase: passphrase_file, or the systemd"
-                " credential fleet-passphrase"
-            )
-        self._passphrase = passphrase
+        self._passphrase = _passphrase(fleet)
         self.gallery, self.model_id, self.size = Path(gallery), model_id, embedding_size
         self.running = self._stored_version()
         self._cond = threading.Condition()

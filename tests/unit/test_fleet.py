@@ -236,3 +236,15 @@ def test_bridge_config_cli_writes_0600_with_credentials_and_refuses_bad_input(
     assert "already exists" in again.stderr and "Traceback" not in again.stderr
     bad = run_cli("fleet", "bridge-config", "--central", "no-port")
     assert bad.returncode == 1 and bad.stderr.count("\n") == 1 and "HOST:PORT" in bad.stderr
+
+
+def test_preflight_names_what_an_enabled_fleet_lacks(key: Ed25519PrivateKey) -> None:
+    from facegate.service import preflight
+
+    fleet = f'[fleet]\nenabled = true\npublic_key = "{public_text(key.public_key())}"\n'
+    found = preflight.check(cfg.parse(fleet), ["fleet"]).problems
+    assert len(found) == 1 and 'needs a [[sinks]] type = "mqtt"' in found[0]
+    sink = '[[sinks]]\ntype = "mqtt"\nhost = "h"\n'
+    found = preflight.check(cfg.parse(sink + fleet), ["fleet"]).problems
+    assert len(found) == 1 and "passphrase" in found[0]
+    assert preflight.check(cfg.parse(sink), ["fleet"]).problems == ()
