@@ -146,7 +146,7 @@ def cmd_bridge_config(args: argparse.Namespace) -> int:
     """Print or write the Mosquitto bridge snippet."""
     from facegate.fleet.bridge import BridgeSettings, render
     from facegate.fleet.files import PRIVATE_MODE, PUBLIC_MODE, write_new
-    from facegate.sinks.mqtt import default_instance
+    from facegate.host.instance import default_instance
 
     settings = BridgeSettings(
         args.central,

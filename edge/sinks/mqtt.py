@@ -18,7 +18,6 @@ import hashlib
 import json
 import logging
 import re
-import socket
 import threading
 import time
 import unicodedata
@@ -37,6 +36,7 @@ from facegate import __version__
 from facegate.config.fields import opt, show
 from facegate.config.secrets import read_secret
 from facegate.errors import ConfigError
+from facegate.host.instance import default_instance
 from facegate.sinks.base import EventSink, SinkKind
 from facegate.types import Event
 
@@ -51,9 +51,6 @@ MAX_INFLIGHT = (
 MQTT_PORT, MQTTS_PORT = 1883, 8883
 ONLINE, OFFLINE = "online", "offline"
 ON, OFF = "ON", "OFF"
-# Config files that name no instance: the single-unit default (deploy/facegate.service) and the
-# name people give it by hand; any other NAME.toml (facegate@NAME) adds NAME to the instance.
-PLAIN_CONFIG_NAMES = ("config", "facegate")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -94,17 +91,6 @@ class _Message:
     payload: str
     retain: bool = False
     event: bool = False  # counted as one delivered event once the broker acknowledges it
-
-
-def default_instance(config_path: str | Path | None = None) -> str:
-    """The host name as a slug, plus ``-NAME`` when the config file is ``NAME.toml``."""
-    instance = _instance_slug(socket.gethostname()) or "facegate"
-    stem = _instance_slug(Path(config_path).stem) if config_path else ""
-    return f"{instance}-{stem}" if stem and stem not in PLAIN_CONFIG_NAMES else instance
-
-
-def _instance_slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9_-]+", "_", text.lower()).strip("_-")
 
 
 def with_instance(sinks: Iterable[object], config_path: str | Path | None) -> tuple[object, ...]:
