@@ -89,7 +89,7 @@ def read_public(value: str | None, path: str | None) -> Ed25519PublicKey:
     return parse_public(text, str(path))
 
 
-def verify(key: Ed25519PublicKey, signature: bytes, data: bytes) -> bool:
+def verify(key: Ed25519PublicKey, signature: bytes, data: bytes | memoryview) -> bool:
     """Whether ``signature`` is ``key``'s signature of ``data``."""
     try:
         key.verify(signature, data)
