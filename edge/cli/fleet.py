@@ -12,6 +12,8 @@ from facegate.errors import FacegateError
 
 DEFAULT_TOPIC = "facegate/fleet/gallery"
 PUBLISH_TIMEOUT_S = 60.0  # connect, send and have the broker acknowledge a message of many MiB
+RETAINED_TIMEOUT_S = 10.0  # the broker's answer to a subscription: the previous manifest, if any
+DEFAULT_PART_BYTES = 4 * 1024 * 1024  # facegate.fleet.parts.DEFAULT_PART_BYTES (not imported)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,6 +31,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     u.add_argument("--broker", required=True, metavar="HOST:PORT")
     u.add_argument("--version", type=int, help="update version (default: the time in seconds)")
     u.add_argument("--topic", default=DEFAULT_TOPIC)
+    u.add_argument(
+        "--part-bytes", type=int, default=DEFAULT_PART_BYTES, metavar="N",
+        help="the update goes out in retained parts of at most N bytes (default 4 MiB)",
+    )  # fmt: skip
     _secret_options(u)
     _broker_options(u)
     u.set_defaults(func=cmd_publish)
@@ -86,18 +92,20 @@ def _passphrase(args: argparse.Namespace) -> str:
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
-    """Sign and publish the gallery; return once the broker has it (retained, QoS 1)."""
+    """Sign and publish the gallery in parts, then its manifest (retained, QoS 1)."""
     from facegate.fleet.bridge import split_host_port
+    from facegate.fleet.parts import split
     from facegate.fleet.signing import load_private
 
     host, port = split_host_port(args.broker)
     key, passphrase = load_private(args.key), _passphrase(args)
     version = args.version if args.version is not None else int(time.time())
-    payload, people = _build(args.gallery, passphrase, version, key)
-    _publish(args, host, port, payload)
+    blob, people = _build(args.gallery, passphrase, version, key)
+    manifest, parts = split(blob, version, args.part_bytes, key)
+    _publish(args, host, port, manifest, parts, key)
     print(
-        f"published gallery version {version} ({people} people, {len(payload)} bytes)"
-        f" to {host}:{port} {args.topic}"
+        f"published gallery version {version} ({people} people, {len(blob)} bytes in"
+        f" {len(parts)} part(s)) to {host}:{port} {args.topic}"
     )
     return 0
 
@@ -114,7 +122,28 @@ def _build(gallery: Path, passphrase: str, version: int, key: Any) -> tuple[byte
         return build(store, passphrase, version, key), people
 
 
-def _publish(args: argparse.Namespace, host: str, port: int, payload: bytes) -> None:
+def _publish(
+    args: argparse.Namespace, host: str, port: int, manifest: bytes, parts: list, key: Any
+) -> None:
+    """Parts first, then the manifest; then clear the parts a larger previous update left."""
+    from facegate.fleet.parts import part_topic
+
+    client = _connect(args, host, port)
+    try:
+        before = _previous_parts(client, args.topic, key)
+        messages = [(part_topic(args.topic, i), bytes(p)) for i, p in enumerate(parts)]
+        _send(client, host, port, messages)
+        _send(client, host, port, [(args.topic, manifest)])
+        stale = range(len(parts), before)
+        _send(client, host, port, [(part_topic(args.topic, i), b"") for i in stale])
+    except (RuntimeError, ValueError) as err:
+        raise FacegateError(f"publishing to {host}:{port} failed: {err}") from err
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def _connect(args: argparse.Namespace, host: str, port: int) -> Any:
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
 
@@ -130,16 +159,46 @@ def _publish(args: argparse.Namespace, host: str, port: int, payload: bytes) -> 
     except OSError as err:
         raise FacegateError(f"cannot connect to {host}:{port}: {err.strerror or err}") from err
     client.loop_start()
-    try:
-        info = client.publish(args.topic, payload, qos=1, retain=True)
-        info.wait_for_publish(PUBLISH_TIMEOUT_S)
+    return client
+
+
+def _send(client: Any, host: str, port: int, messages: list[tuple[str, bytes]]) -> None:
+    infos = [client.publish(topic, payload, qos=1, retain=True) for topic, payload in messages]
+    deadline = time.monotonic() + PUBLISH_TIMEOUT_S
+    for info in infos:
+        info.wait_for_publish(max(0.1, deadline - time.monotonic()))
         if not info.is_published():
             raise FacegateError(f"{host}:{port} did not acknowledge the update in time")
-    except (RuntimeError, ValueError) as err:
-        raise FacegateError(f"publishing to {host}:{port} failed: {err}") from err
-    finally:
-        client.disconnect()
-        client.loop_stop()
+
+
+def _previous_parts(client: Any, topic: str, key: Any) -> int:
+    """How many parts the update retained on ``topic`` has (0: none, or not ours).
+
+    A probe message sent after the subscription comes back after the retained manifest, so
+    "no manifest" is known without waiting out a timeout.
+    """
+    import contextlib
+    import threading
+
+    from facegate.fleet.package import UpdateRefused
+    from facegate.fleet.parts import open_manifest
+
+    probe, found, done = f"{topic}/probe/{os.getpid()}", [0], threading.Event()
+
+    def on_message(c: Any, userdata: object, msg: Any) -> None:
+        if msg.topic == topic and msg.payload:
+            # another format or signer: its parts are not ours to clear
+            with contextlib.suppress(UpdateRefused):
+                found[0] = len(open_manifest(msg.payload, key.public_key(), 2**62).hashes)
+        elif msg.topic == probe:
+            done.set()
+
+    client.on_message = on_message
+    client.on_subscribe = lambda c, *_: c.publish(probe, b"1", qos=1)
+    client.subscribe([(topic, 1), (probe, 1)])
+    done.wait(RETAINED_TIMEOUT_S)
+    client.unsubscribe([topic, probe])
+    return found[0]
 
 
 def cmd_bridge_config(args: argparse.Namespace) -> int:

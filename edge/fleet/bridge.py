@@ -79,6 +79,7 @@ def render(settings: BridgeSettings) -> str:
         f"topic homeassistant/# out {QOS}",
         "# signed gallery updates come from it (retained: a device that was away catches up)",
         f"topic {settings.fleet_topic} in {QOS}",
+        f"topic {settings.fleet_topic}/part/+ in {QOS}",
     ]
     return "\n".join(lines + _security(settings)) + "\n"
 

@@ -2,8 +2,12 @@
 
 It uses the first ``[[sinks]] type = "mqtt"``'s broker and instance, with a connection of its own:
 
-- subscribes (QoS 1) to ``[fleet] topic``; the update there is retained, so a device that was
-  away gets the newest one as soon as it is back;
+- subscribes (QoS 1) to ``[fleet] topic``, where the update's signed manifest is retained, so a
+  device that was away gets the newest one as soon as it is back;
+- on a manifest signed by the pinned key and newer than the running version, subscribes to the
+  retained parts (``facegate.fleet.parts``) and writes them, each checked against the manifest,
+  into a 0600 file next to the gallery; parts of another version are skipped, and when no part
+  has come for ``PART_IDLE_S`` the update is given up in one log line naming the missing parts;
 - refuses, in one log line and without touching the gallery, an update that is too large,
   unsigned, signed by another key, modified, not newer than the running version, or that does not
   decrypt or check (``facegate.gallery.exchange.read_export``);
@@ -16,7 +20,9 @@ It uses the first ``[[sinks]] type = "mqtt"``'s broker and instance, with a conn
 from __future__ import annotations
 
 import logging
+import queue
 import threading
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +35,14 @@ from facegate.config.schema import Config, FleetConfig
 from facegate.config.secrets import read_secret
 from facegate.errors import ConfigError, FacegateError
 from facegate.fleet.package import UpdateRefused, open_update
+from facegate.fleet.parts import (
+    Assembly,
+    PartRefused,
+    StalePart,
+    open_manifest,
+    parts_filter,
+    remove_leftovers,
+)
 from facegate.fleet.signing import read_public
 from facegate.gallery.exchange import read_export
 from facegate.gallery.store import GalleryStore
@@ -40,6 +54,10 @@ QOS = 1
 VERSION_KEY = "fleet_version"  # in the gallery's meta table, written with the update
 KEEPALIVE_S = 30
 MIB = 1024 * 1024
+# No part for 60 s: the update is given up (logged). Counted from the last part that came, so a
+# large update on a slow link is not cut short: 4 MiB at 1 Mbit/s takes about 34 s.
+PART_IDLE_S = 60.0
+REFUSED = "fleet: gallery update refused: %s; still running version %d, gallery unchanged"
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,13 +113,16 @@ class FleetDevice:
         self._passphrase = _passphrase(fleet)
         self.gallery, self.model_id, self.size = Path(gallery), model_id, embedding_size
         self.running = self._stored_version()
+        self.part_idle_s = PART_IDLE_S
         self._cond = threading.Condition()
-        self._pending: bytes | None = None  # the newest message not yet looked at
+        self._inbox: queue.Queue[tuple[str, bytes] | None] = queue.Queue()
+        self._assembly: Assembly | None = None
+        self._deadline = 0.0  # monotonic time the assembly is given up at
         self._applied: tuple[int, int] | None = None  # (version, gallery counter) imported
         self._reload = threading.Event()
-        self._closed = False
         self._worker = threading.Thread(target=self._work, name="fleet-gallery", daemon=True)
         self._client = self._make_client()
+        remove_leftovers(self.gallery.parent)
 
     def _stored_version(self) -> int:
         with GalleryStore.open(self.gallery, self.model_id, self.size, readonly=True) as store:
@@ -134,12 +155,11 @@ class FleetDevice:
 
     def close(self) -> None:
         """Stop the worker and disconnect."""
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
+        self._inbox.put(None)
         self._client.disconnect()
         self._client.loop_stop()
         self._worker.join(5.0)
+        self._drop()
 
     # --- the daemon's hooks ------------------------------------------------------------------
 
@@ -174,49 +194,125 @@ class FleetDevice:
         self._client.publish(self.broker.version_topic, str(self.running), qos=QOS, retain=True)
 
     def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
-        if not msg.payload:
-            return  # the retained update was cleared
-        with self._cond:
-            self._pending = bytes(msg.payload)  # a newer message replaces one not yet applied
-            self._cond.notify_all()
+        if msg.payload:  # an empty one clears a retained manifest or part
+            self._inbox.put((msg.topic, bytes(msg.payload)))
 
     # --- the worker ------------------------------------------------------------------------------
 
     def _work(self) -> None:
         while True:
-            with self._cond:
-                self._cond.wait_for(lambda: self._closed or self._pending is not None)
-                if self._closed:
-                    return
-                payload, self._pending = self._pending, None
-            self.handle(payload)
+            wait = None if self._assembly is None else max(0.0, self._deadline - time.monotonic())
+            try:
+                item = self._inbox.get(timeout=wait)
+            except queue.Empty:
+                self.expire(time.monotonic())
+                continue
+            if item is None:
+                return
+            self.receive(*item)
 
-    def handle(self, payload: bytes) -> None:
-        """Apply one update message, or refuse it in one log line leaving the gallery alone."""
+    def receive(self, topic: str, payload: bytes) -> None:
+        """One message from the broker: a manifest on the topic, or a part."""
         try:
-            self._apply(payload)
-        except FacegateError as err:  # UpdateRefused, GalleryError, ConfigError
-            log.warning(
-                "fleet: gallery update refused: %s; still running version %d, gallery unchanged",
-                err,
-                self.running,
+            if topic == self.topic:
+                self._manifest(payload)
+            elif self._assembly is not None:
+                self._part(payload)
+        except Exception:  # the worker must outlive any one message
+            log.exception("fleet: gallery update failed; gallery unchanged")
+            self._drop()
+
+    def _manifest(self, payload: bytes) -> None:
+        try:
+            manifest = open_manifest(payload, self.key, self.max_bytes)
+        except UpdateRefused as err:
+            log.warning(REFUSED, err, self.running)
+            return
+        if manifest.version == self.running:
+            log.info("fleet: gallery version %d is the one running", manifest.version)
+            return
+        if manifest.version < self.running:
+            log.warning(REFUSED, f"version {manifest.version} is older", self.running)
+            return
+        if self._assembly is None or self._assembly.manifest.version != manifest.version:
+            self._drop()
+            self._assembly = Assembly(manifest, self.gallery.parent)
+            log.info(
+                "fleet: collecting gallery version %d (%d bytes in %d part(s))",
+                manifest.version,
+                manifest.size,
+                len(manifest.hashes),
             )
+        self._deadline = time.monotonic() + self.part_idle_s
+        self._client.subscribe(parts_filter(self.topic), qos=QOS)  # again: the retained parts
+
+    def _part(self, payload: bytes) -> None:
+        assembly = self._assembly
+        assert assembly is not None
+        try:
+            complete = assembly.add(payload)
+        except StalePart as err:
+            log.info("fleet: skipped %s", err)
+            return
+        except PartRefused as err:
+            log.warning(REFUSED, f"version {assembly.manifest.version}: {err}", self.running)
+            self._drop()
+            return
+        self._deadline = time.monotonic() + self.part_idle_s
+        if complete:
+            blob = assembly.read()
+            self._drop()
+            self.handle(blob, assembly.manifest.version)
+
+    def expire(self, now: float) -> None:
+        """Give up the update being collected when no part came before its deadline."""
+        assembly = self._assembly
+        if assembly is None or now < self._deadline:
+            return
+        missing = assembly.missing()
+        shown = ", ".join(map(str, missing[:10])) + (", ..." if len(missing) > 10 else "")
+        count = len(assembly.manifest.hashes)
+        why = (
+            f"version {assembly.manifest.version}: part(s) {shown} of {count} missing"
+            f" after {self.part_idle_s:g} s"
+        )
+        log.warning(REFUSED, why, self.running)
+        self._drop()
+
+    def _drop(self) -> None:
+        """Forget the update being collected, its file and the parts' subscription."""
+        if self._assembly is not None:
+            self._assembly.close()
+            self._assembly = None
+            self._client.unsubscribe(parts_filter(self.topic))
+
+    def handle(self, payload: bytes, expected: int | None = None) -> None:
+        """Apply one whole update, or refuse it in one log line leaving the gallery alone."""
+        try:
+            self._apply(payload, expected)
+        except FacegateError as err:  # UpdateRefused, GalleryError, ConfigError
+            log.warning(REFUSED, err, self.running)
         except Exception:  # the stage loop: one bad message must not end the worker
             log.exception("fleet: gallery update failed; gallery unchanged")
 
-    def _apply(self, payload: bytes) -> None:
+    def _apply(self, payload: bytes, expected: int | None = None) -> None:
         update = open_update(payload, self.key, self.max_bytes)
+        if expected is not None and update.version != expected:
+            raise UpdateRefused(f"version {update.version} under a manifest for {expected}")
         if update.version == self.running:
             log.info("fleet: gallery version %d is the one running", update.version)
             return
         if update.version < self.running:
             raise UpdateRefused(f"version {update.version} is older than the running one")
-        name = Path(f"{self.topic} version {update.version}")  # names it in messages
+        version, name = update.version, Path(f"{self.topic} version {update.version}")
+        plain = update.plain(self._passphrase, name)  # named in messages
+        del update, payload  # the caller's copy aside, hold one form of it at a time
         with GalleryStore.open(self.gallery, self.model_id, self.size) as store:
-            people = read_export(store, name, self._passphrase, data=update.envelope)
-            store.mirror(people, **{VERSION_KEY: update.version})
+            people = read_export(store, name, data=plain)
+            del plain
+            store.mirror(people, **{VERSION_KEY: version})
             counter = store.version()
-        log.info("fleet: gallery version %d imported (%d person(s))", update.version, len(people))
+        log.info("fleet: gallery version %d imported (%d person(s))", version, len(people))
         with self._cond:
-            self._applied = (update.version, counter)
+            self._applied = (version, counter)
         self._reload.set()

@@ -16,6 +16,15 @@ from facegate.errors import ConfigError, FacegateError
 from facegate.fleet.bridge import BridgeSettings, render
 from facegate.fleet.device import VERSION_KEY, FleetDevice
 from facegate.fleet.package import MAGIC, UpdateRefused, build, open_update
+from facegate.fleet.parts import (
+    MIN_PART_BYTES,
+    PART_HEADER,
+    Assembly,
+    PartRefused,
+    StalePart,
+    open_manifest,
+    split,
+)
 from facegate.fleet.signing import generate, load_private, parse_public, public_text
 from facegate.gallery.exchange import export_gallery
 from facegate.gallery.store import GalleryStore, Template
@@ -103,8 +112,12 @@ def test_a_bad_public_key_is_one_config_error() -> None:
 def test_a_signed_update_opens_with_its_version(tmp_path: Path, key: Ed25519PrivateKey) -> None:
     payload = message(tmp_path, ["Alice"], 7, key)
     update = open_update(payload, key.public_key(), MAX)
-    assert update.version == 7 and update.envelope.startswith(b'{"format":"facegate-gallery-enc')
+    assert update.version == 7 and update.sealed_fields["format"] == "facegate-gallery-encrypted"
     assert b"Alice" not in payload  # the names travel encrypted
+    assert b'"ciphertext"' not in payload  # raw ciphertext, not base64 in a JSON envelope
+    plain = update.plain(PASSPHRASE, Path("update"))
+    assert b'"name":"Alice"' in plain
+    assert len(payload) < len(plain) + 1024  # no second base64 layer (that was 4/3 of it)
 
 
 @pytest.mark.parametrize("where", [0, len(MAGIC) + 5, -200, -1])
@@ -200,6 +213,95 @@ def test_refusals_are_one_log_line_and_change_nothing(
     assert names_in(device.gallery) == ["Local Only"] and device.running == 0
 
 
+# --- manifest and parts ---------------------------------------------------------------------
+
+
+def test_parts_in_any_order_rebuild_the_update(tmp_path: Path, key: Ed25519PrivateKey) -> None:
+    blob = message(tmp_path, ["Alice", "Bob", "Carol"], 4, key)
+    manifest, parts = split(blob, 4, MIN_PART_BYTES, key)
+    assert len(parts) > 3 and all(len(p) <= MIN_PART_BYTES + PART_HEADER.size for p in parts)
+    m = open_manifest(manifest, key.public_key(), MAX)
+    assembly = Assembly(m, tmp_path)
+    assert stat.S_IMODE(assembly.path.stat().st_mode) == 0o600
+    order = [*reversed(parts[1:]), parts[3], parts[0]]  # out of order, one twice
+    done = [assembly.add(p) for p in order]
+    assert done[-1] and not any(done[:-1]) and assembly.read() == blob
+    assembly.close()
+    assert not assembly.path.exists()
+
+
+def test_a_manifest_is_checked_before_anything_else(tmp_path: Path, key: Ed25519PrivateKey) -> None:
+    blob = message(tmp_path, ["Alice"], 4, key)
+    manifest, _ = split(blob, 4, MIN_PART_BYTES, key)
+    tampered = bytearray(manifest)
+    tampered[len(manifest) // 2] ^= 0x01
+    other, _ = split(blob, 4, MIN_PART_BYTES, Ed25519PrivateKey.generate())
+    for payload in (bytes(tampered), other):
+        with pytest.raises(UpdateRefused, match="bad signature"):
+            open_manifest(payload, key.public_key(), MAX)
+    with pytest.raises(UpdateRefused, match="over the limit"):
+        open_manifest(manifest, key.public_key(), len(blob) - 1)  # max_mb bounds the whole
+    with pytest.raises(UpdateRefused, match="not a signed"):
+        open_manifest(blob, key.public_key(), MAX)
+
+
+def test_tampered_stale_and_extra_parts_are_refused(tmp_path: Path, key: Ed25519PrivateKey) -> None:
+    blob = message(tmp_path, ["Alice", "Bob"], 6, key)
+    manifest, parts = split(blob, 6, MIN_PART_BYTES, key)
+    _, old_parts = split(message(tmp_path, ["Alice"], 5, key), 5, MIN_PART_BYTES, key)
+    assembly = Assembly(open_manifest(manifest, key.public_key(), MAX), tmp_path)
+    with pytest.raises(StalePart, match="part 0 is of version 5, not 6"):
+        assembly.add(old_parts[0])
+    tampered = bytearray(parts[1])
+    tampered[-1] ^= 0x01
+    extra = PART_HEADER.pack(b"FGP1", 6, len(parts)) + b"x" * 10
+    for payload, why in ((bytes(tampered), "does not match"), (extra, "beyond the manifest")):
+        with pytest.raises(PartRefused, match=why):
+            assembly.add(payload)
+    assert assembly.missing() == list(range(len(parts)))
+    assembly.close()
+
+
+def collect(device: FleetDevice, manifest: bytes, parts: list[bytes]) -> None:
+    device.receive(device.topic, manifest)
+    for part in parts:
+        device.receive(f"{device.topic}/part/x", part)
+
+
+def test_the_device_imports_an_update_from_its_parts(
+    tmp_path: Path, key: Ed25519PrivateKey, device: FleetDevice
+) -> None:
+    blob = message(tmp_path, ["Alice", "Bob"], 8, key)
+    manifest, parts = split(blob, 8, MIN_PART_BYTES, key)
+    _, stale = split(message(tmp_path, ["Zed"], 7, key), 7, MIN_PART_BYTES, key)
+    collect(device, manifest, [*stale, *reversed(parts)])  # an older update's parts skipped
+    assert names_in(device.gallery) == ["Alice", "Bob"] and device.reload_wanted()
+    assert not list(tmp_path.glob(".fleet-update-*"))  # the collected file is gone
+
+
+def test_a_missing_or_tampered_part_leaves_the_gallery_alone(
+    tmp_path: Path,
+    key: Ed25519PrivateKey,
+    device: FleetDevice,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    blob = message(tmp_path, ["Alice", "Bob"], 8, key)
+    manifest, parts = split(blob, 8, MIN_PART_BYTES, key)
+    with caplog.at_level(logging.WARNING, logger="facegate.fleet.device"):
+        collect(device, manifest, parts[:1] + parts[2:])
+        device.expire(float("inf"))  # no part came before the deadline
+        tampered = bytearray(parts[1])
+        tampered[-1] ^= 0x01
+        collect(device, manifest, [bytes(tampered), *parts])  # the rest come after: ignored
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 2, lines
+    assert f"part(s) 1 of {len(parts)} missing after 60 s" in lines[0]
+    assert "part 1 does not match the signed manifest" in lines[1]
+    assert all("refused" in line and "gallery unchanged" in line for line in lines)
+    assert names_in(device.gallery) == ["Local Only"] and not device.reload_wanted()
+    assert not list(tmp_path.glob(".fleet-update-*"))
+
+
 # --- config and the bridge -------------------------------------------------------------------
 
 
@@ -217,6 +319,7 @@ def test_bridge_config_carries_events_out_and_updates_in() -> None:
         "cleansession false",
         "topic facegate/# out 1",
         "topic facegate/fleet/gallery in 1",
+        "topic facegate/fleet/gallery/part/+ in 1",
         "bridge_cafile /etc/ca.pem",
     ):
         assert line in lines
