@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,8 +21,11 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from facegate import config as cfg
 from facegate.fleet.bridge import BridgeSettings, render
+from facegate.fleet.device import FleetDevice
 from facegate.fleet.package import build
+from facegate.fleet.parts import part_topic, split
 from facegate.fleet.signing import load_private
 from facegate.gallery.store import GalleryStore
 from tests.conftest import run_cli
@@ -31,6 +35,7 @@ from tests.integration.mosquitto import Mosquitto, mosquitto_binary
 from tests.integration.test_daemon import HAMILTON, _clip
 from tests.integration.test_faults_sinks import _with_gap
 from tests.integration.test_sinks import Subscriber, wait_until
+from tests.unit import test_fleet as unit
 
 UPDATE_S = 5.0  # the issue's bound: an update runs everywhere within 5 s of its publication
 START_S = 120.0  # model loading of three daemons on a busy 2-core machine; only catches a hang
@@ -39,6 +44,8 @@ DEVICES = ("dev1", "dev2", "dev3")
 PASSPHRASE = "fleet test passphrase"
 PERSON = "lin_manuel_miranda"  # he is in the clip; v1 enrolls him
 REFUSED = "fleet: gallery update refused"
+TOPIC = "facegate/fleet/gallery"
+PART_BYTES = 64 * 1024  # several parts an update (a template is about 33 kB), each bridged
 CONFIG = """
 [camera]
 name = "door"
@@ -103,6 +110,7 @@ def _publish(central: Mosquitto, home: Path, key: Path, secret: Path, version: i
     proc = run_cli(
         "fleet", "publish", str(home / "gallery.db"), "--key", str(key), "--version",
         str(version), "--broker", f"127.0.0.1:{central.port}", "--passphrase-file", str(secret),
+        "--part-bytes", str(PART_BYTES),
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     return time.monotonic()  # the central broker has acknowledged it
@@ -124,16 +132,20 @@ def _wait_versions(sub: Subscriber, names: tuple[str, ...], version: int, since:
 
 
 def _publish_tampered(central: Mosquitto, home: Path, key: Path) -> None:
+    signer = load_private(key)
     with GalleryStore.open(
         home / "gallery.db", "", 0, allow_model_mismatch=True, readonly=True
     ) as store:
-        payload = bytearray(build(store, PASSPHRASE, 99, load_private(key)))
-    payload[len(payload) // 2] ^= 0x01  # one bit inside the encrypted export
+        manifest, parts = split(build(store, PASSPHRASE, 99, signer), 99, PART_BYTES, signer)
+    middle = bytearray(parts[len(parts) // 2])
+    middle[-1] ^= 0x01  # one bit inside the encrypted export, after the manifest was signed
+    parts[len(parts) // 2] = bytes(middle)
     client = mqtt.Client(CallbackAPIVersion.VERSION2)
     client.connect(central.host, central.port)
     client.loop_start()
-    info = client.publish("facegate/fleet/gallery", bytes(payload), qos=1, retain=True)
-    info.wait_for_publish(30)
+    messages = [(part_topic(TOPIC, i), bytes(p)) for i, p in enumerate(parts)]
+    for topic, payload in [*messages, (TOPIC, manifest)]:
+        client.publish(topic, payload, qos=1, retain=True).wait_for_publish(30)
     client.disconnect()
     client.loop_stop()
 
@@ -253,3 +265,75 @@ def _scenario(
     assert _versions(sub) == dict.fromkeys(DEVICES, "2")
     for daemon in daemons.values():
         assert daemon.log().count(REFUSED) == 1, daemon.log()[-2000:]
+
+
+class RetainedParts:
+    """The part topics a broker holds retained, read once (a probe marks the end of them)."""
+
+    def __init__(self, broker: Mosquitto) -> None:
+        self.topics: set[str] = set()
+        done = threading.Event()
+        client = mqtt.Client(CallbackAPIVersion.VERSION2)
+
+        def on_message(c: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+            if msg.topic == "probe":
+                done.set()
+            elif msg.payload:
+                self.topics.add(msg.topic)
+
+        client.on_message = on_message
+        client.on_subscribe = lambda c, *_: c.publish("probe", b"1", qos=1)
+        client.connect(broker.host, broker.port)
+        client.subscribe([(f"{TOPIC}/part/+", 1), ("probe", 1)])
+        client.loop_start()
+        assert done.wait(30), "the probe never came back"
+        client.disconnect()
+        client.loop_stop()
+
+
+def test_a_gallery_in_many_parts_reaches_a_device_that_was_away(tmp_path: Path) -> None:
+    """Published before the device starts, in 4 KiB parts: it catches up from what is retained;
+    a smaller update then clears the parts the larger one left."""
+    if mosquitto_binary() is None:
+        pytest.skip("missing tool: mosquitto is not installed")
+    key, secret = tmp_path / "sign.pem", tmp_path / "passphrase"
+    assert run_cli("fleet", "keygen", "--private", str(key)).returncode == 0
+    secret.write_text(PASSPHRASE + "\n")
+    names = [f"Person {i}" for i in range(6)]
+    with Mosquitto() as broker:
+        args = ["--key", str(key), "--broker", f"127.0.0.1:{broker.port}", "--passphrase-file",
+                str(secret), "--part-bytes", "4096"]  # fmt: skip
+        big = unit.gallery(tmp_path / "big.db", names)
+        proc = run_cli("fleet", "publish", str(big), "--version", "1", *args)
+        assert proc.returncode == 0, proc.stderr
+        parts = int(proc.stdout.split(" in ")[1].split()[0])
+        assert parts > 10 and len(RetainedParts(broker).topics) == parts
+        device = _device(tmp_path, broker, key, secret)
+        device.start()
+        try:
+            wait_until(lambda: unit.names_in(device.gallery) == names, 60, "version 1 imported")
+            small = unit.gallery(tmp_path / "small.db", names[:2])
+            proc = run_cli("fleet", "publish", str(small), "--version", "2", *args)
+            assert proc.returncode == 0, proc.stderr
+            wait_until(lambda: unit.names_in(device.gallery) == names[:2], 60, "version 2")
+        finally:
+            device.close()
+        fewer = int(proc.stdout.split(" in ")[1].split()[0])
+        assert fewer < parts and len(RetainedParts(broker).topics) == fewer
+    assert not list(tmp_path.glob(".fleet-update-*"))
+
+
+def _device(tmp_path: Path, broker: Mosquitto, key: Path, secret: Path) -> FleetDevice:
+    config = cfg.parse(f"""
+[[sinks]]
+type = "mqtt"
+host = "127.0.0.1"
+port = {broker.port}
+instance = "door1"
+[fleet]
+enabled = true
+public_key_file = "{key}.pub"
+passphrase_file = "{secret}"
+""")
+    db = unit.gallery(tmp_path / "device.db", ["Local Only"])
+    return FleetDevice(config, db, unit.MODEL, unit.DIM)
