@@ -5,7 +5,10 @@ Starts a private ``mosquitto`` (Debian's), then measures
 - memory: the broker's resident memory before and after N idle clients connect as a device's
   two connections do (MQTT 3.1.1, keepalive 30 s, a last will on ``facegate/<i>/available``);
 - routing: the broker's CPU time (utime + stime from /proc) per event delivered, for M QoS 1
-  events of the size facegate sends (~250 bytes) to one subscriber of ``facegate/#``.
+  events of the size facegate sends (~250 bytes) to one subscriber of ``facegate/#``;
+- a retained gallery update: the broker's resident memory before and after a gallery update of
+  --update-mib (default 320 MiB, 10,000 people at 33 kB) is published retained in 4 MiB parts,
+  and after one device that comes later has received every part.
 
 Prints one JSON line per figure and writes fleet_broker.json to --out.
 """
@@ -144,17 +147,54 @@ def routing(pid: int, port: int, events: int) -> dict[str, float]:
             "events_per_s_end_to_end": round(got[0] / wall)}  # fmt: skip
 
 
+def retained(pid: int, port: int, update_mib: int) -> dict[str, float]:
+    """Broker memory holding a retained update in 4 MiB parts, and serving it once."""
+    part = 4 * 2**20
+    count = -(-update_mib * 2**20 // part)
+    before = rss_kib(pid)
+    pub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-publish")
+    pub.connect("127.0.0.1", port)
+    pub.loop_start()
+    for i in range(count):  # incompressible bytes, as the encrypted export is
+        info = pub.publish(f"facegate/fleet/gallery/part/{i}", os.urandom(part), qos=1, retain=True)
+        info.wait_for_publish(60)
+    pub.disconnect()
+    pub.loop_stop()
+    held = rss_kib(pid)
+    got, done = [0], threading.Event()
+
+    def on_message(*_: object) -> None:
+        got[0] += 1
+        if got[0] >= count:
+            done.set()
+
+    dev = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-device")
+    dev.on_message = on_message
+    dev.connect("127.0.0.1", port)
+    dev.subscribe("facegate/fleet/gallery/part/+", 1)
+    dev.loop_start()
+    done.wait(600)
+    served = rss_kib(pid)
+    dev.disconnect()
+    dev.loop_stop()
+    return {"update_mib": count * part // 2**20, "parts": count, "rss_before_kib": before,
+            "rss_retained_kib": held, "rss_after_one_device_kib": served,
+            "parts_delivered": got[0]}  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     """Measure and print."""
     p = argparse.ArgumentParser(prog="python -m benchmarks.fleet_broker", description=__doc__)
     p.add_argument("--clients", type=int, default=2000)
     p.add_argument("--events", type=int, default=20000)
+    p.add_argument("--update-mib", type=int, default=320, help="retained update size")
     p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "out")
     args = p.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         proc, port = start_broker(Path(tmp))
         try:
             rows = [memory(proc.pid, port, args.clients), routing(proc.pid, port, args.events)]
+            rows.append(retained(proc.pid, port, args.update_mib))
         finally:
             proc.terminate()
             proc.wait(10)

@@ -3,8 +3,10 @@
 Builds galleries of N people (one template each: a 128-d synthetic embedding and a real 112x112
 face crop from tests/data/faces, PNG as enrollment stores it; with --flat also a uniform grey
 crop, the floor without the faces' pixels), wraps each in the signed update
-``facegate fleet publish`` sends, and prints bytes per person, the message size and the time to
-build and to open it, against Mosquitto's limits. Writes fleet_message.json to --out.
+``facegate fleet publish`` sends, cuts it into 4 MiB parts under a signed manifest, and prints
+bytes per person, the update and manifest sizes, the part count, the time to build, to verify
+and to import it, and the device's peak Python memory while importing (tracemalloc, the update
+itself included). Writes fleet_message.json to --out.
 """
 
 from __future__ import annotations
@@ -13,19 +15,20 @@ import argparse
 import json
 import tempfile
 import time
+import tracemalloc
 from pathlib import Path
 
 import cv2
 import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from facegate.fleet import package
-from facegate.fleet.package import open_update
+from facegate.fleet.package import build, open_update
+from facegate.fleet.parts import DEFAULT_PART_BYTES, split
+from facegate.gallery.exchange import read_export
 from facegate.gallery.store import GalleryStore, StoredPerson, StoredTemplate, encode_crop
 
 FACES = Path(__file__).resolve().parents[1] / "tests" / "data" / "faces"
 MODEL, SIZE = "synthetic", 128
-MQTT_MAX_PAYLOAD = 268_435_455  # the MQTT spec's limit; mosquitto.conf(5) message_size_limit
 PASSPHRASE = "fleet benchmark passphrase"
 
 
@@ -47,8 +50,8 @@ def flat_crops() -> list[np.ndarray]:
     return [np.full((112, 112, 3), 128, np.uint8)]
 
 
-def measure(people: int, folder: Path, flat: bool = False) -> dict[str, float]:
-    """Build a gallery of ``people`` and its update message; sizes and times."""
+def measure(people: int, folder: Path, flat: bool = False) -> dict[str, object]:
+    """Build a gallery of ``people``, its update and parts; sizes, times and import memory."""
     rng, faces = np.random.default_rng(0), flat_crops() if flat else crops()
     key = Ed25519PrivateKey.generate()
     with GalleryStore.open(folder / f"g{people}-{flat}.db", MODEL, SIZE) as store:
@@ -59,32 +62,42 @@ def measure(people: int, folder: Path, flat: bool = False) -> dict[str, float]:
             template = StoredTemplate(vector / np.linalg.norm(vector), crop, "bench", time.time())
             incoming.append(StoredPerson(f"person {i}", time.time(), (template,)))
         store.mirror(incoming)  # one transaction: 10,000 enrollments one by one take minutes
+        del incoming
         start = time.perf_counter()
-        payload = _build_unlimited(store, key)
+        payload = build(store, PASSPHRASE, 1, key)
+        manifest, parts = split(payload, 1, DEFAULT_PART_BYTES, key)
         built = time.perf_counter() - start
-    start = time.perf_counter()
-    open_update(payload, key.public_key(), len(payload))
-    opened = time.perf_counter() - start
+    del parts
+    imported, peak = _import(payload, key, folder / f"d{people}-{flat}.db")
     return {
         "crops": "flat" if flat else "real",
         "people": people,
         "bytes": len(payload),
         "bytes_per_person": round(len(payload) / people),
         "mib": round(len(payload) / 2**20, 2),
-        "share_of_mqtt_max": round(len(payload) / MQTT_MAX_PAYLOAD, 3),
-        "fits_one_mqtt_message": len(payload) <= MQTT_MAX_PAYLOAD,
+        "parts": -(-len(payload) // DEFAULT_PART_BYTES),
+        "manifest_bytes": len(manifest),
         "build_s": round(built, 2),
-        "verify_s": round(opened, 3),
+        "import_s": round(imported, 2),
+        "import_peak_mib": round(peak / 2**20, 1),
     }
 
 
-def _build_unlimited(store: GalleryStore, key: Ed25519PrivateKey) -> bytes:
-    """The message as publish builds it, even past what MQTT carries (to measure it)."""
-    limit, package.MQTT_MAX_PAYLOAD = package.MQTT_MAX_PAYLOAD, 2**62
-    try:
-        return package.build(store, PASSPHRASE, 1, key)
-    finally:
-        package.MQTT_MAX_PAYLOAD = limit
+def _import(payload: bytes, key: Ed25519PrivateKey, db: Path) -> tuple[float, int]:
+    """What a device does with a collected update; seconds and peak bytes (update included)."""
+    with GalleryStore.open(db, MODEL, SIZE) as store:
+        tracemalloc.start()
+        start = time.perf_counter()
+        update = open_update(payload, key.public_key(), len(payload))
+        plain = update.plain(PASSPHRASE, db)
+        del update
+        people = read_export(store, db, data=plain)
+        del plain
+        store.mirror(people)
+        took = time.perf_counter() - start
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return took, peak + len(payload)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -198,10 +198,11 @@ class FleetConfig:
     passphrase_file: str | None = opt(
         None, "file holding the export passphrase (unset: systemd credential fleet-passphrase)"
     )
-    # 64 MiB: about 1,500 people at the 44 kB a person with one template takes (measured with
-    # benchmarks/fleet_message.py, docs/fleet.md). The board holds the message about three times
-    # while importing it (received, decrypted, parsed): raise it only where memory allows.
-    max_mb: float = opt(64.0, "larger updates are refused", ">0")
+    # 384 MiB: about 12,000 people at the 33 kB a person with one template takes (measured
+    # with benchmarks/fleet_message.py, docs/fleet.md). The parts stream to disk, but the
+    # import holds about five times the update (measured peak: 160 MiB for 32 MiB), ~1.9 GiB
+    # at this limit: a 4 GB Pi 4 or 5. On a 2 GB board use 160 (about 5,000 people).
+    max_mb: float = opt(384.0, "larger updates are refused (the whole update, all parts)", ">0")
 
     def check(self) -> list[tuple[str, str]]:
         """Problems between keys: (key, message)."""

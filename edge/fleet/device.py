@@ -218,6 +218,10 @@ class FleetDevice:
                 self._manifest(payload)
             elif self._assembly is not None:
                 self._part(payload)
+        except OSError as err:  # the folder next to the gallery: full, read-only
+            why = f"cannot store it next to the gallery: {err.strerror or err}"
+            log.warning(REFUSED, why, self.running)
+            self._drop()
         except Exception:  # the worker must outlive any one message
             log.exception("fleet: gallery update failed; gallery unchanged")
             self._drop()
