@@ -302,6 +302,39 @@ def test_a_missing_or_tampered_part_leaves_the_gallery_alone(
     assert not list(tmp_path.glob(".fleet-update-*"))
 
 
+def test_a_manifest_not_newer_or_over_another_version_changes_nothing(
+    tmp_path: Path,
+    key: Ed25519PrivateKey,
+    device: FleetDevice,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    collect(device, *split(message(tmp_path, ["Alice"], 5, key), 5, MIN_PART_BYTES, key))
+    device.loaded(10**9)
+    old = message(tmp_path, ["Mallory"], 4, key)
+    swapped = message(tmp_path, ["Mallory"], 9, key)  # a version-9 update under a manifest for 7
+    with caplog.at_level(logging.INFO, logger="facegate.fleet.device"):
+        collect(device, *split(old, 4, MIN_PART_BYTES, key))
+        device.receive(device.topic, split(old, 5, MIN_PART_BYTES, key)[0])
+        assert not list(tmp_path.glob(".fleet-update-*"))  # nothing collected for either
+        collect(device, *split(swapped, 7, MIN_PART_BYTES, key))
+    lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
+    assert "version 4 is older" in lines[0] and "version 5 is the one running" in lines[1]
+    assert "version 9 under a manifest for 7" in lines[-1]
+    assert names_in(device.gallery) == ["Alice"] and device.running == 5
+
+
+def test_publish_refuses_a_part_size_out_of_range_in_one_line(tmp_path: Path) -> None:
+    generate(tmp_path / "k.pem", tmp_path / "k.pub")
+    db = gallery(tmp_path / "central.db", ["Alice"])
+    proc = run_cli(
+        "fleet", "publish", str(db), "--key", str(tmp_path / "k.pem"), "--broker",
+        "127.0.0.1:1", "--passphrase-env", "FLEET_PASS", "--part-bytes", "10",
+        env={"FLEET_PASS": PASSPHRASE},
+    )  # fmt: skip
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1, proc.stderr
+    assert "a part is 1024 to" in proc.stderr and "Traceback" not in proc.stderr
+
+
 # --- config and the bridge -------------------------------------------------------------------
 
 
