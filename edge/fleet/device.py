@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import shutil
 import threading
 import time
 import uuid
@@ -240,6 +241,11 @@ class FleetDevice:
             return
         if self._assembly is None or self._assembly.manifest.version != manifest.version:
             self._drop()
+            free = shutil.disk_usage(self.gallery.parent).free
+            if free < manifest.size:
+                why = f"{manifest.size} bytes, but {free} are free next to the gallery"
+                log.warning(REFUSED, f"version {manifest.version}: {why}", self.running)
+                return
             self._assembly = Assembly(manifest, self.gallery.parent)
             log.info(
                 "fleet: collecting gallery version %d (%d bytes in %d part(s))",

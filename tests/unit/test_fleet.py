@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import logging
 import stat
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -321,6 +322,40 @@ def test_a_manifest_not_newer_or_over_another_version_changes_nothing(
     assert "version 4 is older" in lines[0] and "version 5 is the one running" in lines[1]
     assert "version 9 under a manifest for 7" in lines[-1]
     assert names_in(device.gallery) == ["Alice"] and device.running == 5
+
+
+def test_an_update_larger_than_the_free_disk_is_refused_before_collecting(
+    tmp_path: Path, key: Ed25519PrivateKey, caplog: pytest.LogCaptureFixture
+) -> None:
+    folder = tmp_path / "disk"
+    folder.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(folder)],
+        capture_output=True, check=False,
+    )  # fmt: skip
+    if mounted.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        (tmp_path / "pass").write_text(PASSPHRASE)
+        config = cfg.parse(f"""
+[[sinks]]
+type = "mqtt"
+host = "127.0.0.1"
+[fleet]
+enabled = true
+public_key = "{public_text(key.public_key())}"
+passphrase_file = "{tmp_path / "pass"}"
+""")
+        small = FleetDevice(config, gallery(folder / "device.db", ["Local Only"]), MODEL, DIM)
+        blob = message(tmp_path, [f"P{i}" for i in range(20)], 3, key)  # ~700 kB
+        with caplog.at_level(logging.WARNING, logger="facegate.fleet.device"):
+            collect(small, *split(blob, 3, MIN_PART_BYTES, key))
+        assert "are free next to the gallery" in caplog.records[-1].getMessage()
+        assert not list(folder.glob(".fleet-update-*")) and names_in(small.gallery) == [
+            "Local Only"
+        ]
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True, check=False)
 
 
 def test_publish_refuses_a_part_size_out_of_range_in_one_line(tmp_path: Path) -> None:
