@@ -33,8 +33,9 @@ COMMAND_MODULES = {
     "eval": "evaluate",
     "run": "run",
     "check-config": "check_config",
+    "fleet": "fleet",
 }
-ALL_MODULES = ("models", "gallery", "recognise", "demo", "evaluate", "run", "check_config")
+ALL_MODULES = ("models", "gallery", "recognise", "demo", "evaluate", "run", "check_config", "fleet")
 
 
 def _command(argv: list[str]) -> str | None:

@@ -66,12 +66,15 @@ def sink_specs(args: argparse.Namespace) -> list[str] | None:
 
 def load_config(args: argparse.Namespace) -> object:
     """The config file (or defaults) with the command line's flags applied."""
+    from dataclasses import replace
+
     from facegate import config as cfg
     from facegate.backends.onnxruntime import parse_providers
+    from facegate.sinks.mqtt import with_instance
 
     providers = parse_providers(args.providers) if args.providers is not None else None
     base = cfg.load(args.config) if args.config else cfg.default()
-    return cfg.apply_overrides(
+    config = cfg.apply_overrides(
         base,
         source=args.source,
         sinks=sink_specs(args),
@@ -87,6 +90,8 @@ def load_config(args: argparse.Namespace) -> object:
         providers=providers,
         votes=args.votes,
     )
+    # MQTT topics name the device: the host, plus NAME for facegate@NAME's NAME.toml
+    return replace(config, sinks=with_instance(config.sinks, args.config))
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -21,6 +21,7 @@ _EXPORTS = {
         "ModelsConfig",
         "RecognitionConfig",
         "RuntimeConfig",
+        "FleetConfig",
         "ServiceConfig",
         "SinkConfig",
         "SnapshotsConfig",

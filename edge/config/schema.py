@@ -184,6 +184,36 @@ class ServiceConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class FleetConfig:
+    """[fleet]: signed gallery updates from a central broker (`facegate fleet publish`)."""
+
+    enabled: bool = opt(
+        False, "follow the fleet's gallery (over the first mqtt sink's broker, as its instance)"
+    )
+    topic: str = opt("facegate/fleet/gallery", "topic the updates are published on", "topic")
+    public_key: str | None = opt(
+        None, "the publisher's ed25519 public key, base64 (`facegate fleet keygen` prints it)"
+    )
+    public_key_file: str | None = opt(None, "file holding that public key instead")
+    passphrase_file: str | None = opt(
+        None, "file holding the export passphrase (unset: systemd credential fleet-passphrase)"
+    )
+    # 384 MiB: about 12,000 people at the 33 kB a person with one template takes (measured
+    # with benchmarks/fleet_message.py, docs/fleet.md). The parts stream to disk, but the
+    # import holds about five times the update (measured peak: 160 MiB for 32 MiB), ~1.9 GiB
+    # at this limit: a 4 GB Pi 4 or 5. On a 2 GB board use 160 (about 5,000 people).
+    max_mb: float = opt(384.0, "larger updates are refused (the whole update, all parts)", ">0")
+
+    def check(self) -> list[tuple[str, str]]:
+        """Problems between keys: (key, message)."""
+        if self.enabled and not (self.public_key or self.public_key_file):
+            return [("public_key", "required when enabled (or public_key_file)")]
+        if self.public_key and self.public_key_file:
+            return [("public_key_file", "give public_key or public_key_file, not both")]
+        return []
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Config:
     """The whole daemon configuration."""
 
@@ -201,6 +231,7 @@ class Config:
     sinks: tuple[SinkConfig, ...] = opt((JsonlSinkConfig(),), "[[sinks]] (none: stdout)")
     http: HttpConfig = field(default_factory=HttpConfig)
     service: ServiceConfig = field(default_factory=ServiceConfig)
+    fleet: FleetConfig = field(default_factory=FleetConfig)
 
 
 def camera_list(config: Config) -> tuple[CameraConfig, ...]:

@@ -91,17 +91,7 @@ def export_gallery(store: GalleryStore, path: Path, passphrase: str | None = Non
     JSON whose sha256 detects corruption but not deliberate edits.
     """
     path = Path(path)
-    dump = store.dump()
-    people, skipped = _restorable(dump.people, dump.embedding_size)
-    body: dict[str, Any] = {
-        "format": FORMAT_NAME,
-        "version": FORMAT_VERSION,
-        "model_id": dump.model_id,
-        "embedding_size": dump.embedding_size,
-        "people": [_person_document(person) for person in people],
-    }
-    body["sha256"] = _checksum(body)
-    data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
+    data, people, skipped = plain_export(store)
     if passphrase is not None:
         data = encrypt_document(data, passphrase)
     try:
@@ -114,6 +104,22 @@ def export_gallery(store: GalleryStore, path: Path, passphrase: str | None = Non
     for problem in skipped:
         log.warning("not exported (an import would refuse it): %s", problem)
     return ExportSummary(path, len(people), count, tuple(skipped))
+
+
+def plain_export(store: GalleryStore) -> tuple[bytes, list[StoredPerson], list[str]]:
+    """The plain export document of ``store``, the people in it and a line for each left out."""
+    dump = store.dump()
+    people, skipped = _restorable(dump.people, dump.embedding_size)
+    body: dict[str, Any] = {
+        "format": FORMAT_NAME,
+        "version": FORMAT_VERSION,
+        "model_id": dump.model_id,
+        "embedding_size": dump.embedding_size,
+        "people": [_person_document(person) for person in people],
+    }
+    body["sha256"] = _checksum(body)
+    data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
+    return data, people, skipped
 
 
 def import_gallery(
@@ -130,8 +136,21 @@ def import_gallery(
     Templates already stored are skipped; people already enrolled who bring new templates
     are refused unless ``on_conflict`` is "merge" or "replace" (see ``GalleryStore.merge``).
     """
+    people = read_export(store, path, passphrase, ask)
+    return store.merge(people, on_conflict)
+
+
+def read_export(
+    store: GalleryStore,
+    path: Path,
+    passphrase: str | None = None,
+    ask: Callable[[], str] | None = None,
+    data: bytes | None = None,
+) -> list[StoredPerson]:
+    """Every person of the export at ``path`` (or in ``data``, named ``path``), fully checked
+    against ``store``'s model; nothing is written. The passphrase rules are import_gallery's."""
     path = Path(path)
-    document = _load_document(path)
+    document = _load_document(path, data)
     if document.get("format") == ENCRYPTED_FORMAT:
         secret = passphrase if passphrase is not None else (ask() if ask else None)
         if secret is None:
@@ -146,12 +165,18 @@ def import_gallery(
             " replaced; import it without a passphrase only if you trust where it came from"
         )
     _check_header(document, path, store)
-    people = _parse_people(document.get("people"), store.embedding_size, path)
-    return store.merge(people, on_conflict)
+    return _parse_people(document.get("people"), store.embedding_size, path)
 
 
 def encrypt_document(plain: bytes, passphrase: str) -> bytes:
     """``plain`` sealed in a facegate-gallery-encrypted envelope (JSON bytes)."""
+    header, sealed = seal(plain, passphrase)
+    envelope = {**header, "ciphertext": _b64encode(sealed)}
+    return json.dumps(envelope, separators=(",", ":")).encode("ascii") + b"\n"
+
+
+def seal(plain: bytes, passphrase: str) -> tuple[dict[str, Any], bytes]:
+    """The envelope's fields but its ciphertext, and that ciphertext as raw bytes."""
     salt, nonce = secrets.token_bytes(SALT_BYTES), secrets.token_bytes(NONCE_BYTES)
     kdf = {"name": "scrypt", "n": SCRYPT_N, "r": SCRYPT_R, "p": SCRYPT_P, "salt": _b64encode(salt)}
     header = {
@@ -162,12 +187,18 @@ def encrypt_document(plain: bytes, passphrase: str) -> bytes:
     }
     key = _derive_key(_passphrase_bytes(passphrase), salt, SCRYPT_N, SCRYPT_R, SCRYPT_P)
     sealed = AESGCM(key).encrypt(nonce, plain, _associated(header))
-    envelope = {**header, "nonce": _b64encode(nonce), "ciphertext": _b64encode(sealed)}
-    return json.dumps(envelope, separators=(",", ":")).encode("ascii") + b"\n"
+    return {**header, "nonce": _b64encode(nonce)}, sealed
 
 
 def decrypt_document(envelope: dict[str, Any], passphrase: str, path: Path) -> bytes:
     """The plain export inside ``envelope``; GalleryError when the passphrase or file is wrong."""
+    return unseal(envelope, _envelope_bytes(envelope, "ciphertext", path), passphrase, path)
+
+
+def unseal(envelope: dict[str, Any], sealed: bytes, passphrase: str, path: Path) -> bytes:
+    """The plain export sealed in raw ``sealed`` under ``envelope``'s fields (as ``seal``)."""
+    if envelope.get("format") != ENCRYPTED_FORMAT:
+        raise _tampered(path, f"the envelope is not {ENCRYPTED_FORMAT}")
     version = envelope.get("version")
     if type(version) is not int or version != ENCRYPTED_VERSION:
         raise GalleryError(
@@ -178,7 +209,6 @@ def decrypt_document(envelope: dict[str, Any], passphrase: str, path: Path) -> b
         raise _tampered(path, f"cipher is not {CIPHER}")
     n, r, p, salt = _kdf_parameters(envelope.get("kdf"), path)
     nonce = _envelope_bytes(envelope, "nonce", path)
-    sealed = _envelope_bytes(envelope, "ciphertext", path)
     if len(nonce) != NONCE_BYTES:
         raise _tampered(path, f"nonce is not {NONCE_BYTES} bytes")
     header = {key: envelope[key] for key in ("format", "version", "cipher", "kdf")}
@@ -285,10 +315,10 @@ def _write_atomic(path: Path, data: bytes) -> None:
         os.close(dir_fd)
 
 
-def _load_document(path: Path) -> dict[str, Any]:
-    """The export at ``path`` as JSON: a plain export or an encrypted envelope."""
+def _load_document(path: Path, raw: bytes | None = None) -> dict[str, Any]:
+    """The export at ``path`` (or ``raw``) as JSON: a plain export or an encrypted envelope."""
     try:
-        raw = path.read_bytes()
+        raw = path.read_bytes() if raw is None else raw
     except OSError as err:
         raise GalleryError(f"cannot read gallery export {path}: {err.strerror or err}") from err
     document = _parse_json(raw, path)

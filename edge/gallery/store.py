@@ -377,6 +377,35 @@ class GalleryStore:
         )
         return summary
 
+    def mirror(self, incoming: Sequence[StoredPerson], **meta: int | str) -> ImportSummary:
+        """Make the gallery hold exactly ``incoming`` and record ``meta``, in one transaction.
+
+        Everyone not in ``incoming`` is removed (securely deleted); readers see either the old
+        gallery or the new one, never a mix.
+        """
+        names = [normalise_name(p.name) for p in incoming]
+        created = [check_time(p.created) for p in incoming]
+        rows = [[self._stored_row(t) for t in p.templates] for p in incoming]
+        model_id = self._configured[0]
+        with self._write("replace the people of", erase=True) as conn:
+            self._check_model(conn)
+            conn.execute("DELETE FROM people")  # templates go with them (ON DELETE CASCADE)
+            plans = [roster.plan(conn, n, r, model_id) for n, r in zip(names, rows, strict=True)]
+            summary = roster.apply(conn, plans, created, model_id, replace=True)
+            set_meta(conn, **meta)
+        log.info(
+            "gallery now holds exactly %d people (%d templates)",
+            len(names),
+            summary.templates_added,
+        )
+        return summary
+
+    def meta(self, key: str) -> object | None:
+        """One value of the gallery's meta table (None when unset)."""
+        with self._read("read the meta table of") as conn:
+            row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else row[0]
+
     def reembed(
         self,
         embed: Callable[[np.ndarray], np.ndarray],

@@ -85,6 +85,7 @@ class Daemon:
         self.started = time.monotonic()
         self.first_frame_at: float | None = None
         self.provider: str | None = None  # where the models run, for /health
+        self.fleet: Any = None  # facegate.fleet.device.FleetDevice when [fleet] is enabled
 
     @property
     def capture(self) -> Capture | None:
@@ -135,6 +136,7 @@ class Daemon:
             self.runners[-1].sinks = start_sinks(view)
         self.watcher = self._watch(config, self.rec)
         self.watcher.poll(force=True)
+        self.fleet = start_fleet(config, self.store, self.rec)
         self.token = assemble.http_token(config)
         self.http = self._http(config, self.token)
         for runner in self.runners:
@@ -158,6 +160,8 @@ class Daemon:
             runner.capture.stop()
         if self.http is not None:
             self.http.close()
+        if self.fleet is not None:
+            self.fleet.close()
         for runner in self.runners:
             close_sinks(runner.sinks)
         if self.store is not None:
@@ -255,6 +259,8 @@ class Daemon:
             runner.pipe.reconfigure(self.rec, assemble.settings(view), self.snapshots)
         self.watcher = self._watch(new, self.rec)
         self.watcher.poll(force=True)  # the new recognizer or sinks learn who is enrolled
+        if {"models", "gallery", "sinks"} & set(changed) or new.fleet != self.config.fleet:
+            self._restart_fleet(new)
         if "http" in changed:
             new = self._restart_http(new, token)
         self.config = new
@@ -262,6 +268,16 @@ class Daemon:
             if "capture" in own:
                 runner.ended = False
                 runner.start_capture(own["capture"], self.rota.ring)
+
+    def _restart_fleet(self, new: Config) -> None:
+        """The fleet follower on the new settings; on failure it stays off (logged)."""
+        if self.fleet is not None:
+            self.fleet.close()
+            self.fleet = None
+        try:
+            self.fleet = start_fleet(new, self.store, self.rec)
+        except FacegateError as err:
+            log.error("fleet: not following gallery updates: %s", err)
 
     def _restart_http(self, new: Config, token: str | None) -> Config:
         """The endpoint on its new settings; on failure the old ones again (and in ``new``)."""
@@ -292,7 +308,7 @@ class Daemon:
             if now >= next_status:
                 notify.status(self._status_line())
                 next_status = now + STATUS_EVERY_S
-            self.watcher.poll()
+            self.watcher.poll(force=self.fleet is not None and self.fleet.reload_wanted())
             if not self._turn():
                 if self.rota.done:
                     return "ended"
@@ -316,6 +332,8 @@ class Daemon:
 
     def _on_gallery(self, rec: object, snapshot: GallerySnapshot) -> None:
         rec.set_gallery(snapshot)
+        if self.fleet is not None:
+            self.fleet.loaded(snapshot.version)
         for sink in self.sinks:
             set_people: Callable[[list[str]], None] | None = getattr(sink, "set_people", None)
             if set_people is not None:
@@ -403,6 +421,17 @@ def start_sinks(config: Config) -> list[EventSink]:
         close_sinks(started)
         raise
     return started
+
+
+def start_fleet(config: Config, store: GalleryStore, rec: Recognizer) -> Any:
+    """The started fleet follower when ``[fleet]`` is enabled (its modules load only then)."""
+    if not config.fleet.enabled:
+        return None
+    from facegate.fleet.device import FleetDevice
+
+    fleet = FleetDevice(config, store.path, rec.model_id, rec.embedder.size)
+    fleet.start()
+    return fleet
 
 
 def close_sinks(sinks: list[EventSink]) -> None:

@@ -103,12 +103,23 @@ def check_http(config: Config) -> Found:
     return [], []
 
 
+def check_fleet(config: Config) -> Found:
+    """With ``[fleet]`` enabled: an MQTT sink to use, the pinned public key, the passphrase."""
+    if not config.fleet.enabled:
+        return [], []
+    from facegate.fleet.device import settings_problem  # loads cryptography: only when enabled
+
+    problem = settings_problem(config)
+    return ([f"fleet: {problem}"] if problem else []), []
+
+
 CHECKS: dict[str, Callable[[Config], Found]] = {
     "source": assemble.check_source,
     "models": check_models,
     "providers": check_providers,
     "sinks": check_sinks,
     "http": check_http,
+    "fleet": check_fleet,
 }
 
 
@@ -124,7 +135,7 @@ def check(config: Config, sections: Iterable[str] = tuple(CHECKS)) -> Preflight:
 
 
 # the daemon checks its source in assemble.capture
-DAEMON_CHECKS = ("models", "providers", "sinks", "http")
+DAEMON_CHECKS = ("models", "providers", "sinks", "http", "fleet")
 
 
 def require(config: Config, sections: Iterable[str] = tuple(CHECKS)) -> Preflight:

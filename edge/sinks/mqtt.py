@@ -1,12 +1,15 @@
 """MQTT sink: events, per-person presence and Home Assistant discovery, queued while offline.
 
-Topics (``cam`` is the camera name made topic-safe, ``slug`` the person's name likewise):
+Topics (``instance`` names this device, ``cam`` is the camera name made topic-safe, ``slug`` the
+person's name likewise). Everything sits under ``<prefix>/<instance>/``, so several devices share
+one broker (or a bridged central one) without overwriting each other's retained topics:
 
-- ``<prefix>/available``: "online" / "offline", retained; "offline" is also the last will
-- ``<prefix>/<cam>/event``: every event as JSON, QoS 1, not retained
-- ``<prefix>/<cam>/person/<slug>/state``: "ON" / "OFF", retained (presence: ON while the person
-  has an open visit, from its ``recognized`` to its ``left``, matched by ``visit_id``)
-- ``<discovery_prefix>/binary_sensor/<prefix>_<cam>/<slug>/config``: Home Assistant discovery
+- ``<prefix>/<instance>/available``: "online" / "offline", retained; "offline" is also the will
+- ``<prefix>/<instance>/<cam>/event``: every event as JSON, QoS 1, not retained
+- ``<prefix>/<instance>/<cam>/person/<slug>/state``: "ON" / "OFF", retained (presence: ON while
+  the person has an open visit, from its ``recognized`` to its ``left``, matched by ``visit_id``)
+- ``<discovery_prefix>/binary_sensor/<prefix>_<instance>_<cam>/<slug>/config``: Home Assistant
+  discovery; unique_id and device identifiers carry the instance too
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ import unicodedata
 import uuid
 from collections import deque
 from collections.abc import Iterable, Sequence
-from dataclasses import MISSING, dataclass
+from dataclasses import MISSING, dataclass, replace
+from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
 
@@ -32,6 +36,7 @@ from facegate import __version__
 from facegate.config.fields import opt, show
 from facegate.config.secrets import read_secret
 from facegate.errors import ConfigError
+from facegate.host.instance import default_instance
 from facegate.sinks.base import EventSink, SinkKind
 from facegate.types import Event
 
@@ -56,6 +61,12 @@ class MqttSinkConfig:
     host: str = opt(MISSING, "broker host name or address", "text")
     port: int = opt(1883, "broker port", "1..65535")
     prefix: str = opt("facegate", "topic prefix", "topic")
+    instance: str | None = opt(
+        None,
+        "this device's name in topics and Home Assistant ids (unset: the host name, plus NAME"
+        " for a config file NAME.toml as facegate@NAME uses)",
+        "slug",
+    )
     username: str | None = opt(None, "broker user name")
     password_file: str | None = opt(None, "file holding the broker password")
     tls: bool = opt(False, "connect with TLS")
@@ -80,6 +91,16 @@ class _Message:
     payload: str
     retain: bool = False
     event: bool = False  # counted as one delivered event once the broker acknowledges it
+
+
+def with_instance(sinks: Iterable[object], config_path: str | Path | None) -> tuple[object, ...]:
+    """``sinks`` with every MQTT sink's unset instance derived from the host and config file."""
+    return tuple(
+        replace(s, instance=default_instance(config_path))
+        if isinstance(s, MqttSinkConfig) and s.instance is None
+        else s
+        for s in sinks
+    )
 
 
 def slugify(name: str) -> str:
@@ -111,8 +132,12 @@ class MqttSink(EventSink):
         discovery: bool = True,
         discovery_prefix: str = "homeassistant",
         people: Sequence[str] = (),
+        instance: str | None = None,
     ) -> None:
         prefix, discovery_prefix = prefix.strip("/"), discovery_prefix.strip("/")
+        instance = instance or default_instance()
+        if any(c in instance for c in "/+#") or not instance.strip():
+            raise ConfigError(f"bad MQTT instance {instance!r}: no '/', '+' or '#', not empty")
         if not prefix or any(c in prefix + discovery_prefix for c in "+#"):
             raise ConfigError(f"bad MQTT topic prefix {prefix!r}: no '+' or '#', not empty")
         if queue_size < 1 or keepalive < 1:
@@ -121,8 +146,11 @@ class MqttSink(EventSink):
         self.discovery = discovery
         self._camera, self._cam = camera, slugify(camera)
         self._prefix, self._discovery_prefix = prefix, discovery_prefix
-        self._avail = f"{prefix}/available"
-        self._event_topic = f"{prefix}/{self._cam}/event"
+        self.instance = instance
+        self._root = f"{prefix}/{instance}"  # this device's topics
+        self._node = f"{slugify(prefix)}_{slugify(instance)}_{self._cam}"  # its HA device id
+        self._avail = f"{self._root}/available"
+        self._event_topic = f"{self._root}/{self._cam}/event"
         self._cond = threading.Condition()
         self._queue: deque[_Message] = deque()
         self._states: dict[str, str] = {}  # state topic -> newest value not yet handed to paho
@@ -135,7 +163,7 @@ class MqttSink(EventSink):
         self._failing = self._dropping = False
         self._delivered = self._dropped = self._connects = self._connect_errors = 0
         self._publisher = threading.Thread(target=self._run, name="mqtt-publisher", daemon=True)
-        client_id = client_id or f"facegate-{self._cam}-{uuid.uuid4().hex[:8]}"
+        client_id = client_id or f"facegate-{instance}-{self._cam}-{uuid.uuid4().hex[:8]}"
         self._client = self._make_client(client_id, username, password, tls, ca_file, tls_insecure)
 
     def _make_client(
@@ -168,16 +196,15 @@ class MqttSink(EventSink):
 
     def state_topic(self, person: str) -> str:
         """Where a person's presence ("ON"/"OFF", retained) is published."""
-        return f"{self._prefix}/{self._cam}/person/{slugify(person)}/state"
+        return f"{self._root}/{self._cam}/person/{slugify(person)}/state"
 
     def config_topic(self, person: str) -> str:
         """Home Assistant discovery topic of a person's presence binary_sensor."""
-        node = f"{slugify(self._prefix)}_{self._cam}"
-        return f"{self._discovery_prefix}/binary_sensor/{node}/{slugify(person)}/config"
+        return f"{self._discovery_prefix}/binary_sensor/{self._node}/{slugify(person)}/config"
 
     def discovery_config(self, person: str) -> dict[str, Any]:
         """Home Assistant discovery payload for one person's presence sensor."""
-        node = f"{slugify(self._prefix)}_{self._cam}"
+        node = self._node
         return {
             "name": person,
             "unique_id": f"{node}_{slugify(person)}_presence",
@@ -190,7 +217,7 @@ class MqttSink(EventSink):
             "payload_not_available": OFFLINE,
             "device": {
                 "identifiers": [node],
-                "name": f"facegate {self._camera}",
+                "name": f"facegate {self.instance} {self._camera}",
                 "manufacturer": "facegate",
                 "model": "facegate face recognition",
                 "sw_version": __version__,
@@ -209,9 +236,7 @@ class MqttSink(EventSink):
         self._publisher.start()
         self._client.connect_async(self.host, self.port, self.keepalive)
         self._client.loop_start()
-        log.info(
-            "MQTT sink started for %s:%d (topics under %s/)", self.host, self.port, self._prefix
-        )
+        log.info("MQTT sink started for %s:%d (topics under %s/)", self.host, self.port, self._root)
 
     def emit(self, event: Event) -> None:
         """Queue one event (the oldest is dropped beyond queue_size) and note a presence change."""
@@ -473,6 +498,7 @@ def _build(cfg: MqttSinkConfig, camera: str) -> MqttSink:
         queue_size=cfg.queue_size,
         discovery=cfg.discovery,
         discovery_prefix=cfg.discovery_prefix,
+        instance=cfg.instance,
     )
 
 

@@ -74,3 +74,12 @@ def test_help_still_lists_every_command(home: Path) -> None:
     for command in ("models", "gallery", "identify", "verify", "demo", "eval", "run"):
         assert command in done.stdout
     assert "check-config" in done.stdout
+
+
+def test_fleet_bridge_config_imports_no_crypto_mqtt_or_vision() -> None:
+    done, modules = modules_after("fleet", "bridge-config", "--central", "c.example:8883")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "topic facegate/# out 1" in done.stdout
+    assert "facegate.fleet.bridge" in modules  # proves the list is real
+    heavy = ("cryptography", "paho", "cv2", "numpy", "onnxruntime", "facegate.gallery")
+    assert sorted(m for m in modules if any(_under(m, pkg) for pkg in heavy)) == []

@@ -253,16 +253,18 @@ def test_systemd_notify_ready_status_and_watchdog(state: Path, tmp_path: Path) -
 def test_mqtt_sink_end_to_end(state: Path, faces_dir: Path) -> None:
     import paho.mqtt.client as mqtt
 
+    from facegate.sinks.mqtt import default_instance
     from tests.integration.mosquitto import Mosquitto
 
     _enrol(state, faces_dir, "lin_manuel_miranda")
+    host = default_instance()  # no config file: the instance is the host name
     with Mosquitto() as broker:
         got: list[tuple[str, bytes]] = []
         subscribed, offline = threading.Event(), threading.Event()
 
         def on_message(client: mqtt.Client, userdata: object, m: mqtt.MQTTMessage) -> None:
             got.append((m.topic, m.payload))
-            if (m.topic, m.payload) == ("facegate/available", b"offline"):
+            if (m.topic, m.payload) == (f"facegate/{host}/available", b"offline"):
                 offline.set()  # the sink's last word, after every event it had
 
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
@@ -287,10 +289,10 @@ def test_mqtt_sink_end_to_end(state: Path, faces_dir: Path) -> None:
         finally:
             client.loop_stop()
             client.disconnect()
-    events = [json.loads(p) for t, p in got if t == "facegate/hall/event"]
+    events = [json.loads(p) for t, p in got if t == f"facegate/{host}/hall/event"]
     assert [e["person"] for e in events if e["event"] == "recognized"] == ["lin_manuel_miranda"]
     topics = {t for t, _ in got}
-    assert "facegate/available" in topics
+    assert f"facegate/{host}/available" in topics
     assert any(t.startswith("homeassistant/binary_sensor/") for t in topics)
 
 

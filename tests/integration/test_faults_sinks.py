@@ -18,13 +18,14 @@ from pathlib import Path
 
 import pytest
 
+from facegate.sinks.mqtt import default_instance
 from tests.integration.daemon_helpers import DaemonProcess
 from tests.integration.mosquitto import Mosquitto, free_port, mosquitto_binary
 from tests.integration.rtsp_server import RtspServer
 from tests.integration.test_daemon import HAMILTON, _clip, _config, _enrol, _metrics
 from tests.integration.test_sinks import Subscriber
 
-EVENTS = "facegate/hall/event"
+EVENTS = f"facegate/{default_instance()}/hall/event"  # config.toml: the host name
 OUTAGE_MIN_S = 3.0  # the broker stays down at least this long ...
 OUTAGE_EVENTS = 2  # ... and until the daemon has emitted this many events without it
 SLOWDOWN_LIMIT = 2.0  # a dead webhook may not make a clip take twice as long

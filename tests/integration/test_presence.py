@@ -14,11 +14,13 @@ import pytest
 
 from facegate.gallery.enroll import template_from_file
 from facegate.gallery.store import GalleryStore
+from facegate.sinks.mqtt import default_instance
 from facegate.vision.recognizer import Recognizer
 from tests.conftest import run_cli
 from tests.integration.mosquitto import Mosquitto, mosquitto_binary
 from tests.integration.test_sinks import Subscriber, wait_until
 
+HOST = default_instance()  # the instance of a daemon whose config is facegate.toml
 CONFIG = """
 [camera]
 name = "door"
@@ -83,8 +85,10 @@ def test_presence_goes_off_when_the_visit_leaves_on_another_track(
         assert [e["event"] for e in obama] == ["recognized", "left"]
         assert obama[0]["track_id"] != obama[1]["track_id"]  # the case that kept it ON
         assert obama[0]["visit_id"] == obama[1]["visit_id"]
-        topic = "facegate/door/person/obama/state"
+        topic = f"facegate/{HOST}/door/person/obama/state"
         wait_until(lambda: sub.last(topic) == "OFF", what="obama's presence OFF")
         assert "ON" in sub.payloads(topic)
-        wait_until(lambda: sub.last("facegate/door/person/biden/state") == "OFF", what="biden")
+        wait_until(
+            lambda: sub.last(f"facegate/{HOST}/door/person/biden/state") == "OFF", what="biden"
+        )
         sub.close()

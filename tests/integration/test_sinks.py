@@ -23,6 +23,7 @@ from facegate import config as cfg
 from facegate.errors import ConfigError
 from facegate.sinks import SINK_KINDS, JsonlSink, MqttSink, MultiSink, WebhookSink, build_sink
 from facegate.sinks.base import EventSink
+from facegate.sinks.mqtt import default_instance
 from facegate.types import Event
 from tests.integration.mosquitto import Mosquitto, free_port, mosquitto_binary
 
@@ -107,10 +108,12 @@ def broker() -> Iterator[Mosquitto]:
 
 
 def mqtt_sink(broker: Mosquitto, **kw: object) -> MqttSink:
+    kw.setdefault("instance", "door1")
     return MqttSink(broker.host, broker.port, prefix="fg", camera="Front Door", **kw)  # type: ignore[arg-type]
 
 
-EVENTS = "fg/front_door/event"
+# Every topic of a device sits under <prefix>/<instance>/ (here fg/door1/).
+EVENTS = "fg/door1/front_door/event"
 
 
 # --- MQTT --------------------------------------------------------------------------------
@@ -120,8 +123,8 @@ EVENTS = "fg/front_door/event"
 def test_events_availability_and_presence(broker: Mosquitto) -> None:
     sub = Subscriber(broker, ("fg/#",))
     with mqtt_sink(broker, people=["Alice"]) as sink:
-        wait_until(lambda: sub.last("fg/available") == "online", what="online")
-        state = "fg/front_door/person/alice/state"
+        wait_until(lambda: sub.last("fg/door1/available") == "online", what="online")
+        state = "fg/door1/front_door/person/alice/state"
         wait_until(lambda: sub.last(state) == "OFF", what="initial OFF")
         # The sequence the pipeline emits: a visit opens on one track and, after the tracker
         # lost and found her face, closes on another (the demo: track 2, then track 6).
@@ -139,10 +142,10 @@ def test_events_availability_and_presence(broker: Mosquitto) -> None:
         sent = event(2, "recognized", "Alice", "v-alice-1").as_dict()
         assert json.loads(sub.payloads(EVENTS)[1]) == sent and sent["visit_id"] == "v-alice-1"
         wait_until(lambda: sink.stats()["delivered"] == 5, what="acks")
-    wait_until(lambda: sub.last("fg/available") == "offline", what="offline on close")
-    late = Subscriber(broker, ("fg/available",))
+    wait_until(lambda: sub.last("fg/door1/available") == "offline", what="offline on close")
+    late = Subscriber(broker, ("fg/door1/available",))
     wait_until(lambda: late.messages, what="retained availability")
-    assert late.messages == [("fg/available", "offline", True)]
+    assert late.messages == [("fg/door1/available", "offline", True)]
     sub.close()
     late.close()
 
@@ -154,21 +157,21 @@ def test_discovery_configs_are_retained_and_follow_the_gallery(broker: Mosquitto
         sub = Subscriber(broker, ("homeassistant/#",))
         wait_until(lambda: len(sub.messages) == 2, what="2 retained configs")
         assert all(retain for _, _, retain in sub.messages)
-        topic = "homeassistant/binary_sensor/fg_front_door/bob_smith/config"
+        topic = "homeassistant/binary_sensor/fg_door1_front_door/bob_smith/config"
         config = json.loads(sub.last(topic) or "{}")
         assert config["device_class"] in ("presence", "occupancy")
         assert (
             config["name"] == "Bob Smith"
-            and config["unique_id"] == "fg_front_door_bob_smith_presence"
+            and config["unique_id"] == "fg_door1_front_door_bob_smith_presence"
         )
-        assert config["state_topic"] == "fg/front_door/person/bob_smith/state"
+        assert config["state_topic"] == "fg/door1/front_door/person/bob_smith/state"
         assert (config["payload_on"], config["payload_off"]) == ("ON", "OFF")
-        assert config["availability_topic"] == "fg/available"
-        assert config["device"]["name"] == "facegate Front Door"
-        assert config["device"]["identifiers"] == ["fg_front_door"]
-        online = Subscriber(broker, ("fg/available",))
+        assert config["availability_topic"] == "fg/door1/available"
+        assert config["device"]["name"] == "facegate door1 Front Door"
+        assert config["device"]["identifiers"] == ["fg_door1_front_door"]
+        online = Subscriber(broker, ("fg/door1/available",))
         wait_until(lambda: online.messages, what="retained availability")
-        assert online.messages == [("fg/available", "online", True)]
+        assert online.messages == [("fg/door1/available", "online", True)]
         online.close()
         sink.set_people(["Alice", "Carol"])
         wait_until(lambda: sub.last(topic) == "", what="bob's config removed")
@@ -182,7 +185,8 @@ def test_discovery_configs_are_retained_and_follow_the_gallery(broker: Mosquitto
 LAST_WILL_SCRIPT = """
 import sys, time
 from facegate.sinks.mqtt import MqttSink
-sink = MqttSink("127.0.0.1", int(sys.argv[1]), prefix="fgwill", keepalive=2, discovery=False)
+sink = MqttSink("127.0.0.1", int(sys.argv[1]), prefix="fgwill", keepalive=2, discovery=False,
+                instance="w1")
 sink.start()
 while not sink.stats()["connected"]:
     time.sleep(0.01)
@@ -193,18 +197,54 @@ time.sleep(120)
 
 @needs_mosquitto
 def test_last_will_says_offline_when_the_process_dies(broker: Mosquitto) -> None:
-    sub = Subscriber(broker, ("fgwill/available",))
+    sub = Subscriber(broker, ("fgwill/w1/available",))
     cmd = [sys.executable, "-c", LAST_WILL_SCRIPT, str(broker.port)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "up"
-        wait_until(lambda: sub.last("fgwill/available") == "online", what="online")
+        wait_until(lambda: sub.last("fgwill/w1/available") == "online", what="online")
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         proc.stdout.close()  # type: ignore[union-attr]
-    wait_until(lambda: sub.last("fgwill/available") == "offline", what="last will")
+    wait_until(lambda: sub.last("fgwill/w1/available") == "offline", what="last will")
     sub.close()
+
+
+@needs_mosquitto
+def test_two_devices_on_one_broker_keep_their_own_retained_topics(broker: Mosquitto) -> None:
+    """Same camera name, same person, two instances: availability, presence and discovery apart."""
+    with (
+        mqtt_sink(broker, people=["Alice"]) as door1,
+        mqtt_sink(broker, people=["Alice"], instance="door2") as door2,
+    ):
+        wait_until(lambda: door1.stats()["connected"] and door2.stats()["connected"], what="up")
+        door2.emit(event(1, "recognized", "Alice", "v1"))
+        wait_until(lambda: door2.stats()["delivered"] == 1, what="door2's event")
+    sub = Subscriber(broker, ("fg/#", "homeassistant/#"))
+    wait_until(lambda: len(sub.messages) >= 6, what="retained topics of both")
+    retained = {t: p for t, p, _ in sub.messages}
+    assert retained["fg/door1/available"] == retained["fg/door2/available"] == "offline"
+    assert retained["fg/door1/front_door/person/alice/state"] == "OFF"
+    assert retained["fg/door2/front_door/person/alice/state"] == "ON"
+    ids = {json.loads(p)["unique_id"] for t, p in retained.items() if t.endswith("/config")}
+    assert ids == {"fg_door1_front_door_alice_presence", "fg_door2_front_door_alice_presence"}
+    sub.close()
+
+
+def test_default_instance_is_the_host_plus_a_template_config_name() -> None:
+    host = default_instance()
+    assert host and host == host.lower() and "/" not in host
+    assert default_instance("/etc/facegate/config.toml") == host
+    assert default_instance("/etc/facegate/Back Door.toml") == f"{host}-back_door"
+    assert MqttSink("127.0.0.1", 1, discovery=False).instance == host
+
+
+def test_a_bad_instance_is_one_clear_error() -> None:
+    with pytest.raises(ConfigError, match="instance"):
+        MqttSink("127.0.0.1", 1, instance="a/b")
+    with pytest.raises(ConfigError, match="instance"):
+        cfg.parse('[[sinks]]\ntype = "mqtt"\nhost = "h"\ninstance = "A B"\n')
 
 
 @pytest.fixture()
