@@ -33,8 +33,12 @@ COMMAND_MODULES = {
     "eval": "evaluate",
     "run": "run",
     "check-config": "check_config",
+    "liveness": "liveness",
+    "eval-liveness": "liveness",
 }
-ALL_MODULES = ("models", "gallery", "recognise", "demo", "evaluate", "run", "check_config")
+ALL_MODULES = (
+    "models", "gallery", "recognise", "demo", "evaluate", "run", "check_config", "liveness"
+)
 
 
 def _command(argv: list[str]) -> str | None:

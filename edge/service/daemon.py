@@ -108,7 +108,10 @@ class Daemon:
         self.store = self._open_store(config, self.rec, self.snapshots)
         self.sinks = start_sinks(config)
         self.watcher = self._watch(config, self.rec)
-        self.pipe = Pipeline(self.rec, assemble.settings(config), self.snapshots, self.metrics)
+        self.pipe = Pipeline(
+            self.rec, assemble.settings(config), self.snapshots, self.metrics,
+            liveness=assemble.liveness(config),
+        )
         self.watcher.poll(force=True)
         self.token = assemble.http_token(config)
         self.http = self._http(config, self.token)
@@ -203,6 +206,8 @@ class Daemon:
             self.store.close()
             self.store = built["store"]
         self.pipe.reconfigure(self.rec, assemble.settings(new), self.snapshots)
+        if new.liveness != self.config.liveness:
+            self.pipe.liveness = assemble.liveness(new)
         self.watcher = self._watch(new, self.rec)
         self.watcher.poll(force=True)  # the new recognizer or sinks learn who is enrolled
         if "http" in changed:

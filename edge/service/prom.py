@@ -36,7 +36,7 @@ def collect(
             "events emitted by kind",
             {
                 (("kind", k),): counters.get(f"events_{k}", 0.0)
-                for k in ("recognized", "unknown", "left")
+                for k in ("recognized", "unknown", "left", "spoof")
             },
         ),
     }
