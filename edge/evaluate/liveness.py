@@ -152,8 +152,17 @@ def pad_report(
     dataset, model, scale = names
     _, bpcer = rates(real, np.zeros(0), t)
     return PadReport(
-        dataset, model, scale, target_bpcer, t, bpcer, len(real), attacks, no_face,
-        threshold is not None, [float(v) for v in real],
+        dataset,
+        model,
+        scale,
+        target_bpcer,
+        t,
+        bpcer,
+        len(real),
+        attacks,
+        no_face,
+        threshold is not None,
+        [float(v) for v in real],
     )
 
 
@@ -205,14 +214,31 @@ def _plot_opencv(report: PadReport) -> bytes:
     colours = [(200, 80, 0), (0, 120, 220), (0, 160, 0), (160, 0, 160)]
     for i, a in enumerate(report.attacks):
         pts = np.array(
-            [(pad + b * side, pad + (1 - ap) * side) for b, ap in
-             zip(a.curve_bpcer, a.curve_apcer, strict=True)], np.int32
+            [
+                (pad + b * side, pad + (1 - ap) * side)
+                for b, ap in zip(a.curve_bpcer, a.curve_apcer, strict=True)
+            ],
+            np.int32,
         )
         cv2.polylines(img, [pts], False, colours[i % len(colours)], 2)
-        cv2.putText(img, a.kind, (pad + 10, pad + 20 + 18 * i), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
-                    colours[i % len(colours)], 1)
-    cv2.putText(img, "BPCER ->", (pad + side - 80, pad + side + 25), cv2.FONT_HERSHEY_SIMPLEX,
-                0.5, (0, 0, 0), 1)
+        cv2.putText(
+            img,
+            a.kind,
+            (pad + 10, pad + 20 + 18 * i),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.5,
+            colours[i % len(colours)],
+            1,
+        )
+    cv2.putText(
+        img,
+        "BPCER ->",
+        (pad + side - 80, pad + side + 25),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        0.5,
+        (0, 0, 0),
+        1,
+    )
     cv2.putText(img, "APCER", (5, pad - 10), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1)
     ok, buf = cv2.imencode(".png", img)
     if not ok:

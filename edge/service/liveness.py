@@ -56,9 +56,12 @@ class LivenessGate:
             state.evidence.add(float(score), face.landmarks)
             state.verdict = state.evidence.verdict(s.frames, s.threshold, s.rigid_below)
             if state.verdict is not None:
-                log.debug("track %d judged %s (mean attack score %.3f)", track.id,
-                          "an attack" if state.verdict else "live",
-                          float(np.mean(state.evidence.scores[-s.frames:])))
+                log.debug(
+                    "track %d judged %s (mean attack score %.3f)",
+                    track.id,
+                    "an attack" if state.verdict else "live",
+                    float(np.mean(state.evidence.scores[-s.frames :])),
+                )
         return len(todo)
 
     def verdict(self, track_id: int) -> bool | None:

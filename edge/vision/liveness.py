@@ -105,9 +105,7 @@ def crop_face(image: np.ndarray, box: tuple[float, ...], scale: float, size: int
     k = size / (2 * half)
     warp = np.array([[k, 0, size / 2 - k * cx], [0, k, size / 2 - k * cy]], np.float32)
     interp = cv2.INTER_AREA if k < 1 else cv2.INTER_LINEAR
-    return cv2.warpAffine(
-        image, warp, (size, size), flags=interp, borderMode=cv2.BORDER_REPLICATE
-    )
+    return cv2.warpAffine(image, warp, (size, size), flags=interp, borderMode=cv2.BORDER_REPLICATE)
 
 
 class LivenessModel:
