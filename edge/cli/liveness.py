@@ -53,7 +53,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--threshold",
         type=float,
         default=None,
-        help="use this attack-score threshold instead of choosing one",
+        help="use this attack-score threshold instead of choosing one (a folder with only "
+        "real/ uses the model's)",
     )
     ev.add_argument("--json", type=Path, metavar="OUT", help="write the report as JSON")
     ev.add_argument("--plot", type=Path, metavar="OUT.png", help="write APCER vs BPCER curves")
@@ -194,7 +195,10 @@ def cmd_eval_liveness(args: argparse.Namespace) -> int:
     for kind, paths in found.items():
         scores[kind], no_face[kind] = score_paths(rec, model, paths, args.every)
     names = (display_path(args.dir), model.spec.name, model.spec.crop_scale)
-    report = pad_report(scores, no_face, args.bpcer, names, args.threshold)
+    threshold = args.threshold
+    if threshold is None and len(found) == 1:  # real people only: BPCER at the model's threshold
+        threshold = model.spec.threshold
+    report = pad_report(scores, no_face, args.bpcer, names, threshold)
     print_pad(report)
     if args.json:
         write_private(args.json, json.dumps(report.as_dict(), indent=1).encode())

@@ -106,3 +106,14 @@ def test_liveness_command_judges_a_real_photo_live_and_rejects_a_bad_dir(tmp_pat
     bad = run_cli("eval-liveness", str(tmp_path))
     assert bad.returncode == 1 and bad.stderr.startswith("facegate: error:")
     assert "Traceback" not in bad.stderr
+
+
+def test_identify_liveness_withholds_the_name_of_a_printed_photo(tmp_path: Path) -> None:
+    attack = sorted(shared(f"liveness/nuaa/print_attack/{SUBJECT}").iterdir())[0]
+    photo = data("faces/face_recognition/obama/obama.jpg")
+    res = run_cli("identify", str(photo), str(attack), "--liveness", "--json",
+                  "--gallery", str(tmp_path / "none.db"))
+    assert res.returncode == 0, res.stderr
+    (real,), (fake,) = (it["faces"][:1] for it in json.loads(res.stdout))
+    assert real["live"] is True and 0 <= real["attack_score"] < 1
+    assert fake["live"] is False and fake["name"] is None
