@@ -58,6 +58,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     ev.add_argument("--json", type=Path, metavar="OUT", help="write the report as JSON")
     ev.add_argument("--plot", type=Path, metavar="OUT.png", help="write APCER vs BPCER curves")
+    ev.add_argument(
+        "--frames",
+        type=int,
+        default=1,
+        help="judge runs of N consecutive images of a folder (or frames of a video) by their "
+        "mean score, as the daemon judges a track (default 1: every image alone)",
+    )
     ev.add_argument("--every", type=int, default=1, help="score every Nth video frame")
     ev.set_defaults(func=cmd_eval_liveness)
     for p in (one, ev):
@@ -169,17 +176,27 @@ def _frames(path: Path, every: int) -> Iterator[np.ndarray]:
 
 
 def score_paths(
-    rec: Recognizer, model: LivenessModel, paths: list[Path], every: int
+    rec: Recognizer, model: LivenessModel, paths: list[Path], every: int, frames: int = 1
 ) -> tuple[np.ndarray, int]:
-    """Attack scores of every face in ``paths`` and the count of images without a face."""
-    scores: list[float] = []
+    """Attack scores of every face in ``paths`` and the count of images without a face.
+
+    With ``frames`` > 1 each score is the mean of that many consecutive presentations of one
+    folder or video (as the daemon judges a track), in non-overlapping runs.
+    """
+    runs: dict[str, list[float]] = {}
     no_face = 0
     for path in paths:
+        key = str(path if path.suffix.lower() in VIDEO_SUFFIXES else path.parent)
         for image in _frames(path, every):
             faces = rec.detect(image)
             if not faces:
                 no_face += 1
-            scores.extend(float(s) for s in model.score(image, faces))
+            runs.setdefault(key, []).extend(float(s) for s in model.score(image, faces))
+    scores = [
+        float(np.mean(values[i : i + frames]))
+        for values in runs.values()
+        for i in range(0, len(values) - frames + 1, frames)
+    ]
     return np.asarray(scores, np.float64), no_face
 
 
@@ -187,18 +204,19 @@ def cmd_eval_liveness(args: argparse.Namespace) -> int:
     """Score every folder, print the table, write the JSON and plot when asked."""
     if not 0.0 <= args.bpcer < 1.0:
         raise ConfigError("--bpcer is a rate between 0 and 1, e.g. 0.05")
-    if args.every < 1:
-        raise ConfigError("--every must be at least 1")
+    if args.every < 1 or args.frames < 1:
+        raise ConfigError("--every and --frames must be at least 1")
     found = scan_pad(args.dir, VIDEO_SUFFIXES)
     rec, model = recognizer(args), open_model(args)
     scores, no_face = {}, {}
     for kind, paths in found.items():
-        scores[kind], no_face[kind] = score_paths(rec, model, paths, args.every)
+        scores[kind], no_face[kind] = score_paths(rec, model, paths, args.every, args.frames)
     names = (display_path(args.dir), model.spec.name, model.spec.crop_scale)
     threshold = args.threshold
     if threshold is None and len(found) == 1:  # real people only: BPCER at the model's threshold
         threshold = model.spec.threshold
     report = pad_report(scores, no_face, args.bpcer, names, threshold)
+    report.frames = args.frames
     print_pad(report)
     if args.json:
         write_private(args.json, json.dumps(report.as_dict(), indent=1).encode())
@@ -213,7 +231,8 @@ def print_pad(r: PadReport) -> None:
 
     how = "given" if r.given_threshold else f"chosen for BPCER <= {r.target_bpcer:.1%}"
     t = Table(
-        title=f"{safe(r.model)} (crop x{r.crop_scale:g}) on {safe(r.dataset)}: "
+        title=f"{safe(r.model)} (crop x{r.crop_scale:g}, {r.frames} frame(s) a decision) on "
+        f"{safe(r.dataset)}: "
         f"threshold {r.threshold:.4f} ({how})"
     )
     for col in ("attack type", "faces", "APCER", "BPCER", "ACER"):

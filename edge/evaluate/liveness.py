@@ -61,6 +61,7 @@ class PadReport:
     attacks: list[AttackFigures]
     no_face: dict[str, int]
     given_threshold: bool = False
+    frames: int = 1  # presentations averaged per decision (consecutive images of one folder)
     real_scores: list[float] = field(default_factory=list)
 
     @property
