@@ -235,7 +235,7 @@ def print_pad(r: PadReport) -> None:
         f"{safe(r.dataset)}: "
         f"threshold {r.threshold:.4f} ({how})"
     )
-    for col in ("attack type", "faces", "APCER", "BPCER", "ACER"):
+    for col in ("attack type", "decisions", "APCER", "BPCER", "ACER"):
         t.add_column(col)
     t.add_row(REAL, str(r.real_images), "-", f"{r.bpcer:.2%}", "-")
     for a in r.attacks:
