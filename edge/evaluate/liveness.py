@@ -162,8 +162,8 @@ def pad_report(
         len(real),
         attacks,
         no_face,
-        threshold is not None,
-        [float(v) for v in real],
+        given_threshold=threshold is not None,
+        real_scores=[float(v) for v in real],
     )
 
 

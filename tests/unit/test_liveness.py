@@ -51,7 +51,9 @@ def test_pad_report_gives_apcer_bpcer_and_acer_per_attack_type() -> None:
     assert by["print"].apcer == 0.25 and by["print"].acer == 0.25
     assert by["screen"].apcer == 1.0
     assert r.acer == pytest.approx((1.0 + 0.25) / 2)  # the worst attack type counts
-    assert json.loads(json.dumps(r.as_dict()))["acer"] == pytest.approx(0.625)
+    out = json.loads(json.dumps(r.as_dict()))
+    assert out["acer"] == pytest.approx(0.625) and out["frames"] == 1
+    assert out["real_scores"]["median"] == pytest.approx(0.25)  # a summary, never per image
 
 
 def test_scan_pad_needs_a_real_folder(tmp_path: Path) -> None:
