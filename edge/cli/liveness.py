@@ -65,6 +65,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="judge runs of N consecutive images of a folder (or frames of a video) by their "
         "mean score, as the daemon judges a track (default 1: every image alone)",
     )
+    ev.add_argument(
+        "--min-face-size",
+        type=float,
+        default=0.0,
+        help="score only faces at least this wide (px), as the daemon's "
+        "recognition.min_face_size (default 0: every face found)",
+    )
     ev.add_argument("--every", type=int, default=1, help="score every Nth video frame")
     ev.set_defaults(func=cmd_eval_liveness)
     for p in (one, ev):
@@ -176,7 +183,12 @@ def _frames(path: Path, every: int) -> Iterator[np.ndarray]:
 
 
 def score_paths(
-    rec: Recognizer, model: LivenessModel, paths: list[Path], every: int, frames: int = 1
+    rec: Recognizer,
+    model: LivenessModel,
+    paths: list[Path],
+    every: int,
+    frames: int = 1,
+    min_size: float = 0.0,
 ) -> tuple[np.ndarray, int]:
     """Attack scores of every face in ``paths`` and the count of images without a face.
 
@@ -188,7 +200,7 @@ def score_paths(
     for path in paths:
         key = str(path if path.suffix.lower() in VIDEO_SUFFIXES else path.parent)
         for image in _frames(path, every):
-            faces = rec.detect(image)
+            faces = [f for f in rec.detect(image) if f.size >= min_size]
             if not faces:
                 no_face += 1
             runs.setdefault(key, []).extend(float(s) for s in model.score(image, faces))
@@ -210,7 +222,9 @@ def cmd_eval_liveness(args: argparse.Namespace) -> int:
     rec, model = recognizer(args), open_model(args)
     scores, no_face = {}, {}
     for kind, paths in found.items():
-        scores[kind], no_face[kind] = score_paths(rec, model, paths, args.every, args.frames)
+        scores[kind], no_face[kind] = score_paths(
+            rec, model, paths, args.every, args.frames, args.min_face_size
+        )
     names = (display_path(args.dir), model.spec.name, model.spec.crop_scale)
     threshold = args.threshold
     if threshold is None and len(found) == 1:  # real people only: BPCER at the model's threshold
