@@ -124,3 +124,15 @@ def test_liveness_table_defaults_off_and_checks_its_keys() -> None:
     assert (on.enabled, on.frames, on.threshold) == (True, 5, 0.3)
     with pytest.raises(ConfigProblems, match="frames"):
         parse("[liveness]\nframes = 0\n")
+
+
+def test_assemble_builds_the_gate_only_when_enabled_with_the_models_threshold() -> None:
+    from facegate.service import assemble
+
+    assert assemble.liveness(parse("")) is None
+    gate = assemble.liveness(parse("[liveness]\nenabled = true\n"))
+    spec, _ = load_spec()
+    assert gate is not None
+    assert (gate.settings.frames, gate.settings.threshold) == (3, spec.threshold)
+    tuned = assemble.liveness(parse("[liveness]\nenabled = true\nframes = 5\nthreshold = 0.4\n"))
+    assert (tuned.settings.frames, tuned.settings.threshold) == (5, 0.4)
