@@ -102,7 +102,7 @@ class Frame:
             raise ImageError(problem)
 
 
-EVENT_KINDS = ("recognized", "unknown", "left")
+EVENT_KINDS = ("recognized", "unknown", "left", "spoof")
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,8 +34,13 @@ COMMAND_MODULES = {
     "run": "run",
     "check-config": "check_config",
     "fleet": "fleet",
+    "liveness": "liveness",
+    "eval-liveness": "liveness",
 }
-ALL_MODULES = ("models", "gallery", "recognise", "demo", "evaluate", "run", "check_config", "fleet")
+ALL_MODULES = (
+    "models", "gallery", "recognise", "demo", "evaluate", "run", "check_config", "fleet",
+    "liveness",
+)
 
 
 def _command(argv: list[str]) -> str | None:

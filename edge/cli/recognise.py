@@ -44,6 +44,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="write each image with boxes and names (private files): to OUT for one image, "
         "into the folder OUT for several",
     )
+    i.add_argument(
+        "--liveness",
+        action="store_true",
+        help="also judge each face live or a presentation attack (an attack is never named)",
+    )
     i.set_defaults(func=cmd_identify)
     v = sub.add_parser("verify", help="are two photos the same person?")
     v.add_argument("image1", type=Path)
@@ -153,6 +158,8 @@ def cmd_identify(args: argparse.Namespace) -> int:
     """Print every face with its name (or unknown); exit 1 if an image could not be read."""
     rec = _with_gallery(args)
     items, failures = identify_files(rec, args.images)
+    if args.liveness:
+        judge_liveness(items)
     if args.annotate:
         read = [(it, path) for it, path in zip(items, args.images, strict=True) if "faces" in it]
         several = len(args.images) > 1
@@ -166,6 +173,22 @@ def cmd_identify(args: argparse.Namespace) -> int:
     else:
         print_identify(clean, rec.config.threshold)
     return 1 if failures else 0
+
+
+def judge_liveness(items: list[dict]) -> None:
+    """Add each face's attack score and verdict; a face judged an attack loses its name."""
+    from facegate.vision.liveness import LivenessModel
+
+    model = LivenessModel.shipped()
+    for it in items:
+        if not it.get("faces"):
+            continue
+        scores = model.score(it["_pixels"], [r.face for r in it["_results"]])
+        for face, score in zip(it["faces"], scores, strict=True):
+            face["attack_score"] = round(float(score), 4)
+            face["live"] = bool(score < model.spec.threshold)
+            if not face["live"]:
+                face["name"] = face["similarity"] = None
 
 
 def print_identify(items: list[dict], threshold: float) -> None:
@@ -188,7 +211,7 @@ def print_identify(items: list[dict], threshold: float) -> None:
                 shown,
                 str(n),
                 ",".join(f"{v:.0f}" for v in f["box"]),
-                safe(f["name"] or "unknown"),
+                "[red]ATTACK[/red]" if f.get("live") is False else safe(f["name"] or "unknown"),
                 f"{f['similarity'] or best or 0:.3f}",
             )
     console().print(t)

@@ -139,6 +139,28 @@ class TrackerConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class LivenessConfig:
+    """[liveness]: presentation-attack detection (a printed photo must not open the gate)."""
+
+    enabled: bool = opt(False, "judge each track live or an attack before it is recognized")
+    model: str = opt(
+        "liveness-nuaa-v1", "shipped liveness model name, or a .json spec file", "text"
+    )
+    threshold: float | None = opt(
+        None, "attack score at which a track is an attack (unset: the model's measured)", "0..1"
+    )
+    frames: int | None = opt(
+        None, "scored frames before a track is judged (unset: 3; 1 for a folder of photos)", ">=1"
+    )
+    crop_scale: float | None = opt(
+        None, "face crop side / detector box side (unset: the model's)", "0.5..4"
+    )
+    rigid_below: float = opt(
+        0.0, "landmark motion residual under which a track moves like a photo (0: off)", "0..1"
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class GalleryConfig:
     """[gallery]: the enrolled people."""
 
@@ -226,6 +248,7 @@ class Config:
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     recognition: RecognitionConfig = field(default_factory=RecognitionConfig)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    liveness: LivenessConfig = field(default_factory=LivenessConfig)
     gallery: GalleryConfig = field(default_factory=GalleryConfig)
     snapshots: SnapshotsConfig = field(default_factory=SnapshotsConfig)
     sinks: tuple[SinkConfig, ...] = opt((JsonlSinkConfig(),), "[[sinks]] (none: stdout)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import replace
 from pathlib import Path
 
 from facegate.backends.onnxruntime import Providers
@@ -12,10 +13,11 @@ from facegate.config.schema import Config, camera_views
 from facegate.errors import ConfigError, FacegateError
 from facegate.host.paths import models_dir, state_dir
 from facegate.service.capture import Capture
+from facegate.service.liveness import DECISION_FRAMES, LivenessGate, LivenessSettings
 from facegate.service.pipeline import PipelineSettings
 from facegate.service.snapshots import SnapshotStore
 from facegate.sinks import EventSink, build_sink
-from facegate.sources import open_source, source_kind, unavailable
+from facegate.sources import is_stills, open_source, source_kind, unavailable
 from facegate.vision.detect.mtcnn import MTCNNConfig
 from facegate.vision.recognizer import Recognizer, RecognizerConfig
 
@@ -62,13 +64,35 @@ def settings(config: Config) -> PipelineSettings:
     return PipelineSettings.from_config(config)
 
 
+def liveness(config: Config) -> LivenessGate | None:
+    """The liveness gate the [liveness] table asks for (None when it is off)."""
+    cfg = config.liveness
+    if not cfg.enabled:
+        return None
+    from facegate.vision.liveness import LivenessModel, load_spec
+
+    spec, path = load_spec(cfg.model)
+    if cfg.crop_scale is not None:
+        spec = replace(spec, crop_scale=cfg.crop_scale)
+    frames = 1 if is_stills(config.camera.source) else DECISION_FRAMES
+    settings = LivenessSettings(
+        frames=frames if cfg.frames is None else cfg.frames,
+        threshold=spec.threshold if cfg.threshold is None else cfg.threshold,
+        rigid_below=cfg.rigid_below,
+    )
+    model = LivenessModel.open(path, spec, config.models.threads)
+    log.info("liveness: %s, judged over %d frames at %.3f", spec.name, settings.frames,
+             settings.threshold)
+    return LivenessGate(model, settings)
+
+
 def stage_keys(config: Config) -> dict[str, object]:
     """For each stage the daemon runs, the part of ``config`` that builds it."""
     cam = config.camera
     return {
         "source": (cam.source, cam.max_fps, cam.realtime),
         "models": (config.models, config.detector),
-        "pipeline": (settings(config), config.recognition.threshold),
+        "pipeline": (settings(config), config.recognition.threshold, config.liveness),
         "gallery": config.gallery,
         "snapshots": config.snapshots,
         "sinks": (config.sinks, cam.name),  # sinks carry the camera name (MQTT topics)

@@ -131,7 +131,10 @@ class Daemon:
         self.store = self._open_store(config, self.rec, self.snapshots)
         for view, capture in zip(views, captures, strict=True):
             metrics = Metrics(parent=self.metrics)
-            pipe = Pipeline(self.rec, assemble.settings(view), self.snapshots, metrics)
+            pipe = Pipeline(
+                self.rec, assemble.settings(view), self.snapshots, metrics,
+                liveness=assemble.liveness(view),
+            )
             self.runners.append(CameraRunner(view, capture, pipe, metrics))
             self.runners[-1].sinks = start_sinks(view)
         self.watcher = self._watch(config, self.rec)
@@ -255,8 +258,11 @@ class Daemon:
             self.store.close()
             self.store = built["store"]
         for runner, view in pairs:
+            old_liveness = runner.config.liveness
             runner.config = view
             runner.pipe.reconfigure(self.rec, assemble.settings(view), self.snapshots)
+            if view.liveness != old_liveness:
+                runner.pipe.liveness = assemble.liveness(view)
         self.watcher = self._watch(new, self.rec)
         self.watcher.poll(force=True)  # the new recognizer or sinks learn who is enrolled
         if {"models", "gallery", "sinks"} & set(changed) or new.fleet != self.config.fleet:

@@ -19,6 +19,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from facegate.service.liveness import LivenessGate
 from facegate.service.metrics import Metrics
 from facegate.service.snapshots import SnapshotStore
 from facegate.service.visits import LEAVE_AFTER_S, Presence, Visit
@@ -105,8 +106,10 @@ class Pipeline:
         snapshots: SnapshotStore | None = None,
         metrics: Metrics | None = None,
         presence: Presence | None = None,
+        liveness: LivenessGate | None = None,
     ) -> None:
         self.rec, self.s = recognizer, settings
+        self.liveness = liveness  # None: every face is taken as live
         self.snapshots, self.metrics = snapshots, metrics or Metrics()
         if settings.stills:  # photos are unrelated scenes: never join boxes across them
             self.tracker = IoUTracker(math.inf, 0)
@@ -133,7 +136,12 @@ class Pipeline:
         with self.metrics.stage("detect"):
             faces = self.rec.detect(frame.image)
         self.metrics.inc("faces", len(faces))
-        matched, _ = self.tracker.update(faces, frame.timestamp)
+        matched, ended = self.tracker.update(faces, frame.timestamp)
+        if self.liveness is not None:
+            with self.metrics.stage("liveness"):
+                scored = self.liveness.observe(frame, matched, self.s.min_face_size)
+            self.metrics.inc("liveness_scored", scored)
+            self.liveness.forget(ended)
         self._embed(frame, [(t, f) for t, f in matched if self._wants_embedding(t, f)])
         events = [event for track, _ in matched for event in self._decide(track, frame)]
         events += self.expire(frame.timestamp)
@@ -177,6 +185,8 @@ class Pipeline:
 
     def _decide(self, track: Track, frame: Frame) -> list[Event]:
         """Name or call unknown what the votes allow; open a visit for a newly present face."""
+        if self.liveness is not None and self.liveness.verdict(track.id) is not False:
+            return self._spoof(track, frame)  # not judged yet, or an attack: never recognized
         if track.name is None:
             track.name = track.leader(self.s.votes)
             if track.name is not None:
@@ -197,6 +207,15 @@ class Pipeline:
             log.debug("%s arrived on track %d (visit %s)", track.name, track.id, visit.id)
             return [self._event("recognized", visit, frame.timestamp)]
         return [self._unknown(track, frame, visit)]
+
+    def _spoof(self, track: Track, frame: Frame) -> list[Event]:
+        """One ``spoof`` for a track judged an attack (naming whom it resembles, if anyone)."""
+        if self.liveness is None or not self.liveness.report_once(track.id):
+            return []
+        self.metrics.inc("spoofs")
+        name = track.name or track.leader(1)
+        log.info("presentation attack on track %d (camera %s)", track.id, self.s.camera)
+        return [Event("spoof", self.s.camera, frame.timestamp, track.id, track.face.box, name)]
 
     def _unknown(self, track: Track, frame: Frame, visit: Visit) -> Event:
         path = None

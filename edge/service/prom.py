@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from facegate.service.capture import CaptureStats
 from facegate.service.metrics import Metrics
 from facegate.sinks.base import EventSink
+from facegate.types import EVENT_KINDS
 
 if TYPE_CHECKING:
     from facegate.service.cameras import CameraRunner
@@ -23,7 +24,6 @@ _COUNTERS = {
 }
 
 
-EVENT_KINDS = ("recognized", "unknown", "left")
 # the per-camera families: facegate_camera_<key>_total{camera="..."}
 _CAMERA_COUNTERS = {
     "frames_processed": "frames run through the pipeline, by camera",

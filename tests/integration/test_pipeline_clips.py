@@ -14,8 +14,10 @@ import pytest
 
 from facegate.gallery.enroll import template_from_file
 from facegate.gallery.store import GalleryStore
+from facegate.service.liveness import LivenessGate, LivenessSettings
 from facegate.service.pipeline import Pipeline, PipelineSettings
 from facegate.types import Event, Frame
+from facegate.vision.liveness import LivenessModel, load_spec
 from facegate.vision.recognizer import Recognizer
 from tests.data import data, shared
 
@@ -37,8 +39,8 @@ def _enrol_all(rec: Recognizer, faces_dir: Path, db: Path) -> list[str]:
     return names
 
 
-def _run(rec: Recognizer, clip: Path) -> list[Event]:
-    pipe = Pipeline(rec, PipelineSettings(camera="test"))
+def _run(rec: Recognizer, clip: Path, liveness: LivenessGate | None = None) -> list[Event]:
+    pipe = Pipeline(rec, PipelineSettings(camera="test"), liveness=liveness)
     cap = cv2.VideoCapture(str(clip))
     fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
     events, index = [], 0
@@ -71,6 +73,16 @@ def test_hamilton_clip_names_lin_manuel_miranda_once_and_raises_no_stranger_aler
     left = [e for e in events if e.kind == "left" and e.person == "lin_manuel_miranda"]
     assert len(left) == 1 and left[0].time >= recognized[0].time
     assert left[0].visit_id == recognized[0].visit_id is not None
+
+
+def test_hamilton_clip_with_liveness_on_still_names_him_once_and_raises_no_spoof(
+    enrolled: Recognizer,
+) -> None:
+    spec, _ = load_spec()
+    gate = LivenessGate(LivenessModel.shipped(), LivenessSettings(threshold=spec.threshold))
+    events = _run(enrolled, data("video/face_recognition_short_hamilton_clip.mp4"), gate)
+    assert [e.person for e in events if e.kind == "recognized"] == ["lin_manuel_miranda"]
+    assert [e for e in events if e.kind in ("spoof", "unknown")] == []
 
 
 @pytest.fixture()

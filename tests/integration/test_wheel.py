@@ -104,6 +104,8 @@ def test_wheel_holds_one_package_and_the_recipes(wheel: Path) -> None:
         (top,) = [n for n in names if n.endswith(".dist-info/top_level.txt")]
         assert z.read(top).decode().split() == ["facegate"]
     assert "facegate/recipes/default.json" in names
+    for part in ("onnx", "json"):  # the liveness model and its spec (sha256, threshold)
+        assert f"facegate/recipes/weights/liveness-nuaa-v1.{part}" in names
     assert "facegate/converters/command.py" in names
     assert not [n for n in names if n.split("/")[0] in ("edge", "converters", "models")]
 
