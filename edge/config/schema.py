@@ -167,6 +167,16 @@ class HttpConfig:
     host: str = opt("127.0.0.1", "address to listen on (not loopback: needs token_file)", "text")
     port: int = opt(8765, "TCP port", "1..65535")
     token_file: str | None = opt(None, "file holding the bearer token for all but /health")
+    web: bool = opt(True, "serve the web page (/) and the REST API (/api) on the same port")
+    max_upload_mb: float = opt(
+        20.0, "largest upload the web page and API accept, in MB (413 above)", "(0,200)"
+    )
+    recent_events: int = opt(
+        50, "recent events (with a small face picture) kept in memory for the page", "0..1000"
+    )
+    secure_cookie: bool = opt(
+        False, "mark the login cookie Secure (only when a TLS proxy serves the page)"
+    )
 
     def check(self) -> list[tuple[str, str]]:
         """Problems between keys: (key, message)."""

@@ -11,6 +11,7 @@ good one keeps running.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import queue
@@ -18,9 +19,11 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from facegate.config import Config
 from facegate.errors import FacegateError
@@ -34,13 +37,19 @@ from facegate.service.capture import Capture
 from facegate.service.health import HealthServer
 from facegate.service.metrics import Metrics
 from facegate.service.pipeline import Pipeline
+from facegate.service.recent import RecentEvents
 from facegate.sinks.base import EventSink
-from facegate.types import Event
+from facegate.types import Event, Frame
 from facegate.vision.recognizer import Recognizer
 
 log = logging.getLogger(__name__)
 
 STATUS_EVERY_S = 5.0  # systemd STATUS= line refresh
+# A web enrolment waits this long for the loop to run its detection: a frame takes well under a
+# second even on a Pi; the rest is margin for a loaded board and a 20-photo upload.
+JOB_WAIT_S = 60.0
+UPLOAD_OVERHEAD_BYTES = 64 * 1024  # multipart boundaries and form fields around the photos
+T = TypeVar("T")
 FRAME_WAIT_S = 0.5  # the loop wakes at least this often to ping the watchdog and poll the gallery
 
 
@@ -82,6 +91,11 @@ class Daemon:
         self.started = time.monotonic()
         self.first_frame_at: float | None = None
         self.provider: str | None = None  # where the models run, for /health
+        self.recent = RecentEvents(config.http.recent_events if config.http.web else 0)
+        self._jobs: queue.SimpleQueue[tuple[Callable[[Recognizer], Any], Future]] = (
+            queue.SimpleQueue()
+        )
+        self._loop_done = threading.Event()
 
     def run(self) -> str:
         """Run until done; return "ended" or "stopped"."""
@@ -96,6 +110,8 @@ class Daemon:
             notify.stopping()
             return outcome
         finally:
+            self._loop_done.set()
+            self._run_jobs()  # whatever is queued runs or fails now, never waits in vain
             self._close()
 
     def _start(self, config: Config) -> None:
@@ -215,6 +231,9 @@ class Daemon:
         """The endpoint on its new settings; on failure the old ones again (and in ``new``)."""
         if self.http is not None:
             self.http.close()
+        size = new.http.recent_events if new.http.web else 0
+        if size != self.recent.size:
+            self.recent = RecentEvents(size)
         try:
             self.http, self.token = self._http(new, token), token
         except FacegateError as err:
@@ -241,6 +260,7 @@ class Daemon:
                 notify.status(self._status_line())
                 next_status = now + STATUS_EVERY_S
             self.watcher.poll()
+            self._run_jobs()
             try:
                 frame = self.capture.get(timeout=FRAME_WAIT_S)
             except queue.Empty:
@@ -248,20 +268,47 @@ class Daemon:
             if frame is None:
                 log.info("source %s ended", self.capture.name)
                 return "ended"
-            self._emit(self.pipe.process(frame))
+            self._emit(self.pipe.process(frame), frame)
             if self.first_frame_at is None:
                 self.first_frame_at = time.monotonic()
                 self.metrics.inc("cold_start_seconds", process_age())
                 log.info("first frame processed %.2f s after the process started", process_age())
 
-    def _emit(self, events: list[Event]) -> None:
+    def _emit(self, events: list[Event], frame: Frame | None = None) -> None:
         for event in events:
             self.metrics.inc(f"events_{event.kind}")
+            self.recent.add(event, frame.image if frame is not None else None)
             for sink in self.sinks:
                 try:
                     sink.emit(event)
                 except Exception:  # a sink must never stop recognition
                     log.exception("sink %s failed on an event", sink.name)
+
+    def run_job(self, job: Callable[[Recognizer], T]) -> T:
+        """Run ``job(recognizer)`` on the loop thread, between frames (from another thread)."""
+        if self._loop_done.is_set():
+            raise FacegateError("the service is stopping: try again when it runs")
+        future: Future = Future()
+        self._jobs.put((job, future))
+        try:
+            return future.result(timeout=JOB_WAIT_S)
+        except FutureTimeout as err:
+            future.cancel()
+            raise FacegateError("the service is too busy to detect faces now") from err
+
+    def _run_jobs(self) -> None:
+        """Run the jobs other threads queued (web enrolments), with the current recognizer."""
+        while True:
+            try:
+                job, future = self._jobs.get_nowait()
+            except queue.Empty:
+                return
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(job(self.rec))
+            except BaseException as err:  # handed to the waiting thread, raised there
+                future.set_exception(err)
 
     def _on_gallery(self, rec: object, snapshot: GallerySnapshot) -> None:
         rec.set_gallery(snapshot)
@@ -280,7 +327,11 @@ class Daemon:
         http = config.http
         if not http.enabled:
             return None
-        server = HealthServer(self.health, self.prometheus, http.host, http.port, token)
+        web, body = None, None
+        if http.web:  # the web stack loads on the server's thread, never on the start-up path
+            web = lambda: importlib.import_module("facegate.web").build(self, token)  # noqa: E731
+            body = int(http.max_upload_mb * 1_000_000) + UPLOAD_OVERHEAD_BYTES
+        server = HealthServer(self.health, self.prometheus, http.host, http.port, token, web, body)
         server.start()
         return server
 

@@ -1,0 +1,131 @@
+"""The web page: one screen of people, unknown faces, recent events and health, plus the login.
+
+Plain HTML forms that post and come back (post/redirect/get), so the page works without its
+script; the script only refreshes the events and asks before a removal. Every answer forbids
+framing and foreign scripts, styles and pictures (Content-Security-Policy): nothing is loaded
+from anywhere but the daemon.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from facegate.errors import FacegateError
+from facegate.web import api
+from facegate.web.app import check_token, one_line
+
+log = logging.getLogger(__name__)
+blueprint = Blueprint("pages", __name__)
+PAGE_EVENTS = 30  # recent events on the page
+CSP = (
+    "default-src 'self'; img-src 'self'; script-src 'self'; style-src 'self';"
+    " frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
+)
+
+
+@blueprint.after_app_request
+def _headers(response: Response) -> Response:
+    """Security headers on every answer; pages are never cached."""
+    response.headers.setdefault("Content-Security-Policy", CSP)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+@blueprint.get("/")
+def index() -> str:
+    """The page."""
+    b = api.backend()
+    try:
+        people = b.people()
+    except FacegateError as err:
+        flash(one_line(err), "error")
+        people = []
+    return render_template(
+        "index.html",
+        health=b.health(),
+        people=people,
+        events=[api.event_json(e) for e in b.events(PAGE_EVENTS)],
+        clusters=[],
+        logged_in="auth" in session,
+        token_set=current_app.config["FACEGATE_TOKEN_DIGEST"] is not None,
+    )
+
+
+@blueprint.route("/login", methods=["GET", "POST"])
+def login() -> Response | str:
+    """The token form; a right token sets the session cookie."""
+    if request.method == "POST":
+        if check_token(request.form.get("token", "")):
+            session.clear()
+            session["auth"] = current_app.config["FACEGATE_TOKEN_DIGEST"]
+            log.info("web: logged in from %s", request.remote_addr)
+            return redirect(url_for("pages.index"))
+        log.warning("web: a wrong token from %s", request.remote_addr)
+        flash("That is not the token.", "error")
+    return render_template("login.html")
+
+
+@blueprint.post("/logout")
+def logout() -> Response:
+    """End the session."""
+    session.clear()
+    return redirect(url_for("pages.login"))
+
+
+@blueprint.post("/people")
+def enrol() -> Response:
+    """Enrol from the page's upload form."""
+    report = _attempt(api.enrol_from_request)
+    if report is not None:
+        refused = "".join(f"; refused {o.source}: {o.reason}" for o in report.refused)
+        flash(f"Enrolled {report.added} photo(s) of {report.name}{refused}", "ok")
+    return _back()
+
+
+@blueprint.post("/people/<slug>/rename")
+def rename(slug: str) -> Response:
+    """Rename from the page."""
+    person = _attempt(lambda: api.backend().rename(slug, request.form.get("name", "")))
+    if person is not None:
+        flash(f"Renamed to {person.name}", "ok")
+    return _back()
+
+
+@blueprint.post("/people/<slug>/remove")
+def remove(slug: str) -> Response:
+    """Remove from the page."""
+    count = _attempt(lambda: api.backend().remove(slug))
+    if count is not None:
+        flash(f"Removed, with {count} face(s)", "ok")
+    return _back()
+
+
+def _attempt(action):  # type: ignore[no-untyped-def]
+    """``action()``, or None with its error flashed as one line."""
+    try:
+        return action()
+    except FacegateError as err:
+        flash(one_line(err), "error")
+    except RequestEntityTooLarge:
+        flash("The upload is too large.", "error")
+    return None
+
+
+def _back() -> Response:
+    return redirect(url_for("pages.index"), code=303)
