@@ -130,9 +130,7 @@ def test_rename_and_remove(client, gallery, recognizer, faces_dir) -> None:
         ("text.jpg", lambda: b"hello, this is not a picture\n"),
     ],
 )
-def test_corrupt_photos_and_bombs_are_400_one_line(
-    client, gallery, recognizer, name, data
-) -> None:
+def test_corrupt_photos_and_bombs_are_400_one_line(client, gallery, recognizer, name, data) -> None:
     response = _upload(client, "Someone", [(name, data())])
     assert response.status_code == 400
     error = _one_line_error(response)
