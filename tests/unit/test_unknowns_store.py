@@ -96,7 +96,7 @@ def test_label_enrols_the_best_crops_as_a_person_in_one_step(
     assert store.cluster(cluster.id).state == "labelled"
     assert store.cluster(cluster.id).label == "Alice"
     matcher = ExactMatcher(store.gallery.snapshot())
-    (top, *_), = matcher.search(face_of(rng, a, 0).embedding[None, :])
+    ((top, *_),) = matcher.search(face_of(rng, a, 0).embedding[None, :])
     assert top.name == "Alice" and top.similarity > cl.CLUSTER_THRESHOLD
     # the same person again: labelling another cluster as "alice" adds to Alice
     b_cluster = store.add(face_of(rng, person(rng), 2.0e9)).cluster_id
