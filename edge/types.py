@@ -118,6 +118,7 @@ class Event:
     similarity: float | None = None
     snapshot: str | None = None  # path of the saved crop for "unknown", if enabled
     visit_id: str | None = None  # the visit this event opens or closes (same on its "left")
+    cluster_id: int | None = None  # "unknown": the unknown-face cluster it joined (if kept)
 
     def as_dict(self) -> dict[str, object]:
         """JSON-ready form (no embeddings, no pixels)."""
@@ -131,4 +132,5 @@ class Event:
             "similarity": None if self.similarity is None else round(self.similarity, 4),
             "snapshot": self.snapshot,
             "visit_id": self.visit_id,
+            "cluster_id": self.cluster_id,
         }

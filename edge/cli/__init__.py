@@ -33,8 +33,18 @@ COMMAND_MODULES = {
     "eval": "evaluate",
     "run": "run",
     "check-config": "check_config",
+    "unknowns": "unknowns",
 }
-ALL_MODULES = ("models", "gallery", "recognise", "demo", "evaluate", "run", "check_config")
+ALL_MODULES = (
+    "models",
+    "gallery",
+    "recognise",
+    "demo",
+    "evaluate",
+    "run",
+    "check_config",
+    "unknowns",
+)
 
 
 def _command(argv: list[str]) -> str | None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from facegate.backends.onnxruntime import DEFAULT_PROVIDERS, PROVIDERS
 from facegate.config.fields import opt
+from facegate.gallery.clusters import CLUSTER_THRESHOLD
 from facegate.sinks.jsonl import JsonlSinkConfig
 from facegate.sinks.mqtt import MqttSinkConfig
 from facegate.sinks.webhook import WebhookSinkConfig
@@ -160,6 +161,29 @@ class SnapshotsConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class UnknownsConfig:
+    """[unknowns]: unknown faces kept in the gallery file, clustered, to label or ignore."""
+
+    enabled: bool = opt(
+        True, "keep each unknown face (aligned crop, embedding) to review: `facegate unknowns`"
+    )
+    max_sightings: int = opt(2000, "keep at most this many unknown faces (0: no limit)", ">=0")
+    max_age_days: float = opt(30.0, "delete unknown faces older than this (0: no limit)", ">=0")
+    # CLUSTER_THRESHOLD: measured in docs/unknowns.md (benchmarks: --sections clustering)
+    cluster_threshold: float = opt(
+        CLUSTER_THRESHOLD,
+        "cosine similarity to a cluster's centre at which a face joins it",
+        "-1..1",
+    )
+    keep_matches_hours: float = opt(
+        24.0,
+        "keep recognized faces this long so `facegate unknowns correct VISIT` can say"
+        " 'not this person' (0: keep none)",
+        ">=0",
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class HttpConfig:
     """[http]: the /health and /metrics endpoint."""
 
@@ -205,6 +229,7 @@ class Config:
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     gallery: GalleryConfig = field(default_factory=GalleryConfig)
     snapshots: SnapshotsConfig = field(default_factory=SnapshotsConfig)
+    unknowns: UnknownsConfig = field(default_factory=UnknownsConfig)
     sinks: tuple[SinkConfig, ...] = opt((JsonlSinkConfig(),), "[[sinks]] (none: stdout)")
     http: HttpConfig = field(default_factory=HttpConfig)
     service: ServiceConfig = field(default_factory=ServiceConfig)

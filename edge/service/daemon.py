@@ -88,6 +88,7 @@ class Daemon:
         self.http: HealthServer | None = None
         self.token: str | None = None
         self.snapshots = None
+        self.keeper = None  # the unknown-face store's pipeline side ([unknowns])
         self.started = time.monotonic()
         self.first_frame_at: float | None = None
         self.provider: str | None = None  # where the models run, for /health
@@ -124,7 +125,10 @@ class Daemon:
         self.store = self._open_store(config, self.rec, self.snapshots)
         self.sinks = start_sinks(config)
         self.watcher = self._watch(config, self.rec)
-        self.pipe = Pipeline(self.rec, assemble.settings(config), self.snapshots, self.metrics)
+        self.keeper = assemble.face_keeper(config, self.rec, self.metrics)
+        self.pipe = Pipeline(
+            self.rec, assemble.settings(config), self.snapshots, self.metrics, keeper=self.keeper
+        )
         self.watcher.poll(force=True)
         self.token = assemble.http_token(config)
         self.http = self._http(config, self.token)
@@ -143,6 +147,8 @@ class Daemon:
         close_sinks(self.sinks)
         if self.store is not None:
             self.store.close()
+        if self.keeper is not None:
+            self.keeper.store.close()
 
     def _open_store(self, config: Config, rec: Recognizer, snapshots: object) -> GalleryStore:
         gallery = assemble.gallery_path(config)
@@ -195,10 +201,15 @@ class Daemon:
                 built["store"] = self._open_store(new, rec, snaps)
             if "sinks" in changed:
                 built["sinks"] = start_sinks(new)
+            if {"models", "gallery", "unknowns"} & set(changed):
+                rec = built.get("rec", self.rec)
+                built["keeper"] = assemble.face_keeper(new, rec, self.metrics)
         except BaseException:
             close_sinks(built.get("sinks", []))
             if "store" in built:
                 built["store"].close()
+            if built.get("keeper") is not None:
+                built["keeper"].store.close()
             raise
         return built
 
@@ -219,6 +230,10 @@ class Daemon:
             self.store.close()
             self.store = built["store"]
         self.pipe.reconfigure(self.rec, assemble.settings(new), self.snapshots)
+        if "keeper" in built:
+            if self.keeper is not None:
+                self.keeper.store.close()
+            self.keeper = self.pipe.keeper = built["keeper"]
         self.watcher = self._watch(new, self.rec)
         self.watcher.poll(force=True)  # the new recognizer or sinks learn who is enrolled
         if "http" in changed:

@@ -36,6 +36,8 @@ from facegate.vision.track import (
 
 if TYPE_CHECKING:
     from facegate.config.schema import Config
+    from facegate.gallery.unknowns import Added
+    from facegate.service.faces_kept import FaceKeeper
 
 log = logging.getLogger(__name__)
 
@@ -105,8 +107,12 @@ class Pipeline:
         snapshots: SnapshotStore | None = None,
         metrics: Metrics | None = None,
         presence: Presence | None = None,
+        keeper: FaceKeeper | None = None,
     ) -> None:
         self.rec, self.s = recognizer, settings
+        self.keeper = keeper  # unknown faces to the store (None: [unknowns] enabled = false)
+        self.quiet: set[int] = set()  # tracks that joined an ignored cluster: no event
+        self.clusters: dict[int, Added | None] = {}  # track id -> where its face went
         self.snapshots, self.metrics = snapshots, metrics or Metrics()
         if settings.stills:  # photos are unrelated scenes: never join boxes across them
             self.tracker = IoUTracker(math.inf, 0)
@@ -133,7 +139,8 @@ class Pipeline:
         with self.metrics.stage("detect"):
             faces = self.rec.detect(frame.image)
         self.metrics.inc("faces", len(faces))
-        matched, _ = self.tracker.update(faces, frame.timestamp)
+        matched, ended = self.tracker.update(faces, frame.timestamp)
+        self._forget([t.id for t in ended])
         self._embed(frame, [(t, f) for t, f in matched if self._wants_embedding(t, f)])
         events = [event for track, _ in matched for event in self._decide(track, frame)]
         events += self.expire(frame.timestamp)
@@ -146,7 +153,7 @@ class Pipeline:
 
     def finish(self, now: float) -> list[Event]:
         """End of stream or shutdown: every open visit ends with its ``left``."""
-        self.tracker.clear()
+        self._forget([t.id for t in self.tracker.clear()])
         gone = self.presence.expire(now, force=True)
         # a file read faster than real time has frame times ahead of the clock: never leave
         # before the last sighting
@@ -174,6 +181,16 @@ class Pipeline:
             matches = self.rec.match(vectors)
         for i, match in zip(keep, matches, strict=True):
             todo[i][0].vote(match)
+        if self.keeper is not None:
+            for i, vector in zip(keep, vectors, strict=True):
+                self.keeper.note(todo[i][0].id, aligned[i], self.rec.quality(aligned[i]), vector)
+
+    def _forget(self, track_ids: list[int]) -> None:
+        self.quiet.difference_update(track_ids)
+        for track_id in track_ids:
+            self.clusters.pop(track_id, None)
+        if self.keeper is not None:
+            self.keeper.forget(track_ids)
 
     def _decide(self, track: Track, frame: Frame) -> list[Event]:
         """Name or call unknown what the votes allow; open a visit for a newly present face."""
@@ -187,7 +204,8 @@ class Pipeline:
                 and track.misses >= self.s.unknown_after
             ):
                 track.unknown_reported = True
-        if track.name is None and not track.unknown_reported:
+                self._keep_unknown(track, frame)
+        if track.name is None and (not track.unknown_reported or track.id in self.quiet):
             return []
         best = track.best.get(track.name) if track.name is not None else None
         visit, new = self.presence.see(track.name, track.id, track.face.box, frame.timestamp, best)
@@ -195,8 +213,18 @@ class Pipeline:
             return []
         if track.name is not None:
             log.debug("%s arrived on track %d (visit %s)", track.name, track.id, visit.id)
+            if self.keeper is not None and best is not None:
+                self.keeper.recognized(track.id, track.name, best, frame.timestamp, visit.id)
             return [self._event("recognized", visit, frame.timestamp)]
         return [self._unknown(track, frame, visit)]
+
+    def _keep_unknown(self, track: Track, frame: Frame) -> None:
+        """Store the track's best face; a track that joined an ignored cluster goes quiet."""
+        added = self.keeper.unknown(track.id, frame.timestamp) if self.keeper else None
+        self.clusters[track.id] = added
+        if added is not None and added.state == "ignored":
+            self.quiet.add(track.id)
+            log.debug("track %d is ignored unknown cluster %d", track.id, added.cluster_id)
 
     def _unknown(self, track: Track, frame: Frame, visit: Visit) -> Event:
         path = None
@@ -204,6 +232,9 @@ class Pipeline:
             path = self.snapshots.save(
                 frame.image, track.face, self.s.camera, track.id, frame.timestamp
             )
+        added = self.clusters.pop(track.id, None)
+        if added is not None and self.keeper is not None:
+            self.keeper.visit(added.sighting_id, visit.id)
         return Event(
             "unknown",
             self.s.camera,
@@ -212,6 +243,7 @@ class Pipeline:
             track.face.box,
             snapshot=path,
             visit_id=visit.id,
+            cluster_id=None if added is None else added.cluster_id,
         )
 
     def _left(self, visit: Visit, now: float) -> Event:
