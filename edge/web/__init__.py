@@ -25,7 +25,13 @@ def build(daemon: Any, token: str | None) -> WSGIApp:
         path = assemble.gallery_path(daemon.config)
         return GalleryStore.open(path, daemon.rec.model_id, daemon.rec.embedder.size)
 
-    backend = Backend(lambda: daemon.store, writer, daemon.run_job, daemon.health, daemon.recent)
+    def unknowns() -> object:
+        keeper = daemon.keeper
+        return keeper.store if keeper is not None else None
+
+    backend = Backend(
+        lambda: daemon.store, writer, daemon.run_job, daemon.health, daemon.recent, unknowns
+    )
     settings = WebSettings(
         token=token,
         max_upload_bytes=int(http.max_upload_mb * 1_000_000),

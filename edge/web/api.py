@@ -14,6 +14,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from facegate.errors import FacegateError, GalleryError, ImageError
 from facegate.gallery.rules import NameRefused
 from facegate.gallery.store import PersonInfo
+from facegate.gallery.unknowns import ClusterSummary, Sighting
 from facegate.service.recent import RecentEvent
 from facegate.web.app import error_response
 from facegate.web.backend import Backend, EnrolReport, NotFound, Refused
@@ -68,11 +69,7 @@ def person(slug: str) -> Response:
 @blueprint.patch("/people/<slug>")
 def rename(slug: str) -> Response:
     """Rename a person: ``{"name": "New Name"}``."""
-    body = request.get_json(silent=True)
-    new = body.get("name") if isinstance(body, dict) else request.form.get("name")
-    if not isinstance(new, str):
-        raise Refused('send {"name": "the new name"}')
-    return jsonify(person_json(backend().rename(slug, new)))
+    return jsonify(person_json(backend().rename(slug, _name_from_body())))
 
 
 @blueprint.delete("/people/<slug>")
@@ -83,8 +80,8 @@ def remove(slug: str) -> Response:
 
 @blueprint.get("/people/<slug>/face")
 def person_face(slug: str) -> Response:
-    """The person's first enrolled face, 112 x 112 PNG."""
-    return picture(backend().thumbnail(slug), "image/png")
+    """The person's first enrolled face, 112 x 112 JPEG."""
+    return picture(backend().thumbnail(slug), "image/jpeg")
 
 
 @blueprint.get("/events")
@@ -100,11 +97,66 @@ def event_face(event_id: int) -> Response:
     return picture(backend().event_face(event_id), "image/jpeg")
 
 
+@blueprint.get("/clusters")
+def clusters() -> Response:
+    """The unknown faces still to name or ignore, by cluster, latest first."""
+    return jsonify(clusters=[cluster_json(c) for c in backend().clusters()])
+
+
+@blueprint.get("/clusters/<int:cluster_id>")
+def cluster(cluster_id: int) -> Response:
+    """One cluster, with the faces of its best sightings."""
+    summary, sightings = backend().cluster(cluster_id)
+    return jsonify(cluster_json(summary, sightings))
+
+
+@blueprint.get("/clusters/<int:cluster_id>/face")
+def cluster_face(cluster_id: int) -> Response:
+    """The cluster's best face, 112 x 112 JPEG."""
+    summary, sightings = backend().cluster(cluster_id)
+    best = summary.best_sighting if summary.best_sighting is not None else sightings[0].id
+    return picture(backend().sighting_face(best), "image/jpeg")
+
+
+@blueprint.get("/sightings/<int:sighting_id>/face")
+def sighting_face(sighting_id: int) -> Response:
+    """One sighting's face, 112 x 112 JPEG."""
+    return picture(backend().sighting_face(sighting_id), "image/jpeg")
+
+
+@blueprint.post("/clusters/<int:cluster_id>/label")
+def label(cluster_id: int) -> Response:
+    """Name the cluster: ``{"name": "..."}``; its best faces are enrolled as that person."""
+    done = backend().label(cluster_id, _name_from_body())
+    return jsonify(
+        cluster=done.cluster_id,
+        name=done.name,
+        added=done.templates_added,
+        templates=done.total_templates,
+    )
+
+
+@blueprint.post("/clusters/<int:cluster_id>/ignore")
+def ignore(cluster_id: int) -> Response:
+    """Keep the cluster as a known stranger: its face raises no more ``unknown`` events."""
+    backend().ignore(cluster_id)
+    return jsonify(cluster=cluster_id, state="ignored")
+
+
 @blueprint.get("/openapi.json")
 def openapi() -> Response:
     """This API's description (OpenAPI 3.1)."""
     text = resources.files("facegate.web").joinpath("openapi.json").read_text("utf-8")
     return Response(text, mimetype="application/json")
+
+
+def _name_from_body() -> str:
+    """``name`` from a JSON body or a form."""
+    body = request.get_json(silent=True)
+    name = body.get("name") if isinstance(body, dict) else request.form.get("name")
+    if not isinstance(name, str):
+        raise Refused('send {"name": "..."} as JSON')
+    return name
 
 
 def enrol_from_request() -> EnrolReport:
@@ -142,6 +194,23 @@ def enrol_json(report: EnrolReport) -> dict[str, Any]:
         "templates": report.total,
         "refused": [{"photo": o.source, "reason": o.reason} for o in report.refused],
     }
+
+
+def cluster_json(c: ClusterSummary, sightings: list[Sighting] | None = None) -> dict[str, Any]:
+    """An unknown cluster as the API shows it (with its best faces when given)."""
+    data: dict[str, Any] = {
+        "id": c.id,
+        "size": c.size,
+        "first_seen": round(c.first_seen, 3),
+        "last_seen": round(c.last_seen, 3),
+        "cameras": list(c.cameras),
+        "state": c.state,
+        "label": c.label,
+        "face": f"/api/clusters/{c.id}/face",
+    }
+    if sightings is not None:
+        data["faces"] = [f"/api/sightings/{s.id}/face" for s in sightings]
+    return data
 
 
 def event_json(item: RecentEvent) -> dict[str, Any]:

@@ -14,16 +14,16 @@ decoded picture per request. Detection and embedding run on the daemon's loop th
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from facegate.errors import FacegateError
+from facegate.errors import FacegateError, GalleryError
 from facegate.gallery.enroll import EnrolOutcome, template_from_image
 from facegate.gallery.rules import normalise_name
 from facegate.gallery.store import GalleryStore, PersonInfo
+from facegate.gallery.unknowns import ClusterSummary, Labelled, Sighting, UnknownStore
 from facegate.service.recent import RecentEvent, RecentEvents
 from facegate.text import visible
 from facegate.vision.image import decode_image
@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 JobRunner = Callable[[Callable[[Recognizer], T]], T]
+STRIP_FACES = 8  # faces of one unknown cluster on the page: its best, by quality
 MAX_PHOTOS = 20  # photos in one enrolment upload; the CLI's guidance is 3-10 per person
 SOURCE_PREFIX = "upload:"  # a template's source: where its photo came from
 
@@ -66,12 +67,13 @@ class Backend:
         run_job: JobRunner,
         health: Callable[[], Mapping[str, Any]],
         recent: RecentEvents,
+        unknowns: Callable[[], UnknownStore | None] = lambda: None,
     ) -> None:
-        """``reader``: the daemon's open (read-only) store; ``writer`` opens a writable one."""
+        """``reader``: the daemon's open (read-only) store; ``writer`` opens a writable one;
+        ``unknowns``: the daemon's unknown-face store (None while it keeps none)."""
         self._reader, self._writer, self._run_job = reader, writer, run_job
         self._health, self.recent = health, recent
-        self._thumbs: tuple[int, dict[str, bytes]] = (-1, {})
-        self._lock = threading.Lock()
+        self._unknowns = unknowns
 
     # ---- reading -----------------------------------------------------------------------
 
@@ -91,23 +93,11 @@ class Backend:
         return found
 
     def thumbnail(self, slug: str) -> bytes:
-        """The PNG of the person's first face (112 x 112, aligned); NotFound when none."""
-        store = self._reader()
-        version = store.version()
-        with self._lock:
-            cached_version, thumbs = self._thumbs
-        if version != cached_version:  # read once per gallery change, not once per picture
-            slugs = {p.name: p.slug for p in store.people()}
-            thumbs = {
-                slugs[p.name]: p.templates[0].crop_png
-                for p in store.dump().people
-                if p.templates and p.name in slugs
-            }
-            with self._lock:
-                self._thumbs = (version, thumbs)
-        if slug not in thumbs:
+        """The JPEG of the person's first face (112 x 112, aligned); NotFound when none."""
+        jpeg = self._reader().person_thumbnail(self.person(slug).name)
+        if jpeg is None:
             raise NotFound(f"no face for id {visible(slug)!r}")
-        return thumbs[slug]
+        return jpeg
 
     def events(self, limit: int | None = None) -> list[RecentEvent]:
         """The newest events, newest first."""
@@ -170,3 +160,46 @@ class Backend:
         """A writable connection of its own to the daemon's gallery, closed after the change."""
         with self._writer() as store:
             yield store
+
+    # ---- unknown faces -----------------------------------------------------------------
+
+    def clusters(self) -> list[ClusterSummary]:
+        """The unknown clusters still to name or ignore, latest first ([] when none are kept)."""
+        store = self._unknowns()
+        if store is None:
+            return []
+        return [c for c in store.clusters() if c.state == "open"]
+
+    def cluster(self, cluster_id: int) -> tuple[ClusterSummary, list[Sighting]]:
+        """One cluster and its best sightings (by quality); NotFound when there is none."""
+        store = self._unknown_store()
+        try:
+            summary, sightings = store.cluster(cluster_id), store.sightings(cluster_id)
+        except GalleryError as err:
+            raise NotFound(str(err)) from err
+        best = sorted(sightings, key=lambda s: (-s.quality, s.id))[:STRIP_FACES]
+        return summary, best
+
+    def sighting_face(self, sighting_id: int) -> bytes:
+        """The JPEG of one unknown sighting (aligned 112 x 112); NotFound when gone."""
+        try:
+            return self._unknown_store().crop(sighting_id)
+        except GalleryError as err:
+            raise NotFound(str(err)) from err
+
+    def label(self, cluster_id: int, name: str) -> Labelled:
+        """Enrol the cluster's best faces as ``name`` (new or existing person)."""
+        name = normalise_name(name)  # a hostile name is refused (400) before anything else
+        self.cluster(cluster_id)
+        return self._unknown_store().label(cluster_id, name)
+
+    def ignore(self, cluster_id: int) -> None:
+        """Keep the cluster as a known stranger: no more ``unknown`` events for that face."""
+        self.cluster(cluster_id)
+        self._unknown_store().ignore(cluster_id)
+
+    def _unknown_store(self) -> UnknownStore:
+        store = self._unknowns()
+        if store is None:
+            raise NotFound("unknown faces are not kept (unknowns.enabled = false)")
+        return store

@@ -26,10 +26,12 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from facegate.errors import FacegateError
 from facegate.web import api
 from facegate.web.app import check_token, one_line
+from facegate.web.backend import Backend
 
 log = logging.getLogger(__name__)
 blueprint = Blueprint("pages", __name__)
 PAGE_EVENTS = 30  # recent events on the page
+PAGE_CLUSTERS = 20  # unknown clusters on the page, latest first (the API lists them all)
 CSP = (
     "default-src 'self'; img-src 'self'; script-src 'self'; style-src 'self';"
     " frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
@@ -61,7 +63,7 @@ def index() -> str:
         health=b.health(),
         people=people,
         events=[api.event_json(e) for e in b.events(PAGE_EVENTS)],
-        clusters=[],
+        clusters=_clusters(b),
         logged_in="auth" in session,
         token_set=current_app.config["FACEGATE_TOKEN_DIGEST"] is not None,
     )
@@ -114,6 +116,32 @@ def remove(slug: str) -> Response:
     if count is not None:
         flash(f"Removed, with {count} face(s)", "ok")
     return _back()
+
+
+@blueprint.post("/clusters/<int:cluster_id>/label")
+def label(cluster_id: int) -> Response:
+    """Name an unknown cluster from the page."""
+    done = _attempt(lambda: api.backend().label(cluster_id, request.form.get("name", "")))
+    if done is not None:
+        flash(f"Named {done.name}: {done.templates_added} face(s) enrolled", "ok")
+    return _back()
+
+
+@blueprint.post("/clusters/<int:cluster_id>/ignore")
+def ignore(cluster_id: int) -> Response:
+    """Ignore an unknown cluster from the page."""
+    if _attempt(lambda: api.backend().ignore(cluster_id) or True):
+        flash("Ignored: that face raises no more alerts", "ok")
+    return _back()
+
+
+def _clusters(b: Backend) -> list[dict]:
+    """The open clusters with their face strips, for the template."""
+    try:
+        return [api.cluster_json(*b.cluster(c.id)) for c in b.clusters()[:PAGE_CLUSTERS]]
+    except FacegateError as err:
+        flash(one_line(err), "error")
+        return []
 
 
 def _attempt(action):  # type: ignore[no-untyped-def]

@@ -16,10 +16,12 @@ import numpy as np
 import pytest
 
 from facegate.gallery.store import GalleryStore
+from facegate.gallery.unknowns import UnknownFace, UnknownStore
 from facegate.service.recent import RecentEvents
 from facegate.types import Event
 from facegate.web.app import SESSION_COOKIE, WebSettings, create_app
 from facegate.web.backend import Backend
+from facegate.vision.image import load_image
 from tests.unit.test_image_limits import bmp_rle8, png_zeros
 
 pytestmark = pytest.mark.slow
@@ -40,7 +42,7 @@ def recent() -> RecentEvents:
     return RecentEvents(10)
 
 
-def _app(gallery: Path, recognizer, recent: RecentEvents, token: str | None = TOKEN):
+def _app(gallery: Path, recognizer, recent: RecentEvents, token: str | None = TOKEN, unknowns=None):
     reader = GalleryStore.open(
         gallery, recognizer.model_id, recognizer.embedder.size, readonly=True
     )
@@ -49,7 +51,8 @@ def _app(gallery: Path, recognizer, recent: RecentEvents, token: str | None = TO
         return GalleryStore.open(gallery, recognizer.model_id, recognizer.embedder.size)
 
     health = lambda: {"status": "ok", "source": "streaming"}  # noqa: E731
-    backend = Backend(lambda: reader, writer, lambda job: job(recognizer), health, recent)
+    run_job = lambda job: job(recognizer)  # noqa: E731
+    backend = Backend(lambda: reader, writer, run_job, health, recent, lambda: unknowns)
     app = create_app(backend, WebSettings(token=token, max_upload_bytes=UPLOAD_LIMIT))
     app.config["TESTING"] = True
     return app
@@ -104,7 +107,7 @@ def test_enrol_by_upload_reaches_the_gallery(client, gallery, recognizer, faces_
     assert body["name"] == "Barack Obama" and body["added"] == 2 and body["id"] == "barack_obama"
     assert _stored_names(gallery, recognizer) == ["Barack Obama"]
     face = client.get("/api/people/barack_obama/face", headers=BEARER)
-    assert face.status_code == 200 and face.data.startswith(b"\x89PNG")
+    assert face.status_code == 200 and face.data.startswith(b"\xff\xd8")
     listed = client.get("/api/people", headers=BEARER).get_json()["people"]
     assert [(p["id"], p["templates"]) for p in listed] == [("barack_obama", 2)]
 
@@ -276,3 +279,69 @@ def test_openapi_document_lists_every_api_route(client) -> None:
         if rule.rule.startswith("/api/")
     }
     assert routes == set(doc["paths"]), routes ^ set(doc["paths"])
+
+
+def _sightings(store: UnknownStore, recognizer, folder: Path, track: int) -> None:
+    """Every photo of ``folder`` as an unknown sighting, embedded by the real models."""
+    for i, photo in enumerate(sorted(folder.glob("*.jpg"))):
+        image = load_image(photo)
+        faces = recognizer.detect(image)
+        if len(faces) != 1:
+            continue
+        aligned, emb = recognizer.embed(image, faces)
+        store.add(UnknownFace(emb[0], aligned[0].crop, 0.5, 1000.0 + i, "door", track))
+
+
+@pytest.fixture()
+def with_strangers(gallery: Path, recognizer, recent, faces_dir):
+    """An app whose unknown-face store holds two strangers' sightings."""
+    store = UnknownStore.open(gallery, recognizer.model_id, recognizer.embedder.size)
+    _sightings(store, recognizer, faces_dir / "face_recognition" / "kit_harington", 1)
+    _sightings(store, recognizer, faces_dir / "face_recognition" / "biden", 2)
+    yield _app(gallery, recognizer, recent, unknowns=store).test_client(), store
+    store.close()
+
+
+def test_clusters_listed_with_faces_then_labelled(with_strangers, gallery, recognizer) -> None:
+    client, store = with_strangers
+    clusters = client.get("/api/clusters", headers=BEARER).get_json()["clusters"]
+    assert len(clusters) >= 2 and all(c["state"] == "open" for c in clusters)
+    first = clusters[0]
+    assert client.get(first["face"], headers=BEARER).data.startswith(b"\xff\xd8")
+    detail = client.get(f"/api/clusters/{first['id']}", headers=BEARER).get_json()
+    assert detail["faces"] and client.get(detail["faces"][0], headers=BEARER).status_code == 200
+    hostile = client.post(
+        f"/api/clusters/{first['id']}/label", json={"name": "a\u202eb"}, headers=BEARER
+    )
+    assert hostile.status_code == 400 and _stored_names(gallery, recognizer) == []
+    done = client.post(f"/api/clusters/{first['id']}/label", json={"name": "Kit"}, headers=BEARER)
+    assert done.status_code == 200 and done.get_json()["added"] >= 1
+    assert _stored_names(gallery, recognizer) == ["Kit"]
+    left = client.get("/api/clusters", headers=BEARER).get_json()["clusters"]
+    assert first["id"] not in [c["id"] for c in left]
+
+
+def test_ignore_a_cluster_and_missing_ones_are_404(with_strangers) -> None:
+    client, store = with_strangers
+    cluster_id = client.get("/api/clusters", headers=BEARER).get_json()["clusters"][0]["id"]
+    done = client.post(f"/api/clusters/{cluster_id}/ignore", headers=BEARER)
+    assert done.get_json() == {"cluster": cluster_id, "state": "ignored"}
+    assert store.cluster(cluster_id).state == "ignored"
+    assert client.post("/api/clusters/9999/ignore", headers=BEARER).status_code == 404
+    missing = client.post("/api/clusters/9999/label", json={"name": "X"}, headers=BEARER)
+    assert missing.status_code == 404
+    assert client.get("/api/sightings/9999/face", headers=BEARER).status_code == 404
+
+
+def test_cluster_actions_need_csrf_from_a_browser(with_strangers) -> None:
+    client, _ = with_strangers
+    login = client.get("/login").get_data(as_text=True)
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', login)[1]
+    client.post("/login", data={"token": TOKEN, "csrf_token": csrf})
+    page = client.get("/").get_data(as_text=True)
+    assert 'class="cluster"' in page
+    cluster_id = re.search(r'id="cluster-(\d+)"', page)[1]
+    assert client.post(f"/clusters/{cluster_id}/ignore").status_code == 403
+    fresh = re.search(r'name="csrf-token" content="([^"]+)"', page)[1]
+    done = client.post(f"/clusters/{cluster_id}/ignore", data={"csrf_token": fresh})
+    assert done.status_code == 303
