@@ -19,9 +19,9 @@ from facegate.gallery.store import GalleryStore
 from facegate.gallery.unknowns import UnknownFace, UnknownStore
 from facegate.service.recent import RecentEvents
 from facegate.types import Event
+from facegate.vision.image import load_image
 from facegate.web.app import SESSION_COOKIE, WebSettings, create_app
 from facegate.web.backend import Backend
-from facegate.vision.image import load_image
 from tests.unit.test_image_limits import bmp_rle8, png_zeros
 
 pytestmark = pytest.mark.slow
@@ -303,7 +303,7 @@ def with_strangers(gallery: Path, recognizer, recent, faces_dir):
 
 
 def test_clusters_listed_with_faces_then_labelled(with_strangers, gallery, recognizer) -> None:
-    client, store = with_strangers
+    client, _ = with_strangers
     clusters = client.get("/api/clusters", headers=BEARER).get_json()["clusters"]
     assert len(clusters) >= 2 and all(c["state"] == "open" for c in clusters)
     first = clusters[0]
