@@ -343,7 +343,7 @@ class Daemon:
         if not http.enabled:
             return None
         web, body = None, None
-        if http.web:  # the web stack loads on the server's thread, never on the start-up path
+        if http.web:  # built by the first request for the page: never on the start-up path
             web = lambda: importlib.import_module("facegate.web").build(self, token)  # noqa: E731
             body = int(http.max_upload_mb * 1_000_000) + UPLOAD_OVERHEAD_BYTES
         server = HealthServer(self.health, self.prometheus, http.host, http.port, token, web, body)

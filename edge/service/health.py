@@ -1,8 +1,9 @@
 """A small HTTP endpoint: ``/health`` (JSON, no auth) and ``/metrics`` (Prometheus text format).
 
 Every other path goes to the web application when one is given (``facegate.web``: the page and
-the REST API, with their own authentication); it is built on a background thread after the
-server starts, so the web stack's imports never delay start-up, and answers 503 until it is.
+the REST API, with their own authentication). It is built by the first request for it, so the
+web stack's imports (~16 MB, a fraction of a second) never delay start-up and cost nothing to a
+daemon whose page nobody opens; a build that fails answers 503 and is logged once.
 
 It listens on 127.0.0.1 unless told otherwise. With a token, every path but ``/health`` needs
 ``Authorization: Bearer <token>``. ``/health`` answers 200 when the provider's status is "ok" and
@@ -110,16 +111,19 @@ class _App:
         self, health: HealthProvider, metrics: MetricsProvider | None, token: bytes | None
     ) -> None:
         self.health, self.metrics, self.token = health, metrics, token
-        self.web: WSGIApp | None = None  # the page and the API, once built
-        self.web_wanted = False  # a web application is on its way: 503 until it is there
+        self.web_factory: Callable[[], WSGIApp] | None = None  # builds the page and the API
+        self._web: WSGIApp | None = None
+        self._web_failed = False
+        self._web_lock = threading.Lock()
 
     def __call__(self, environ: dict[str, Any], start: StartResponse) -> Iterable[bytes]:
         path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "")
-        if path not in ("/health", "/metrics") and self.web is not None:
-            return self.web(environ, start)
+        web = self._web_app() if path not in ("/health", "/metrics") else None
+        if web is not None:
+            return web(environ, start)
         code, kind, body, extra = self._answer(path, method, environ.get("HTTP_AUTHORIZATION"))
-        if code == 404 and self.web_wanted:
-            code, body = 503, b'{"error": "the web page is starting"}\n'
+        if code in (404, 405) and self._web_failed:
+            code, body, extra = 503, b'{"error": "the web page failed to start: see the log"}\n', []
         log.debug("%s %s %s", method, path, code)
         headers = [
             ("Content-Type", kind),
@@ -148,6 +152,19 @@ class _App:
         if path == "/metrics" and self.metrics is not None:
             return (*self._metrics(), [])
         return 404, "application/json", b'{"error": "not found"}\n', []
+
+    def _web_app(self) -> WSGIApp | None:
+        """The web application, built on first use; None when there is none (or it failed)."""
+        if self._web is not None or self.web_factory is None or self._web_failed:
+            return self._web
+        with self._web_lock:
+            if self._web is None and not self._web_failed:
+                try:
+                    self._web = self.web_factory()
+                except Exception:  # the stage loop: /health and /metrics serve on without it
+                    log.exception("http: the web page could not start")
+                    self._web_failed = True
+        return self._web
 
     def authorized(self, header: str | None) -> bool:
         """Whether ``header`` carries the token (always true when none is set)."""
@@ -281,7 +298,7 @@ class HealthServer:
         self.host, self._port = host, port
         self._max_body = MAX_BODY_BYTES if max_body is None else max_body
         self._app = _App(health, metrics, token.encode() if token else None)
-        self._web_factory = web
+        self._app.web_factory = web
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -317,22 +334,13 @@ class HealthServer:
         self._thread = threading.Thread(target=self._serve, args=(server,), name="http")
         self._thread.daemon = True
         self._thread.start()
-        if self._web_factory is not None:
-            self._app.web_wanted = True
-            threading.Thread(target=self._build_web, name="http-web", daemon=True).start()
         log.info(
-            "http: listening on %s:%d%s", self.host, self.port, " (token)" * bool(self._app.token)
+            "http: listening on %s:%d%s%s",
+            self.host,
+            self.port,
+            " (token)" * bool(self._app.token),
+            ", web page at /" * bool(self._app.web_factory),
         )
-
-    def _build_web(self) -> None:
-        """Build the web application off the start-up path; a failure leaves it off."""
-        try:
-            self._app.web = self._web_factory()
-        except Exception:  # the stage loop: /health and /metrics serve on without the page
-            log.exception("http: the web page could not start")
-            self._app.web_wanted = False
-            return
-        log.info("http: web page and API at http://%s:%d/", self.host, self.port)
 
     def _serve(self, server: _Server) -> None:
         """The event loop, until close(); then every connection is closed here, in its thread."""
