@@ -19,8 +19,6 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
-from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -35,6 +33,7 @@ from facegate.host.permissions import private_paths, warn_private
 from facegate.service import assemble, preflight
 from facegate.service.capture import Capture
 from facegate.service.health import HealthServer
+from facegate.service.jobs import LoopJobs
 from facegate.service.metrics import Metrics
 from facegate.service.pipeline import Pipeline
 from facegate.service.recent import RecentEvents
@@ -45,9 +44,6 @@ from facegate.vision.recognizer import Recognizer
 log = logging.getLogger(__name__)
 
 STATUS_EVERY_S = 5.0  # systemd STATUS= line refresh
-# A web enrolment waits this long for the loop to run its detection: a frame takes well under a
-# second even on a Pi; the rest is margin for a loaded board and a 20-photo upload.
-JOB_WAIT_S = 60.0
 UPLOAD_OVERHEAD_BYTES = 64 * 1024  # multipart boundaries and form fields around the photos
 T = TypeVar("T")
 FRAME_WAIT_S = 0.5  # the loop wakes at least this often to ping the watchdog and poll the gallery
@@ -93,10 +89,7 @@ class Daemon:
         self.first_frame_at: float | None = None
         self.provider: str | None = None  # where the models run, for /health
         self.recent = RecentEvents(config.http.recent_events if config.http.web else 0)
-        self._jobs: queue.SimpleQueue[tuple[Callable[[Recognizer], Any], Future]] = (
-            queue.SimpleQueue()
-        )
-        self._loop_done = threading.Event()
+        self.jobs: LoopJobs[Recognizer] = LoopJobs()  # the web page's detection, run here
 
     def run(self) -> str:
         """Run until done; return "ended" or "stopped"."""
@@ -111,8 +104,7 @@ class Daemon:
             notify.stopping()
             return outcome
         finally:
-            self._loop_done.set()
-            self._run_jobs()  # whatever is queued runs or fails now, never waits in vain
+            self.jobs.close(self.rec)
             self._close()
 
     def _start(self, config: Config) -> None:
@@ -275,7 +267,7 @@ class Daemon:
                 notify.status(self._status_line())
                 next_status = now + STATUS_EVERY_S
             self.watcher.poll()
-            self._run_jobs()
+            self.jobs.run(self.rec)
             try:
                 frame = self.capture.get(timeout=FRAME_WAIT_S)
             except queue.Empty:
@@ -301,29 +293,7 @@ class Daemon:
 
     def run_job(self, job: Callable[[Recognizer], T]) -> T:
         """Run ``job(recognizer)`` on the loop thread, between frames (from another thread)."""
-        if self._loop_done.is_set():
-            raise FacegateError("the service is stopping: try again when it runs")
-        future: Future = Future()
-        self._jobs.put((job, future))
-        try:
-            return future.result(timeout=JOB_WAIT_S)
-        except FutureTimeout as err:
-            future.cancel()
-            raise FacegateError("the service is too busy to detect faces now") from err
-
-    def _run_jobs(self) -> None:
-        """Run the jobs other threads queued (web enrolments), with the current recognizer."""
-        while True:
-            try:
-                job, future = self._jobs.get_nowait()
-            except queue.Empty:
-                return
-            if not future.set_running_or_notify_cancel():
-                continue
-            try:
-                future.set_result(job(self.rec))
-            except BaseException as err:  # handed to the waiting thread, raised there
-                future.set_exception(err)
+        return self.jobs.call(job)
 
     def _on_gallery(self, rec: object, snapshot: GallerySnapshot) -> None:
         rec.set_gallery(snapshot)

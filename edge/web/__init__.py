@@ -36,6 +36,5 @@ def build(daemon: Any, token: str | None) -> WSGIApp:
         token=token,
         max_upload_bytes=int(http.max_upload_mb * 1_000_000),
         secure_cookie=http.secure_cookie,
-        host=http.host,
     )
     return create_app(backend, settings)

@@ -45,7 +45,6 @@ class WebSettings:
     token: str | None
     max_upload_bytes: int
     secure_cookie: bool = False
-    host: str = "127.0.0.1"
 
 
 def create_app(backend: Backend, settings: WebSettings) -> Flask:
@@ -68,7 +67,7 @@ def create_app(backend: Backend, settings: WebSettings) -> Flask:
     csrf = CSRFProtect(app)
     token = settings.token.encode() if settings.token else None
     digest = _digest(token) if token else None
-    app.before_request(lambda: _guard(csrf, token, digest, settings.host))
+    app.before_request(lambda: _guard(csrf, token, digest))
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(CSRFError, _csrf_error)
     app.config["FACEGATE_TOKEN_DIGEST"] = digest
@@ -96,9 +95,7 @@ def _current_digest() -> str | None:
     return current_app.config["FACEGATE_TOKEN_DIGEST"]
 
 
-def _guard(
-    csrf: CSRFProtect, token: bytes | None, digest: str | None, host: str
-) -> Response | None:
+def _guard(csrf: CSRFProtect, token: bytes | None, digest: str | None) -> Response | None:
     """Authenticate, then check CSRF on state changes not made with a bearer header."""
     g.bearer = False
     if token is None:
