@@ -31,12 +31,12 @@ from facegate.vision.image import load_image
 from facegate.vision.recognizer import Recognizer
 from facegate.vision.track import IoUTracker
 
-THRESHOLDS = (0.35, 0.40, CLUSTER_THRESHOLD, 0.50, 0.55)
+THRESHOLDS = (0.35, 0.40, 0.44, 0.50, CLUSTER_THRESHOLD, 0.60)
 ORDERS = 5  # shuffled arrival orders per threshold (clustering is incremental: order matters)
 SETS = (("face_recognition", ("obama_resolution_variants",)), ("bbt", ()), ("deepface", ()))
 STREET = "facenet_pytorch_video.mp4"
 HAMILTON = "face_recognition_short_hamilton_clip.mp4"  # one speaker: every face is one person
-CLIP_THRESHOLDS = (CLUSTER_THRESHOLD, 0.50, 0.55)
+CLIP_THRESHOLDS = (0.44, 0.50, CLUSTER_THRESHOLD, 0.60)
 UNLIMITED = Retention(0, 0, 0)
 
 
