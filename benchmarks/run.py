@@ -4,7 +4,8 @@ Sections: stages (per-stage latency), e2e (pipeline fps on the clips), realframe
 frames and the group photos per stage, with the detector's counts, against face_recognition),
 detector (MTCNN against facenet-pytorch's: exactness and speed), peer (face_recognition: speed
 and accuracy), gallery (1k-1M templates, exact and approximate), coldstart (daemon start and
-memory), limits (MACs against attainable FLOP/s). Writes results.json and PNG plots to --out
+memory), limits (MACs against attainable FLOP/s), clustering (unknown faces: clusters per
+person, mixed clusters). Writes results.json and PNG plots to --out
 and prints tables; results.json is rewritten after every section.
 """
 
@@ -19,6 +20,7 @@ import traceback
 from pathlib import Path
 
 from benchmarks import (
+    clustering,
     coldstart,
     detector,
     e2e,
@@ -41,6 +43,7 @@ SECTIONS = (
     "gallery",
     "coldstart",
     "limits",
+    "clustering",
 )
 DEFAULT_OUT = Path(__file__).resolve().parent / "out"
 NEEDS_FRAMES = {"stages", "detector", "peer", "limits"}
@@ -101,6 +104,8 @@ def _section(name: str, args: argparse.Namespace, frames: list[BenchFrame], resu
         return gallery_scale.run(args.quick, install, args.out)
     if name == "coldstart":
         return coldstart.run(args.quick)
+    if name == "clustering":
+        return clustering.run(args.quick)
     return limits.run(frames, args.quick, _measured(results))
 
 

@@ -9,14 +9,11 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from facegate.gallery import clusters as cl
-
-if TYPE_CHECKING:
-    from facegate.gallery.unknowns import ClusterSummary, Retention
+from facegate.gallery.unknown_types import ClusterSummary, Retention
 
 DAY_S = 86400.0
 HOUR_S = 3600.0
@@ -170,8 +167,6 @@ def expire(conn: sqlite3.Connection, retention: Retention, now: float) -> int:
 
 def summaries(conn: sqlite3.Connection, cluster_id: int | None) -> list[ClusterSummary]:
     """Summaries of every cluster (or of one), latest sighting first."""
-    from facegate.gallery.unknowns import ClusterSummary
-
     where, args = ("WHERE c.id = ?", (cluster_id,)) if cluster_id is not None else ("", ())
     rows = conn.execute(
         "SELECT c.id, COUNT(s.id), MIN(s.time), MAX(s.time), c.state, c.label,"

@@ -16,12 +16,10 @@ carries unknowns. Deleted rows are overwritten (``secure_delete``) and the WAL i
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -37,96 +35,24 @@ from facegate.gallery.store import (
     decode_jpeg_crop,
     jpeg_crop,
 )
+from facegate.gallery.unknown_types import (
+    DAY_S,
+    MAX_LABEL_CROPS,
+    Added,
+    ClusterSummary,
+    Labelled,
+    Retention,
+    Sighting,
+    State,
+    UnknownFace,
+    quality_score,
+)
 from facegate.text import visible
 
 if TYPE_CHECKING:
     from facegate.config.schema import Config
 
 log = logging.getLogger(__name__)
-
-State = Literal["open", "ignored", "labelled"]
-MAX_LABEL_CROPS = 5  # labelling enrols at most this many crops, best quality first
-# Quality of a sighting, 0..1: size x sharpness x frontality. A face of 112 px or more fills the
-# aligned crop; 606 is the 5th percentile of the sharpness of real photos (facegate.gallery.enroll).
-FULL_SIZE_PX = 112.0
-FULL_SHARPNESS = 606.0
-DAY_S = 86400.0
-
-
-@dataclass(frozen=True, slots=True)
-class Retention:
-    """How many sightings and how old they may be (0: no limit); recent matches for corrections."""
-
-    max_sightings: int = 2000
-    max_age_days: float = 30.0
-    keep_matches_hours: float = 24.0
-
-
-@dataclass(frozen=True, slots=True)
-class UnknownFace:
-    """What the daemon hands over for one unknown (or recognized) face."""
-
-    embedding: np.ndarray  # (D,) float32
-    crop: np.ndarray  # (112, 112, 3) uint8 RGB, aligned
-    quality: float  # 0..1, see quality_score
-    time: float
-    camera: str
-    track_id: int
-    visit_id: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Sighting:
-    """One stored unknown face (never its embedding)."""
-
-    id: int
-    cluster_id: int
-    time: float
-    camera: str
-    quality: float
-    track_id: int
-    visit_id: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class ClusterSummary:
-    """One cluster of sightings: who the web page and ``unknowns list`` show."""
-
-    id: int
-    size: int
-    first_seen: float
-    last_seen: float
-    cameras: tuple[str, ...]
-    state: State
-    label: str | None
-    best_sighting: int | None  # the highest-quality sighting (its crop is the thumbnail)
-
-
-@dataclass(frozen=True, slots=True)
-class Added:
-    """Where a new sighting went: its id, its cluster and that cluster's state."""
-
-    sighting_id: int
-    cluster_id: int
-    state: State
-
-
-@dataclass(frozen=True, slots=True)
-class Labelled:
-    """What labelling a cluster did."""
-
-    cluster_id: int
-    name: str  # the person's stored name
-    templates_added: int
-    total_templates: int
-
-
-def quality_score(size: float, sharpness: float, yaw: float, pitch: float) -> float:
-    """0..1: a large, sharp, frontal face scores near 1."""
-    frontal = math.cos(math.radians(min(abs(yaw), 90))) * math.cos(
-        math.radians(min(abs(pitch), 90))
-    )
-    return min(1.0, size / FULL_SIZE_PX) * min(1.0, sharpness / FULL_SHARPNESS) * max(0.0, frontal)
 
 
 class UnknownStore:
@@ -326,6 +252,14 @@ class UnknownStore:
         now = time.time()
         with self.gallery._write("label unknowns in") as conn:
             self.gallery._check_model(conn)
+            done = conn.execute(
+                "SELECT label FROM unknown_clusters WHERE id = ? AND state = 'labelled'",
+                (int(cluster_id),),
+            ).fetchone()
+            if done is not None:
+                raise GalleryError(
+                    f"unknown cluster {cluster_id} is already enrolled as {visible(done[0])!r}"
+                )
             rows = uc.best_rows(conn, int(cluster_id), self.model_id, max_crops)
             if not rows:
                 raise GalleryError(

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from facegate.errors import GalleryError
+from facegate.gallery.store import jpeg_crop
 from facegate.gallery.unknowns import Added, UnknownFace, UnknownStore, quality_score
 from facegate.service.metrics import Metrics
 from facegate.types import AlignedFace
@@ -71,6 +72,11 @@ class FaceKeeper:
         self._worked()
         self.metrics.inc("unknowns_kept")
         return added
+
+    def face_jpeg(self, track_id: int) -> bytes | None:
+        """The track's best face as JPEG (for the MQTT image entity), or None."""
+        probe = self.probes.get(track_id)
+        return None if probe is None else jpeg_crop(probe.crop)
 
     def visit(self, sighting_id: int, visit_id: str) -> None:
         """Note the visit a stored sighting opened."""

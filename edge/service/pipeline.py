@@ -233,8 +233,10 @@ class Pipeline:
                 frame.image, track.face, self.s.camera, track.id, frame.timestamp
             )
         added = self.clusters.pop(track.id, None)
+        face_jpeg = None
         if added is not None and self.keeper is not None:
             self.keeper.visit(added.sighting_id, visit.id)
+            face_jpeg = self.keeper.face_jpeg(track.id)
         return Event(
             "unknown",
             self.s.camera,
@@ -244,6 +246,7 @@ class Pipeline:
             snapshot=path,
             visit_id=visit.id,
             cluster_id=None if added is None else added.cluster_id,
+            face_jpeg=face_jpeg,
         )
 
     def _left(self, visit: Visit, now: float) -> Event:

@@ -7,6 +7,9 @@ Topics (``cam`` is the camera name made topic-safe, ``slug`` the person's name l
 - ``<prefix>/<cam>/person/<slug>/state``: "ON" / "OFF", retained (presence: ON while the person
   has an open visit, from its ``recognized`` to its ``left``, matched by ``visit_id``)
 - ``<discovery_prefix>/binary_sensor/<prefix>_<cam>/<slug>/config``: Home Assistant discovery
+- ``<prefix>/<cam>/unknown/image``: the last unknown face, a 112x112 JPEG, retained (with
+  ``unknown_image``), and its Home Assistant ``image`` entity at
+  ``<discovery_prefix>/image/<prefix>_<cam>/last_unknown/config``
 """
 
 from __future__ import annotations
@@ -63,6 +66,9 @@ class MqttSinkConfig:
     discovery: bool = opt(True, "publish Home Assistant MQTT discovery")
     discovery_prefix: str = opt("homeassistant", "Home Assistant discovery prefix", "topic")
     queue_size: int = opt(1000, "events held while the broker is away (oldest dropped)", ">=1")
+    unknown_image: bool = opt(
+        True, "publish the last unknown face (JPEG, retained) as a Home Assistant image entity"
+    )
 
     def check(self) -> list[tuple[str, str]]:
         """Problems between keys: (key, message)."""
@@ -77,7 +83,7 @@ class MqttSinkConfig:
 @dataclass(frozen=True, slots=True)
 class _Message:
     topic: str
-    payload: str
+    payload: str | bytes
     retain: bool = False
     event: bool = False  # counted as one delivered event once the broker acknowledges it
 
@@ -111,6 +117,7 @@ class MqttSink(EventSink):
         discovery: bool = True,
         discovery_prefix: str = "homeassistant",
         people: Sequence[str] = (),
+        unknown_image: bool = False,
     ) -> None:
         prefix, discovery_prefix = prefix.strip("/"), discovery_prefix.strip("/")
         if not prefix or any(c in prefix + discovery_prefix for c in "+#"):
@@ -123,9 +130,12 @@ class MqttSink(EventSink):
         self._prefix, self._discovery_prefix = prefix, discovery_prefix
         self._avail = f"{prefix}/available"
         self._event_topic = f"{prefix}/{self._cam}/event"
+        self.unknown_image = unknown_image
+        self.image_topic = f"{prefix}/{self._cam}/unknown/image"
         self._cond = threading.Condition()
         self._queue: deque[_Message] = deque()
-        self._states: dict[str, str] = {}  # state topic -> newest value not yet handed to paho
+        # state topic -> newest value not yet handed to paho
+        self._states: dict[str, str | bytes] = {}
         self._inflight: dict[int, _Message] = {}
         self._early_acks: set[int] = set()
         self._people: set[str] = set(people)
@@ -198,6 +208,20 @@ class MqttSink(EventSink):
             "origin": {"name": "facegate", "sw_version": __version__},
         }
 
+    def image_config_topic(self) -> str:
+        """Home Assistant discovery topic of the last-unknown-face image entity."""
+        node = f"{slugify(self._prefix)}_{self._cam}"
+        return f"{self._discovery_prefix}/image/{node}/last_unknown/config"
+
+    def image_discovery_config(self) -> dict[str, Any]:
+        """Home Assistant discovery payload of the MQTT ``image`` entity (raw JPEG bytes)."""
+        person = self.discovery_config("last unknown face")
+        node = f"{slugify(self._prefix)}_{self._cam}"
+        drop = ("device_class", "state_topic", "payload_on", "payload_off")
+        config = {k: v for k, v in person.items() if k not in drop}
+        config["unique_id"] = f"{node}_last_unknown_face"
+        return {**config, "image_topic": self.image_topic, "content_type": "image/jpeg"}
+
     # --- the EventSink interface ---------------------------------------------------------
 
     def start(self) -> None:
@@ -218,6 +242,9 @@ class MqttSink(EventSink):
         payload = json.dumps(event.as_dict(), ensure_ascii=False, separators=(",", ":"))
         with self._cond:
             self._presence_change(event)
+            if self.unknown_image and event.kind == "unknown" and event.face_jpeg:
+                self._states.pop(self.image_topic, None)  # the newest face only, never dropped
+                self._states[self.image_topic] = event.face_jpeg
             if self._closed:
                 self._dropped += 1
                 return
@@ -376,7 +403,7 @@ class MqttSink(EventSink):
         log.info("connected to MQTT broker %s:%d", self.host, self.port)
         msgs = [_Message(self._avail, ONLINE, retain=True)]
         if self.discovery:
-            msgs += self._removals(removed) + self._configs(people)
+            msgs += self._removals(removed) + self._configs(people) + self._image_configs()
         for msg in msgs:
             self._send(msg)
         with self._cond:
@@ -424,6 +451,12 @@ class MqttSink(EventSink):
             _Message(self.config_topic(p), json.dumps(self.discovery_config(p)), retain=True)
             for p in sorted(people)
         ]
+
+    def _image_configs(self) -> list[_Message]:
+        if not self.unknown_image:
+            return []
+        config = json.dumps(self.image_discovery_config())
+        return [_Message(self.image_config_topic(), config, retain=True)]
 
     def _removals(self, people: Iterable[str]) -> list[_Message]:
         msgs = []
@@ -473,6 +506,7 @@ def _build(cfg: MqttSinkConfig, camera: str) -> MqttSink:
         queue_size=cfg.queue_size,
         discovery=cfg.discovery,
         discovery_prefix=cfg.discovery_prefix,
+        unknown_image=cfg.unknown_image,
     )
 
 

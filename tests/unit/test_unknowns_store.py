@@ -95,6 +95,8 @@ def test_label_enrols_the_best_crops_as_a_person_in_one_step(
     assert store.gallery.version() != version  # the daemon reloads its matcher
     assert store.cluster(cluster.id).state == "labelled"
     assert store.cluster(cluster.id).label == "Alice"
+    with pytest.raises(GalleryError, match="already enrolled as 'Alice'"):
+        store.label(cluster.id, "Alice")  # no second copy of the same templates
     matcher = ExactMatcher(store.gallery.snapshot())
     ((top, *_),) = matcher.search(face_of(rng, a, 0).embedding[None, :])
     assert top.name == "Alice" and top.similarity > cl.CLUSTER_THRESHOLD
