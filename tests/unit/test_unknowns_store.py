@@ -247,3 +247,29 @@ def _template(rng: np.random.Generator, centre: np.ndarray | None = None):
 
     vector = person(rng) if centre is None else centre
     return Template(vector, rng.integers(0, 256, size=(112, 112, 3), dtype=np.uint8), "t.jpg")
+
+
+def test_person_thumbnail_is_a_jpeg_of_their_first_template(
+    store: UnknownStore, rng: np.random.Generator
+) -> None:
+    assert store.gallery.person_thumbnail("Bob") is None
+    store.gallery.enroll("Bob", [_template(rng)])
+    thumb = store.gallery.person_thumbnail("bob")
+    assert thumb is not None and thumb.startswith(b"\xff\xd8\xff")
+    store.gallery.remove("Bob")
+    assert store.gallery.person_thumbnail("Bob") is None
+
+
+def test_a_schema_2_gallery_is_upgraded_in_place(path: Path, rng: np.random.Generator) -> None:
+    import sqlite3
+
+    with GalleryStore.open(path, MODEL, DIM) as gallery:
+        gallery.enroll("Ann", [_template(rng)])
+    with sqlite3.connect(path) as conn:  # what facegate 2 wrote: no unknown-face tables
+        for table in ("unknown_sightings", "unknown_clusters", "recent_matches", "negatives"):
+            conn.execute(f"DROP TABLE {table}")
+        conn.execute("UPDATE meta SET value = 2 WHERE key = 'schema_version'")
+    with UnknownStore.open(path) as store:
+        assert [p.name for p in store.gallery.people()] == ["Ann"]
+        store.add(face_of(rng, person(rng), 1.0e9))
+        assert len(store.clusters()) == 1
