@@ -9,6 +9,8 @@ from anywhere but the daemon.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from flask import (
     Blueprint,
@@ -29,6 +31,7 @@ from facegate.web.app import check_token, one_line
 from facegate.web.backend import Backend
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 blueprint = Blueprint("pages", __name__)
 PAGE_EVENTS = 30  # recent events on the page
 PAGE_CLUSTERS = 20  # unknown clusters on the page, latest first (the API lists them all)
@@ -135,7 +138,7 @@ def ignore(cluster_id: int) -> Response:
     return _back()
 
 
-def _clusters(b: Backend) -> list[dict]:
+def _clusters(b: Backend) -> list[dict[str, Any]]:
     """The open clusters with their face strips, for the template."""
     try:
         return [api.cluster_json(*b.cluster(c.id)) for c in b.clusters()[:PAGE_CLUSTERS]]
@@ -144,7 +147,7 @@ def _clusters(b: Backend) -> list[dict]:
         return []
 
 
-def _attempt(action):  # type: ignore[no-untyped-def]
+def _attempt(action: Callable[[], T]) -> T | None:
     """``action()``, or None with its error flashed as one line."""
     try:
         return action()
@@ -156,4 +159,5 @@ def _attempt(action):  # type: ignore[no-untyped-def]
 
 
 def _back() -> Response:
+    """Back to the page (303: the browser then GETs it)."""
     return redirect(url_for("pages.index"), code=303)
