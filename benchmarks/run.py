@@ -4,9 +4,9 @@ Sections: stages (per-stage latency), e2e (pipeline fps on the clips), realframe
 frames and the group photos per stage, with the detector's counts, against face_recognition),
 detector (MTCNN against facenet-pytorch's: exactness and speed), peer (face_recognition: speed
 and accuracy), gallery (1k-1M templates, exact and approximate), coldstart (daemon start and
-memory), limits (MACs against attainable FLOP/s), liveness (ms per face, fps with it on).
-Writes results.json and PNG plots to --out and prints tables; results.json is rewritten after
-every section.
+memory), limits (MACs against attainable FLOP/s), liveness (ms per face, fps with it on),
+clustering (unknown faces: clusters per person, mixed clusters). Writes results.json and PNG plots
+to --out and prints tables; results.json is rewritten after every section.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import traceback
 from pathlib import Path
 
 from benchmarks import (
+    clustering,
     coldstart,
     detector,
     e2e,
@@ -44,6 +45,7 @@ SECTIONS = (
     "coldstart",
     "limits",
     "liveness",
+    "clustering",
 )
 DEFAULT_OUT = Path(__file__).resolve().parent / "out"
 NEEDS_FRAMES = {"stages", "detector", "peer", "limits"}
@@ -106,6 +108,8 @@ def _section(name: str, args: argparse.Namespace, frames: list[BenchFrame], resu
         return coldstart.run(args.quick)
     if name == "liveness":
         return liveness.run(args.quick)
+    if name == "clustering":
+        return clustering.run(args.quick)
     return limits.run(frames, args.quick, _measured(results))
 
 

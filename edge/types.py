@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -118,9 +118,13 @@ class Event:
     similarity: float | None = None
     snapshot: str | None = None  # path of the saved crop for "unknown", if enabled
     visit_id: str | None = None  # the visit this event opens or closes (same on its "left")
+    cluster_id: int | None = None  # "unknown": the unknown-face cluster it joined (if kept)
+    # "unknown": the aligned face as JPEG, for sinks that show it (MQTT image entity); never
+    # in as_dict(), in repr or in a log line
+    face_jpeg: bytes | None = field(default=None, repr=False, compare=False)
 
     def as_dict(self) -> dict[str, object]:
-        """JSON-ready form (no embeddings, no pixels)."""
+        """JSON-ready form (no embeddings, no pixels: ``face_jpeg`` stays out)."""
         return {
             "event": self.kind,
             "camera": self.camera,
@@ -131,4 +135,5 @@ class Event:
             "similarity": None if self.similarity is None else round(self.similarity, 4),
             "snapshot": self.snapshot,
             "visit_id": self.visit_id,
+            "cluster_id": self.cluster_id,
         }

@@ -3,11 +3,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install.sh
-# Real services the tests start themselves: an MQTT broker, ffmpeg as an RTSP camera.
+# Real services the tests start themselves: an MQTT broker, ffmpeg as an RTSP camera, a browser.
 need=()
 command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
 command -v ffmpeg >/dev/null || need+=(ffmpeg)
 command -v shellcheck >/dev/null || need+=(shellcheck)
+# The web page's browser test: Debian's chromium and its driver (selenium downloads nothing).
+command -v chromium >/dev/null || need+=(chromium)
+command -v chromedriver >/dev/null || need+=(chromium-driver)
 if [ ${#need[@]} -gt 0 ]; then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"

@@ -36,10 +36,11 @@ COMMAND_MODULES = {
     "fleet": "fleet",
     "liveness": "liveness",
     "eval-liveness": "liveness",
+    "unknowns": "unknowns",
 }
 ALL_MODULES = (
     "models", "gallery", "recognise", "demo", "evaluate", "run", "check_config", "fleet",
-    "liveness",
+    "liveness", "unknowns",
 )
 
 

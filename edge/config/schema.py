@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 
 from facegate.backends.onnxruntime import DEFAULT_PROVIDERS, PROVIDERS
 from facegate.config.fields import opt
+from facegate.gallery.clusters import CLUSTER_THRESHOLD
 from facegate.sinks.jsonl import JsonlSinkConfig
 from facegate.sinks.mqtt import MqttSinkConfig
 from facegate.sinks.webhook import WebhookSinkConfig
@@ -182,6 +183,29 @@ class SnapshotsConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class UnknownsConfig:
+    """[unknowns]: unknown faces kept in the gallery file, clustered, to label or ignore."""
+
+    enabled: bool = opt(
+        True, "keep each unknown face (aligned crop, embedding) to review: `facegate unknowns`"
+    )
+    max_sightings: int = opt(2000, "keep at most this many unknown faces (0: no limit)", ">=0")
+    max_age_days: float = opt(30.0, "delete unknown faces older than this (0: no limit)", ">=0")
+    # CLUSTER_THRESHOLD: measured in docs/unknowns.md (benchmarks: --sections clustering)
+    cluster_threshold: float = opt(
+        CLUSTER_THRESHOLD,
+        "cosine similarity to a cluster's centre at which a face joins it",
+        "-1..1",
+    )
+    keep_matches_hours: float = opt(
+        24.0,
+        "keep recognized faces this long so `facegate unknowns correct VISIT` can say"
+        " 'not this person' (0: keep none)",
+        ">=0",
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class HttpConfig:
     """[http]: the /health and /metrics endpoint."""
 
@@ -189,6 +213,16 @@ class HttpConfig:
     host: str = opt("127.0.0.1", "address to listen on (not loopback: needs token_file)", "text")
     port: int = opt(8765, "TCP port", "1..65535")
     token_file: str | None = opt(None, "file holding the bearer token for all but /health")
+    web: bool = opt(True, "serve the web page (/) and the REST API (/api) on the same port")
+    max_upload_mb: float = opt(
+        20.0, "largest upload the web page and API accept, in MB (413 above)", "(0,200)"
+    )
+    recent_events: int = opt(
+        50, "recent events (with a small face picture) kept in memory for the page", "0..1000"
+    )
+    secure_cookie: bool = opt(
+        False, "mark the login cookie Secure (only when a TLS proxy serves the page)"
+    )
 
     def check(self) -> list[tuple[str, str]]:
         """Problems between keys: (key, message)."""
@@ -251,6 +285,7 @@ class Config:
     liveness: LivenessConfig = field(default_factory=LivenessConfig)
     gallery: GalleryConfig = field(default_factory=GalleryConfig)
     snapshots: SnapshotsConfig = field(default_factory=SnapshotsConfig)
+    unknowns: UnknownsConfig = field(default_factory=UnknownsConfig)
     sinks: tuple[SinkConfig, ...] = opt((JsonlSinkConfig(),), "[[sinks]] (none: stdout)")
     http: HttpConfig = field(default_factory=HttpConfig)
     service: ServiceConfig = field(default_factory=ServiceConfig)

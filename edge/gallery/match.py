@@ -18,6 +18,7 @@ DEFAULT_TOP_K = 5
 # Bound on the (probes x templates) similarity block computed at once: 16M floats = 64 MiB.
 MAX_BLOCK_ELEMENTS = 1 << 24
 _EPS = 1e-12
+REJECTED = -1.0  # the score of a person whose negative example the probe resembles most
 
 
 class Matcher(Protocol):
@@ -54,6 +55,7 @@ class ExactMatcher:
         if strategy == "mean" and owners.size:
             templates = normalise(np.add.reduceat(templates, self._starts, axis=0))
         self._matrix = np.ascontiguousarray(templates.T)  # (D, T) or (D, P) for "mean"
+        self._negatives, self._negative_cols = _negatives(snapshot, owners[self._starts])
 
     @property
     def people(self) -> int:
@@ -83,7 +85,17 @@ class ExactMatcher:
         sims = probes @ self._matrix  # (n, T) or (n, P)
         if self._strategy == "best" and len(self._starts) != sims.shape[1]:
             sims = np.maximum.reduceat(sims, self._starts, axis=1)  # several templates a person
+        if self._negatives is not None:
+            sims = self._reject(probes, sims)
         return sims  # (n, P)
+
+    def _reject(self, probes: np.ndarray, sims: np.ndarray) -> np.ndarray:
+        """A person scores REJECTED where the probe is at least as close to one of their
+        negatives (a face corrected as "not this person") as to their templates."""
+        neg = probes @ self._negatives  # (n, M)
+        worst = np.full_like(sims, -np.inf)
+        np.maximum.at(worst.T, self._negative_cols, neg.T)
+        return np.where(worst >= sims, np.float32(REJECTED), sims)
 
     def _top(self, scores: np.ndarray) -> list[list[Match]]:
         k = min(self._top_k, scores.shape[1])
@@ -99,6 +111,21 @@ class ExactMatcher:
             [Match(self._names[j], float(s)) for j, s in zip(row_idx, row_sim, strict=True)]
             for row_idx, row_sim in zip(idx.tolist(), top.tolist(), strict=True)
         ]
+
+
+def _negatives(
+    snapshot: GallerySnapshot, column_owners: np.ndarray
+) -> tuple[np.ndarray | None, np.ndarray]:
+    """The snapshot's negatives as a (D, M) matrix and, per negative, its person's column."""
+    if snapshot.negatives is None or snapshot.negative_owners is None or not column_owners.size:
+        return None, np.empty(0, np.int64)
+    column = {int(owner): j for j, owner in enumerate(column_owners.tolist())}
+    keep = [i for i, o in enumerate(snapshot.negative_owners.tolist()) if o in column]
+    if not keep:
+        return None, np.empty(0, np.int64)
+    vectors = normalise(np.asarray(snapshot.negatives, dtype=np.float32)[keep])
+    cols = np.array([column[int(snapshot.negative_owners[i])] for i in keep], dtype=np.int64)
+    return np.ascontiguousarray(vectors.T), cols
 
 
 def decide(candidates: list[Match], threshold: float) -> Match | None:

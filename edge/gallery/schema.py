@@ -18,8 +18,12 @@ log = logging.getLogger(__name__)
 
 # 1: people (name), templates. 2: people gain ``key`` (case-folded name: one person per key)
 # and ``slug`` (the ASCII id MQTT topics and Home Assistant use: look-alike names are refused).
-SCHEMA_VERSION = 2
+# 3: unknown faces (clusters and their sightings), recent matches kept for corrections, and
+# each person's negative examples (faces that are not them). They live in the gallery file so
+# labelling a cluster is one transaction; export reads only people and templates.
+SCHEMA_VERSION = 3
 # A CLI writer and the daemon reader share the file; waiting 5 s beats failing on a brief lock.
+UPGRADABLE = (1, 2)  # older schema versions ``prepare`` upgrades in place
 BUSY_TIMEOUT_MS = 5000
 FILE_MODE = 0o600
 
@@ -32,6 +36,29 @@ _SCHEMA = (
     " model_id TEXT NOT NULL, embedding BLOB NOT NULL, crop BLOB NOT NULL,"
     " source TEXT NOT NULL, created REAL NOT NULL)",
     "CREATE INDEX IF NOT EXISTS templates_person ON templates(person_id)",
+)
+_UNKNOWNS_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS unknown_clusters (id INTEGER PRIMARY KEY,"
+    " state TEXT NOT NULL DEFAULT 'open', label TEXT,"
+    " person_id INTEGER REFERENCES people(id) ON DELETE SET NULL,"
+    " model_id TEXT NOT NULL, total BLOB NOT NULL, created REAL NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS unknown_sightings (id INTEGER PRIMARY KEY,"
+    " cluster_id INTEGER NOT NULL REFERENCES unknown_clusters(id) ON DELETE CASCADE,"
+    " time REAL NOT NULL, camera TEXT NOT NULL, track_id INTEGER NOT NULL, visit_id TEXT,"
+    " quality REAL NOT NULL, model_id TEXT NOT NULL, embedding BLOB NOT NULL,"
+    " crop BLOB NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS sightings_cluster ON unknown_sightings(cluster_id)",
+    "CREATE INDEX IF NOT EXISTS sightings_time ON unknown_sightings(time)",
+    "CREATE TABLE IF NOT EXISTS recent_matches (id INTEGER PRIMARY KEY,"
+    " visit_id TEXT NOT NULL, person_id INTEGER NOT NULL REFERENCES people(id) ON DELETE CASCADE,"
+    " time REAL NOT NULL, camera TEXT NOT NULL, similarity REAL NOT NULL,"
+    " model_id TEXT NOT NULL, embedding BLOB NOT NULL, crop BLOB NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS recent_visit ON recent_matches(visit_id)",
+    "CREATE TABLE IF NOT EXISTS negatives (id INTEGER PRIMARY KEY,"
+    " person_id INTEGER NOT NULL REFERENCES people(id) ON DELETE CASCADE,"
+    " model_id TEXT NOT NULL, embedding BLOB NOT NULL, crop BLOB NOT NULL,"
+    " source TEXT NOT NULL, created REAL NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS negatives_person ON negatives(person_id)",
 )
 _PEOPLE_INDEXES = (
     "CREATE UNIQUE INDEX IF NOT EXISTS people_key ON people(key)",
@@ -118,11 +145,15 @@ def prepare(conn: sqlite3.Connection, path: Path, model_id: str, size: int) -> d
     with sqlite_errors("open", path):
         if meta is None:
             _create(conn, path, model_id, size)
-        elif meta.get("schema_version") == 1:
+        elif meta.get("schema_version") in UPGRADABLE:
+            old = meta["schema_version"]
             with transaction(conn, "IMMEDIATE"):
-                _upgrade_1_to_2(conn, path)
+                if old == 1:
+                    _upgrade_1_to_2(conn, path)
+                for statement in _UNKNOWNS_SCHEMA:  # 2 -> 3: new tables only
+                    conn.execute(statement)
                 set_meta(conn, schema_version=SCHEMA_VERSION)
-            log.info("upgraded gallery %s from schema 1 to %d", path, SCHEMA_VERSION)
+            log.info("upgraded gallery %s from schema %s to %d", path, old, SCHEMA_VERSION)
     meta = read_meta(conn, path)
     assert meta is not None  # just created
     return meta
@@ -130,7 +161,7 @@ def prepare(conn: sqlite3.Connection, path: Path, model_id: str, size: int) -> d
 
 def _create(conn: sqlite3.Connection, path: Path, model_id: str, size: int) -> None:
     with transaction(conn, "IMMEDIATE"):
-        for statement in (*_SCHEMA, *_PEOPLE_INDEXES):
+        for statement in (*_SCHEMA, *_PEOPLE_INDEXES, *_UNKNOWNS_SCHEMA):
             conn.execute(statement)
         conn.executemany(
             "INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)",
@@ -183,7 +214,7 @@ def check_meta(meta: dict[str, object], path: Path, model_id: str, size: int) ->
     if version != SCHEMA_VERSION:
         raise GalleryError(
             f"gallery {path} has schema version {version!r}; this facegate reads"
-            f" {SCHEMA_VERSION} (and upgrades 1)"
+            f" {SCHEMA_VERSION} (and upgrades 1 and 2)"
         )
     stored_model, stored_size = meta.get("model_id"), meta.get("embedding_size")
     if (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import sqlite3
@@ -30,6 +31,7 @@ from facegate.gallery.rules import (
 from facegate.gallery.schema import FILE_MODE as FILE_MODE
 from facegate.gallery.schema import SCHEMA_VERSION as SCHEMA_VERSION
 from facegate.gallery.schema import (
+    UPGRADABLE,
     check_meta,
     checkpoint,
     connect,
@@ -48,6 +50,7 @@ from facegate.text import visible
 log = logging.getLogger(__name__)
 
 CROP_SHAPE = (112, 112, 3)
+JPEG_QUALITY = 90  # a 112x112 face: ~4-5 kB, no visible artefacts
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _REEMBED_HINT = "run `facegate gallery reembed`"
 OnConflict = Literal["refuse", "merge", "replace"]
@@ -94,6 +97,9 @@ class GallerySnapshot:
     model_id: str
     version: int
     slugs: tuple[str, ...] = ()  # parallel to names: each person's slug
+    # faces that are not the person ("not this person" corrections): (M, D) and (M,) into names
+    negatives: np.ndarray | None = None
+    negative_owners: np.ndarray | None = None
 
     def slug_of(self, name: str) -> str:
         """The slug stored for ``name`` (the name made into a slug if the snapshot has none)."""
@@ -278,6 +284,21 @@ class GalleryStore:
         infos = tuple(TemplateInfo(*row) for row in rows)
         return PersonInfo(stored_name, created, len(infos), infos, slug[0])
 
+    def person_thumbnail(self, name: str) -> bytes | None:
+        """A JPEG of the person's face (their first template's aligned 112x112 crop), or None.
+
+        Made from the crop every template already keeps, so nothing new is stored: it goes with
+        the person on ``remove`` and travels in ``gallery export`` as the template crops do.
+        """
+        with self._read("read") as conn:
+            found = roster.find(conn, name)
+            if found is None:
+                return None
+            row = conn.execute(
+                "SELECT crop FROM templates WHERE person_id = ? ORDER BY id LIMIT 1", (found[0],)
+            ).fetchone()
+        return None if row is None else jpeg_crop(decode_crop(row[0]))
+
     def rename(self, old: str, new: str) -> str:
         """Rename a person; the new name must not be another person's; return the old name."""
         new = normalise_name(new)
@@ -323,7 +344,13 @@ class GalleryStore:
                 " JOIN people p ON p.id = t.person_id WHERE t.model_id = ? ORDER BY p.name, t.id",
                 (model_id,),
             ).fetchall()
-        return _build_snapshot(rows, self._path, model_id, size, counter)
+            negatives = conn.execute(
+                "SELECT p.name, n.embedding FROM negatives n JOIN people p ON p.id = n.person_id"
+                " WHERE n.model_id = ? ORDER BY n.id",
+                (model_id,),
+            ).fetchall()
+        snap = _build_snapshot(rows, self._path, model_id, size, counter)
+        return _with_negatives(snap, negatives, self._path)
 
     def dump(self) -> GalleryDump:
         """Read every person and template (with crops), for export."""
@@ -501,15 +528,19 @@ class GalleryStore:
                 yield conn
 
     @contextmanager
-    def _write(self, action: str, erase: bool = False) -> Iterator[sqlite3.Connection]:
+    def _write(
+        self, action: str, erase: bool = False, bump: bool = True
+    ) -> Iterator[sqlite3.Connection]:
+        """A write transaction; ``bump`` counts it as a change the matcher must reload for."""
         if self._readonly:
             raise GalleryError(f"cannot {action} gallery {self._path}: it was opened read-only")
         with self._lock, sqlite_errors(action, self._path):
             conn = self._live()
             with transaction(conn, "IMMEDIATE"):
                 yield conn
-                counter = read_counter(conn) + 1
-                set_meta(conn, counter=counter)
+                counter = read_counter(conn) + bump
+                if bump:
+                    set_meta(conn, counter=counter)
             self._counter = counter
             checkpoint(conn, self._path, erase)
 
@@ -523,7 +554,7 @@ def _needs_writer(path: Path) -> bool:
         meta = read_meta(conn, path)
     finally:
         conn.close()
-    return meta is None or meta.get("schema_version") == 1
+    return meta is None or meta.get("schema_version") in UPGRADABLE
 
 
 def _decode_rows(
@@ -561,6 +592,28 @@ def encode_crop(crop: np.ndarray) -> bytes:
     if not ok:
         raise GalleryError("cannot encode a template crop as PNG")
     return buf.tobytes()
+
+
+def jpeg_crop(crop: np.ndarray, quality: int = JPEG_QUALITY) -> bytes:
+    """Encode a 112x112 RGB uint8 crop as JPEG bytes (thumbnails, unknown sightings)."""
+    arr = np.asarray(crop)
+    if arr.shape != CROP_SHAPE or arr.dtype != np.uint8:
+        raise GalleryError(f"a face crop must be 112x112x3 uint8 RGB, got {arr.shape} {arr.dtype}")
+    params = [cv2.IMWRITE_JPEG_QUALITY, quality]
+    ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(arr[..., ::-1]), params)
+    if not ok:
+        raise GalleryError("cannot encode a face crop as JPEG")
+    return buf.tobytes()
+
+
+def decode_jpeg_crop(data: bytes) -> np.ndarray:
+    """Decode JPEG bytes this store wrote into a 112x112 RGB uint8 crop, or raise GalleryError."""
+    if not data.startswith(b"\xff\xd8\xff"):
+        raise GalleryError("a stored face crop is not a JPEG image")
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if img is None or img.shape != CROP_SHAPE:
+        raise GalleryError("a stored face crop is not a 112x112 JPEG")
+    return np.ascontiguousarray(img[..., ::-1])
 
 
 def decode_crop(data: bytes) -> np.ndarray:
@@ -615,6 +668,22 @@ def _vector(blob: bytes, size: int, path: Path) -> np.ndarray:
     if len(blob) != size * 4:
         raise GalleryError(f"gallery {path} is damaged: an embedding has {len(blob)} bytes")
     return np.frombuffer(blob, dtype="<f4").astype(np.float32)
+
+
+def _with_negatives(
+    snap: GallerySnapshot, rows: list[tuple[str, bytes]], path: Path
+) -> GallerySnapshot:
+    """``snap`` with the negatives of people it names (others' are of no use to the matcher)."""
+    index = {name: i for i, name in enumerate(snap.names)}
+    kept = [(index[name], blob) for name, blob in rows if name in index]
+    if not kept:
+        return snap
+    size = snap.embeddings.shape[1]
+    vectors = np.stack([_vector(blob, size, path) for _, blob in kept])
+    owners = np.array([i for i, _ in kept], dtype=np.int64)
+    vectors.setflags(write=False)
+    owners.setflags(write=False)
+    return dataclasses.replace(snap, negatives=vectors, negative_owners=owners)
 
 
 def _build_snapshot(

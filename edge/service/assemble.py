@@ -6,6 +6,7 @@ import logging
 import os
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from facegate.backends.onnxruntime import Providers
 from facegate.bundle import Bundle
@@ -14,12 +15,16 @@ from facegate.errors import ConfigError, FacegateError
 from facegate.host.paths import models_dir, state_dir
 from facegate.service.capture import Capture
 from facegate.service.liveness import DECISION_FRAMES, LivenessGate, LivenessSettings
+from facegate.service.metrics import Metrics
 from facegate.service.pipeline import PipelineSettings
 from facegate.service.snapshots import SnapshotStore
 from facegate.sinks import EventSink, build_sink
 from facegate.sources import is_stills, open_source, source_kind, unavailable
 from facegate.vision.detect.mtcnn import MTCNNConfig
 from facegate.vision.recognizer import Recognizer, RecognizerConfig
+
+if TYPE_CHECKING:
+    from facegate.service.faces_kept import FaceKeeper
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +100,7 @@ def stage_keys(config: Config) -> dict[str, object]:
         "pipeline": (settings(config), config.recognition.threshold, config.liveness),
         "gallery": config.gallery,
         "snapshots": config.snapshots,
+        "unknowns": (config.unknowns, cam.name),
         "sinks": (config.sinks, cam.name),  # sinks carry the camera name (MQTT topics)
         "http": config.http,
         "service": config.service,
@@ -126,6 +132,22 @@ def snapshots(config: Config) -> SnapshotStore | None:
     return SnapshotStore(
         folder, s.max_files or unlimited, s.max_age_days or unlimited, s.max_mb or unlimited
     )
+
+
+def face_keeper(config: Config, rec: Recognizer, metrics: Metrics) -> FaceKeeper | None:
+    """The unknown-face store the pipeline keeps faces in; None when off or when the gallery
+    cannot be written (read-only mount, other model): recognition runs without it."""
+    if not config.unknowns.enabled:
+        return None
+    from facegate.gallery.unknowns import UnknownStore
+    from facegate.service.faces_kept import FaceKeeper
+
+    try:
+        store = UnknownStore.from_config(config, rec.model_id, rec.embedder.size)
+    except FacegateError as err:
+        log.warning("unknown faces are not kept: %s", err)
+        return None
+    return FaceKeeper(store, config.camera.name, metrics)
 
 
 def check_source(config: Config) -> tuple[list[str], list[str]]:

@@ -15,7 +15,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from facegate.config.schema import Config
@@ -40,6 +40,7 @@ class CameraRunner:
     metrics: Metrics
     sinks: list[EventSink] = field(default_factory=list)
     ended: bool = False
+    on_event: Callable[[Event, Frame | None], None] | None = None  # e.g. the web page's ring
 
     @property
     def name(self) -> str:
@@ -58,7 +59,7 @@ class CameraRunner:
 
     def step(self, frame: Frame) -> None:
         """Run one frame through the pipeline and hand its events to the sinks."""
-        self.emit(self.pipe.process(frame))
+        self.emit(self.pipe.process(frame), frame)
 
     def finish(self, now: float) -> None:
         """The source ended, or the daemon stops: close every open visit with its ``left``."""
@@ -66,10 +67,12 @@ class CameraRunner:
             self.ended = True
             self.emit(self.pipe.finish(now))
 
-    def emit(self, events: list[Event]) -> None:
+    def emit(self, events: list[Event], frame: Frame | None = None) -> None:
         """Count and deliver events; a failing sink never stops recognition."""
         for event in events:
             self.metrics.inc(f"events_{event.kind}")
+            if self.on_event is not None:
+                self.on_event(event, frame)
             for sink in self.sinks:
                 try:
                     sink.emit(event)

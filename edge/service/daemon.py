@@ -15,6 +15,7 @@ keeps running.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import signal
@@ -23,7 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from facegate.config import Config, camera_views
 from facegate.errors import ConfigError, FacegateError
@@ -37,14 +38,22 @@ from facegate.service.cameras import CameraRunner, RoundRobin, total_stats
 from facegate.service.cameras import health as camera_health
 from facegate.service.capture import Capture
 from facegate.service.health import HealthServer
+from facegate.service.jobs import LoopJobs
 from facegate.service.metrics import Metrics
 from facegate.service.pipeline import Pipeline
+from facegate.service.recent import RecentEvents
 from facegate.sinks.base import EventSink
+from facegate.types import Event, Frame
 from facegate.vision.recognizer import Recognizer
+
+if TYPE_CHECKING:
+    from facegate.service.faces_kept import FaceKeeper
 
 log = logging.getLogger(__name__)
 
 STATUS_EVERY_S = 5.0  # systemd STATUS= line refresh
+UPLOAD_OVERHEAD_BYTES = 64 * 1024  # multipart boundaries and form fields around the photos
+T = TypeVar("T")
 FRAME_WAIT_S = 0.5  # the loop wakes at least this often to ping the watchdog and poll the gallery
 
 
@@ -86,6 +95,8 @@ class Daemon:
         self.first_frame_at: float | None = None
         self.provider: str | None = None  # where the models run, for /health
         self.fleet: Any = None  # facegate.fleet.device.FleetDevice when [fleet] is enabled
+        self.recent = RecentEvents(config.http.recent_events if config.http.web else 0)
+        self.jobs: LoopJobs[Recognizer] = LoopJobs()  # the web page's detection, run here
 
     @property
     def capture(self) -> Capture | None:
@@ -96,6 +107,11 @@ class Daemon:
     def pipe(self) -> Pipeline | None:
         """The first camera's pipeline (the only one with a single [camera])."""
         return self.runners[0].pipe if self.runners else None
+
+    @property
+    def keeper(self) -> FaceKeeper | None:
+        """The unknown-face store's pipeline side ([unknowns]) of the first camera."""
+        return self.runners[0].pipe.keeper if self.runners else None
 
     @property
     def sinks(self) -> list[EventSink]:
@@ -118,6 +134,7 @@ class Daemon:
             notify.stopping()
             return outcome
         finally:
+            self.jobs.close(self.rec)
             self._close()
 
     def _start(self, config: Config) -> None:
@@ -134,9 +151,11 @@ class Daemon:
             pipe = Pipeline(
                 self.rec, assemble.settings(view), self.snapshots, metrics,
                 liveness=assemble.liveness(view),
+                keeper=assemble.face_keeper(view, self.rec, metrics),
             )
             self.runners.append(CameraRunner(view, capture, pipe, metrics))
             self.runners[-1].sinks = start_sinks(view)
+            self.runners[-1].on_event = self._record
         self.watcher = self._watch(config, self.rec)
         self.watcher.poll(force=True)
         self.fleet = start_fleet(config, self.store, self.rec)
@@ -169,6 +188,8 @@ class Daemon:
             close_sinks(runner.sinks)
         if self.store is not None:
             self.store.close()
+        for runner in self.runners:
+            close_keeper(runner.pipe.keeper)
 
     def _open_store(self, config: Config, rec: Recognizer, snapshots: object) -> GalleryStore:
         gallery = assemble.gallery_path(config)
@@ -227,11 +248,19 @@ class Daemon:
             if {"models", "gallery", "snapshots"} & set(changed):
                 rec, snaps = built.get("rec", self.rec), built.get("snapshots", self.snapshots)
                 built["store"] = self._open_store(new, rec, snaps)
+            if {"models", "gallery", "unknowns"} & set(changed):
+                rec = built.get("rec", self.rec)
+                built["keepers"] = {
+                    runner: assemble.face_keeper(view, rec, runner.metrics)
+                    for (runner, view), _ in cameras
+                }
         except BaseException:
             for own in built["cameras"].values():
                 close_sinks(own.get("sinks", []))
             if "store" in built:
                 built["store"].close()
+            for keeper in built.get("keepers", {}).values():
+                close_keeper(keeper)
             raise
         return built
 
@@ -263,6 +292,9 @@ class Daemon:
             runner.pipe.reconfigure(self.rec, assemble.settings(view), self.snapshots)
             if view.liveness != old_liveness:
                 runner.pipe.liveness = assemble.liveness(view)
+            if runner in built.get("keepers", {}):
+                close_keeper(runner.pipe.keeper)
+                runner.pipe.keeper = built["keepers"][runner]
         self.watcher = self._watch(new, self.rec)
         self.watcher.poll(force=True)  # the new recognizer or sinks learn who is enrolled
         if {"models", "gallery", "sinks"} & set(changed) or new.fleet != self.config.fleet:
@@ -289,6 +321,9 @@ class Daemon:
         """The endpoint on its new settings; on failure the old ones again (and in ``new``)."""
         if self.http is not None:
             self.http.close()
+        size = new.http.recent_events if new.http.web else 0
+        if size != self.recent.size:
+            self.recent = RecentEvents(size)
         try:
             self.http, self.token = self._http(new, token), token
         except FacegateError as err:
@@ -315,6 +350,7 @@ class Daemon:
                 notify.status(self._status_line())
                 next_status = now + STATUS_EVERY_S
             self.watcher.poll(force=self.fleet is not None and self.fleet.reload_wanted())
+            self.jobs.run(self.rec)
             if not self._turn():
                 if self.rota.done:
                     return "ended"
@@ -335,6 +371,14 @@ class Daemon:
                 self.metrics.inc("cold_start_seconds", process_age())
                 log.info("first frame processed %.2f s after the process started", process_age())
         return worked
+
+    def _record(self, event: Event, frame: Frame | None) -> None:
+        """Keep an event, with its face, for the web page's recent events (memory only)."""
+        self.recent.add(event, frame.image if frame is not None else None)
+
+    def run_job(self, job: Callable[[Recognizer], T]) -> T:
+        """Run ``job(recognizer)`` on the loop thread, between frames (from another thread)."""
+        return self.jobs.call(job)
 
     def _on_gallery(self, rec: object, snapshot: GallerySnapshot) -> None:
         rec.set_gallery(snapshot)
@@ -358,7 +402,11 @@ class Daemon:
         http = config.http
         if not http.enabled:
             return None
-        server = HealthServer(self.health, self.prometheus, http.host, http.port, token)
+        web, body = None, None
+        if http.web:  # built by the first request for the page: never on the start-up path
+            web = lambda: importlib.import_module("facegate.web").build(self, token)  # noqa: E731
+            body = int(http.max_upload_mb * 1_000_000) + UPLOAD_OVERHEAD_BYTES
+        server = HealthServer(self.health, self.prometheus, http.host, http.port, token, web, body)
         server.start()
         return server
 
@@ -462,3 +510,9 @@ def run(config: Config, reload_config: Callable[[], Config] | None = None) -> in
     control.install()
     Daemon(config, control, Metrics(), reload_config).run()
     return 0
+
+
+def close_keeper(keeper: FaceKeeper | None) -> None:
+    """Close a camera's unknown-face store connection, if it has one."""
+    if keeper is not None:
+        keeper.store.close()

@@ -1,5 +1,10 @@
 """A small HTTP endpoint: ``/health`` (JSON, no auth) and ``/metrics`` (Prometheus text format).
 
+Every other path goes to the web application when one is given (``facegate.web``: the page and
+the REST API, with their own authentication). It is built by the first request for it, so the
+web stack's imports (~16 MB, a fraction of a second) never delay start-up and cost nothing to a
+daemon whose page nobody opens; a build that fails answers 503 and is logged once.
+
 It listens on 127.0.0.1 unless told otherwise. With a token, every path but ``/health`` needs
 ``Authorization: Bearer <token>``. ``/health`` answers 200 when the provider's status is "ok" and
 503 otherwise ("starting", "degraded"), so a plain HTTP check works. Request bodies are never
@@ -37,6 +42,7 @@ LabelSet = tuple[tuple[str, str], ...]  # (("sink", "mqtt"),) -> {sink="mqtt"}
 MetricValue = float | Mapping[LabelSet, float]
 Metric = tuple[str, str, MetricValue]  # (type: counter|gauge, help text, value)
 HealthProvider = Callable[[], Mapping[str, Any]]
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 MetricsProvider = Callable[[], Mapping[str, Metric]]
 
 PROMETHEUS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -49,7 +55,11 @@ IDLE_TIMEOUT_S = 15.0  # keep-alive connections idle this long are closed (scrap
 MAX_CLIENTS = 200
 MAX_HEADER_BYTES = 8192  # request line + headers; a 64 KB URL gets 431
 DRAIN_READS = 16  # reads of unread input before a close (16 x 8 KB): a bound, not a loop
-MAX_BODY_BYTES = 65536  # no endpoint reads a body yet
+MAX_BODY_BYTES = 65536  # without the web application no endpoint reads a body
+# Once the headers are in, a request with a body gets this much more time per byte: a phone on
+# weak Wi-Fi sends well over 1 MB/s, so 256 KB/s lets a 20 MB upload take 80 s while a client
+# trickling a byte a second is still cut.
+MIN_BODY_BYTES_PER_S = 256 * 1024
 WORKER_THREADS = 2  # handlers only format numbers: two keep a slow one from blocking /health
 LOOP_WAKE_S = 0.5  # the event loop checks for close() at least this often
 _NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
@@ -101,10 +111,19 @@ class _App:
         self, health: HealthProvider, metrics: MetricsProvider | None, token: bytes | None
     ) -> None:
         self.health, self.metrics, self.token = health, metrics, token
+        self.web_factory: Callable[[], WSGIApp] | None = None  # builds the page and the API
+        self._web: WSGIApp | None = None
+        self._web_failed = False
+        self._web_lock = threading.Lock()
 
     def __call__(self, environ: dict[str, Any], start: StartResponse) -> Iterable[bytes]:
         path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "")
+        web = self._web_app() if path not in ("/health", "/metrics") else None
+        if web is not None:
+            return web(environ, start)
         code, kind, body, extra = self._answer(path, method, environ.get("HTTP_AUTHORIZATION"))
+        if code in (404, 405) and self._web_failed:
+            code, body, extra = 503, b'{"error": "the web page failed to start: see the log"}\n', []
         log.debug("%s %s %s", method, path, code)
         headers = [
             ("Content-Type", kind),
@@ -133,6 +152,19 @@ class _App:
         if path == "/metrics" and self.metrics is not None:
             return (*self._metrics(), [])
         return 404, "application/json", b'{"error": "not found"}\n', []
+
+    def _web_app(self) -> WSGIApp | None:
+        """The web application, built on first use; None when there is none (or it failed)."""
+        if self._web is not None or self.web_factory is None or self._web_failed:
+            return self._web
+        with self._web_lock:
+            if self._web is None and not self._web_failed:
+                try:
+                    self._web = self.web_factory()
+                except Exception:  # the stage loop: /health and /metrics serve on without it
+                    log.exception("http: the web page could not start")
+                    self._web_failed = True
+        return self._web
 
     def authorized(self, header: str | None) -> bool:
         """Whether ``header`` carries the token (always true when none is set)."""
@@ -206,9 +238,11 @@ class _Channel(HTTPChannel):
         super().handle_close()
 
     def partial_since(self) -> float | None:
-        """When the request still arriving began; None when there is none."""
+        """When the request still arriving began (later for a long body); None if none."""
         if self.requests or self.will_close or self.request is None:
             return None
+        if self.request.headers_finished and self.request.content_length:
+            return self.request_began + self.request.content_length / MIN_BODY_BYTES_PER_S
         return self.request_began
 
     def unserved_since(self) -> float | None:
@@ -257,9 +291,14 @@ class HealthServer:
         host: str = "127.0.0.1",
         port: int = 8765,
         token: str | None = None,
+        web: Callable[[], WSGIApp] | None = None,
+        max_body: int | None = None,
     ) -> None:
+        """``web`` builds the application for every path but /health and /metrics."""
         self.host, self._port = host, port
+        self._max_body = MAX_BODY_BYTES if max_body is None else max_body
         self._app = _App(health, metrics, token.encode() if token else None)
+        self._app.web_factory = web
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -283,7 +322,7 @@ class HealthServer:
                 channel_timeout=IDLE_TIMEOUT_S,
                 cleanup_interval=1,
                 max_request_header_size=MAX_HEADER_BYTES,
-                max_request_body_size=MAX_BODY_BYTES,
+                max_request_body_size=self._max_body,
                 asyncore_use_poll=True,  # select() stops at descriptor 1024
                 log_socket_errors=False,  # a client that hangs up is not worth a traceback
                 expose_tracebacks=False,
@@ -296,7 +335,11 @@ class HealthServer:
         self._thread.daemon = True
         self._thread.start()
         log.info(
-            "http: listening on %s:%d%s", self.host, self.port, " (token)" * bool(self._app.token)
+            "http: listening on %s:%d%s%s",
+            self.host,
+            self.port,
+            " (token)" * bool(self._app.token),
+            ", web page at /" * bool(self._app.web_factory),
         )
 
     def _serve(self, server: _Server) -> None:

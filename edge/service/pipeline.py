@@ -37,6 +37,8 @@ from facegate.vision.track import (
 
 if TYPE_CHECKING:
     from facegate.config.schema import Config
+    from facegate.gallery.unknowns import Added
+    from facegate.service.faces_kept import FaceKeeper
 
 log = logging.getLogger(__name__)
 
@@ -107,9 +109,13 @@ class Pipeline:
         metrics: Metrics | None = None,
         presence: Presence | None = None,
         liveness: LivenessGate | None = None,
+        keeper: FaceKeeper | None = None,
     ) -> None:
         self.rec, self.s = recognizer, settings
         self.liveness = liveness  # None: every face is taken as live
+        self.keeper = keeper  # unknown faces to the store (None: [unknowns] enabled = false)
+        self.quiet: set[int] = set()  # tracks that joined an ignored cluster: no event
+        self.clusters: dict[int, Added | None] = {}  # track id -> where its face went
         self.snapshots, self.metrics = snapshots, metrics or Metrics()
         if settings.stills:  # photos are unrelated scenes: never join boxes across them
             self.tracker = IoUTracker(math.inf, 0)
@@ -142,6 +148,7 @@ class Pipeline:
                 scored = self.liveness.observe(frame, matched, self.s.min_face_size)
             self.metrics.inc("liveness_scored", scored)
             self.liveness.forget(ended)
+        self._forget([t.id for t in ended])
         self._embed(frame, [(t, f) for t, f in matched if self._wants_embedding(t, f)])
         events = [event for track, _ in matched for event in self._decide(track, frame)]
         events += self.expire(frame.timestamp)
@@ -154,7 +161,7 @@ class Pipeline:
 
     def finish(self, now: float) -> list[Event]:
         """End of stream or shutdown: every open visit ends with its ``left``."""
-        self.tracker.clear()
+        self._forget([t.id for t in self.tracker.clear()])
         gone = self.presence.expire(now, force=True)
         # a file read faster than real time has frame times ahead of the clock: never leave
         # before the last sighting
@@ -182,6 +189,16 @@ class Pipeline:
             matches = self.rec.match(vectors)
         for i, match in zip(keep, matches, strict=True):
             todo[i][0].vote(match)
+        if self.keeper is not None:
+            for i, vector in zip(keep, vectors, strict=True):
+                self.keeper.note(todo[i][0].id, aligned[i], self.rec.quality(aligned[i]), vector)
+
+    def _forget(self, track_ids: list[int]) -> None:
+        self.quiet.difference_update(track_ids)
+        for track_id in track_ids:
+            self.clusters.pop(track_id, None)
+        if self.keeper is not None:
+            self.keeper.forget(track_ids)
 
     def _decide(self, track: Track, frame: Frame) -> list[Event]:
         """Name or call unknown what the votes allow; open a visit for a newly present face."""
@@ -197,7 +214,8 @@ class Pipeline:
                 and track.misses >= self.s.unknown_after
             ):
                 track.unknown_reported = True
-        if track.name is None and not track.unknown_reported:
+                self._keep_unknown(track, frame)
+        if track.name is None and (not track.unknown_reported or track.id in self.quiet):
             return []
         best = track.best.get(track.name) if track.name is not None else None
         visit, new = self.presence.see(track.name, track.id, track.face.box, frame.timestamp, best)
@@ -205,8 +223,11 @@ class Pipeline:
             return []
         if track.name is not None:
             log.debug("%s arrived on track %d (visit %s)", track.name, track.id, visit.id)
+            if self.keeper is not None and best is not None:
+                self.keeper.recognized(track.id, track.name, best, frame.timestamp, visit.id)
             return [self._event("recognized", visit, frame.timestamp)]
         return [self._unknown(track, frame, visit)]
+
 
     def _spoof(self, track: Track, frame: Frame) -> list[Event]:
         """One ``spoof`` for a track judged an attack (naming whom it resembles, if anyone)."""
@@ -217,12 +238,25 @@ class Pipeline:
         log.info("presentation attack on track %d (camera %s)", track.id, self.s.camera)
         return [Event("spoof", self.s.camera, frame.timestamp, track.id, track.face.box, name)]
 
+    def _keep_unknown(self, track: Track, frame: Frame) -> None:
+        """Store the track's best face; a track that joined an ignored cluster goes quiet."""
+        added = self.keeper.unknown(track.id, frame.timestamp) if self.keeper else None
+        self.clusters[track.id] = added
+        if added is not None and added.state == "ignored":
+            self.quiet.add(track.id)
+            log.debug("track %d is ignored unknown cluster %d", track.id, added.cluster_id)
+
     def _unknown(self, track: Track, frame: Frame, visit: Visit) -> Event:
         path = None
         if self.snapshots is not None:
             path = self.snapshots.save(
                 frame.image, track.face, self.s.camera, track.id, frame.timestamp
             )
+        added = self.clusters.pop(track.id, None)
+        face_jpeg = None
+        if added is not None and self.keeper is not None:
+            self.keeper.visit(added.sighting_id, visit.id)
+            face_jpeg = self.keeper.face_jpeg(track.id)
         return Event(
             "unknown",
             self.s.camera,
@@ -231,6 +265,8 @@ class Pipeline:
             track.face.box,
             snapshot=path,
             visit_id=visit.id,
+            cluster_id=None if added is None else added.cluster_id,
+            face_jpeg=face_jpeg,
         )
 
     def _left(self, visit: Visit, now: float) -> Event:

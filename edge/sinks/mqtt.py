@@ -10,6 +10,9 @@ one broker (or a bridged central one) without overwriting each other's retained 
   the person has an open visit, from its ``recognized`` to its ``left``, matched by ``visit_id``)
 - ``<discovery_prefix>/binary_sensor/<prefix>_<instance>_<cam>/<slug>/config``: Home Assistant
   discovery; unique_id and device identifiers carry the instance too
+- ``<prefix>/<instance>/<cam>/unknown/image``: the last unknown face, a 112x112 JPEG, retained
+  (with ``unknown_image``), and its Home Assistant ``image`` entity at
+  ``<discovery_prefix>/image/<prefix>_<instance>_<cam>/last_unknown/config``
 """
 
 from __future__ import annotations
@@ -74,6 +77,9 @@ class MqttSinkConfig:
     discovery: bool = opt(True, "publish Home Assistant MQTT discovery")
     discovery_prefix: str = opt("homeassistant", "Home Assistant discovery prefix", "topic")
     queue_size: int = opt(1000, "events held while the broker is away (oldest dropped)", ">=1")
+    unknown_image: bool = opt(
+        True, "publish the last unknown face (JPEG, retained) as a Home Assistant image entity"
+    )
 
     def check(self) -> list[tuple[str, str]]:
         """Problems between keys: (key, message)."""
@@ -88,7 +94,7 @@ class MqttSinkConfig:
 @dataclass(frozen=True, slots=True)
 class _Message:
     topic: str
-    payload: str
+    payload: str | bytes
     retain: bool = False
     event: bool = False  # counted as one delivered event once the broker acknowledges it
 
@@ -133,6 +139,7 @@ class MqttSink(EventSink):
         discovery_prefix: str = "homeassistant",
         people: Sequence[str] = (),
         instance: str | None = None,
+        unknown_image: bool = False,
     ) -> None:
         prefix, discovery_prefix = prefix.strip("/"), discovery_prefix.strip("/")
         instance = instance or default_instance()
@@ -151,9 +158,12 @@ class MqttSink(EventSink):
         self._node = f"{slugify(prefix)}_{slugify(instance)}_{self._cam}"  # its HA device id
         self._avail = f"{self._root}/available"
         self._event_topic = f"{self._root}/{self._cam}/event"
+        self.unknown_image = unknown_image
+        self.image_topic = f"{self._root}/{self._cam}/unknown/image"
         self._cond = threading.Condition()
         self._queue: deque[_Message] = deque()
-        self._states: dict[str, str] = {}  # state topic -> newest value not yet handed to paho
+        # state topic -> newest value not yet handed to paho
+        self._states: dict[str, str | bytes] = {}
         self._inflight: dict[int, _Message] = {}
         self._early_acks: set[int] = set()
         self._people: set[str] = set(people)
@@ -225,6 +235,19 @@ class MqttSink(EventSink):
             "origin": {"name": "facegate", "sw_version": __version__},
         }
 
+    def image_config_topic(self) -> str:
+        """Home Assistant discovery topic of the last-unknown-face image entity."""
+        return f"{self._discovery_prefix}/image/{self._node}/last_unknown/config"
+
+    def image_discovery_config(self) -> dict[str, Any]:
+        """Home Assistant discovery payload of the MQTT ``image`` entity (raw JPEG bytes)."""
+        person = self.discovery_config("last unknown face")
+        node = self._node
+        drop = ("device_class", "state_topic", "payload_on", "payload_off")
+        config = {k: v for k, v in person.items() if k not in drop}
+        config["unique_id"] = f"{node}_last_unknown_face"
+        return {**config, "image_topic": self.image_topic, "content_type": "image/jpeg"}
+
     # --- the EventSink interface ---------------------------------------------------------
 
     def start(self) -> None:
@@ -243,6 +266,9 @@ class MqttSink(EventSink):
         payload = json.dumps(event.as_dict(), ensure_ascii=False, separators=(",", ":"))
         with self._cond:
             self._presence_change(event)
+            if self.unknown_image and event.kind == "unknown" and event.face_jpeg:
+                self._states.pop(self.image_topic, None)  # the newest face only, never dropped
+                self._states[self.image_topic] = event.face_jpeg
             if self._closed:
                 self._dropped += 1
                 return
@@ -401,7 +427,7 @@ class MqttSink(EventSink):
         log.info("connected to MQTT broker %s:%d", self.host, self.port)
         msgs = [_Message(self._avail, ONLINE, retain=True)]
         if self.discovery:
-            msgs += self._removals(removed) + self._configs(people)
+            msgs += self._removals(removed) + self._configs(people) + self._image_configs()
         for msg in msgs:
             self._send(msg)
         with self._cond:
@@ -449,6 +475,12 @@ class MqttSink(EventSink):
             _Message(self.config_topic(p), json.dumps(self.discovery_config(p)), retain=True)
             for p in sorted(people)
         ]
+
+    def _image_configs(self) -> list[_Message]:
+        if not self.unknown_image:
+            return []
+        config = json.dumps(self.image_discovery_config())
+        return [_Message(self.image_config_topic(), config, retain=True)]
 
     def _removals(self, people: Iterable[str]) -> list[_Message]:
         msgs = []
@@ -499,6 +531,7 @@ def _build(cfg: MqttSinkConfig, camera: str) -> MqttSink:
         discovery=cfg.discovery,
         discovery_prefix=cfg.discovery_prefix,
         instance=cfg.instance,
+        unknown_image=cfg.unknown_image,
     )
 
 

@@ -24,6 +24,12 @@ NOT_ON_IDENTIFY = {
     "facegate.sinks": "event sinks",
     "facegate.evaluate": "facegate eval",
     "facegate.gallery.exchange": "export and import",
+    "facegate.web": "the daemon's web page",
+    "flask": "the web page",
+    "flask_wtf": "the web page's CSRF checks",
+    "wtforms": "the web page's CSRF checks",
+    "werkzeug": "the web page",
+    "jinja2": "the web page's templates",
 }
 NEEDED = ("facegate.vision.recognizer", "facegate.cli.recognise")  # proves the list is real
 MARK = "MODULES "

@@ -141,11 +141,46 @@ def test_no_biometric_data_in_any_log_line_or_event(
     )
     daemon_log = outputs[-1].decode(errors="replace")
     assert "DEBUG" in daemon_log and "first frame processed" in daemon_log  # really -vv
+    lines = [json.loads(line) for line in events.read_text().splitlines() if line.strip()]
+    assert any(e["event"] == "recognized" for e in lines)
+    outputs += unknown_face_commands(state, config, hamilton_clip, tmp_path, lines)
     known = secrets_of(plain)
     for output in outputs:
         assert_no_biometrics(output, known)
-    lines = [json.loads(line) for line in events.read_text().splitlines() if line.strip()]
-    assert any(e["event"] == "recognized" for e in lines)
+    lines += [json.loads(line) for line in (tmp_path / "strangers.jsonl").read_text().splitlines()]
+    assert any(e["event"] == "unknown" and e["cluster_id"] for e in lines)
     for event in lines:
         assert forbidden_keys(event) == [], event
         assert all(not isinstance(v, list) or len(v) <= 4 for v in event.values()), event
+
+
+def unknown_face_commands(
+    state: Path, config: Path, clip: Path, tmp_path: Path, events: list[dict]
+) -> list[bytes]:
+    """The unknown-face paths at -vv: a correction of a recognized visit, then a daemon run on
+    an empty gallery (the speaker is a stranger) and every ``unknowns`` action on his cluster."""
+    visit = next(e["visit_id"] for e in events if e["event"] == "recognized")
+    outputs = [
+        facegate(state, "unknowns", "matches"),
+        facegate(state, "unknowns", "matches", "--json"),
+        facegate(state, "unknowns", "correct", visit),
+    ]
+    empty = ("--gallery", str(tmp_path / "strangers.db"))
+    strangers = tmp_path / "strangers.toml"
+    strangers.write_text(config.read_text() + f'[gallery]\npath = "{tmp_path / "strangers.db"}"\n')
+    sink = f"jsonl:{tmp_path / 'strangers.jsonl'}"
+    outputs.append(
+        facegate(state, "run", "--config", str(strangers), "--source", str(clip), "--sink", sink)
+    )
+    crops = tmp_path / "crops"
+    for args in (
+        ("list",),
+        ("list", "--json"),
+        ("show", "1", "--export", str(crops)),
+        ("show", "1", "--json"),
+        ("label", "1", "Stranger"),
+        ("purge", "--all", "--yes"),
+    ):
+        outputs.append(facegate(state, "unknowns", *args, *empty))
+    assert any(crops.iterdir())
+    return outputs

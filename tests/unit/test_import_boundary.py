@@ -1,4 +1,5 @@
-"""The device side never loads the offline side: no converters, onnx or TensorFlow at import."""
+"""The device side never loads the offline side (converters, onnx, TensorFlow) at import, and
+the frame path never loads the web stack (Flask and friends: the daemon's HTTP thread only)."""
 
 from __future__ import annotations
 
@@ -41,5 +42,28 @@ def test_device_modules_do_not_import_the_offline_side() -> None:
         "facegate.backends.onnxruntime",
         "facegate.service.daemon",
         "facegate.bundle.install",
+        "facegate.web.app",
     } <= set(result["walked"])
     assert result["loaded"] == []
+
+
+WEB_STACK = ("flask", "flask_wtf", "wtforms", "werkzeug", "jinja2", "itsdangerous", "markupsafe")
+# Everything `facegate run` imports before its HTTP thread builds the page: the CLI command, the
+# daemon with its pipeline, capture, sinks, the HTTP server and the recent-events ring.
+FRAME_PATH = """
+import json, sys
+import facegate.cli.run, facegate.service.daemon, facegate.service.pipeline
+import facegate.service.health, facegate.service.recent, facegate.sinks.mqtt
+print(json.dumps(sorted(sys.modules)))
+"""
+
+
+def test_the_frame_path_does_not_import_the_web_stack() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", FRAME_PATH], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    loaded = json.loads(proc.stdout)
+    assert "facegate.service.daemon" in loaded  # the list is real
+    web = [n for n in loaded if n.split(".")[0] in WEB_STACK or n.startswith("facegate.web")]
+    assert web == []
