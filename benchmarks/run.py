@@ -4,8 +4,10 @@ Sections: stages (per-stage latency), e2e (pipeline fps on the clips), realframe
 frames and the group photos per stage, with the detector's counts, against face_recognition),
 detector (MTCNN against facenet-pytorch's: exactness and speed), peer (face_recognition: speed
 and accuracy), gallery (1k-1M templates, exact and approximate), coldstart (daemon start and
-memory), limits (MACs against attainable FLOP/s). Writes results.json and PNG plots to --out
-and prints tables; results.json is rewritten after every section.
+memory), limits (MACs against attainable FLOP/s), multicam (the detection planner: one camera
+with it off and on, the cost of a frame with nobody in view, four cameras on one thread).
+Writes results.json and PNG plots to --out and prints tables; results.json is rewritten after
+every section.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from benchmarks import (
     e2e,
     gallery_scale,
     limits,
+    multicam,
     peer,
     realframes,
     report,
@@ -41,6 +44,7 @@ SECTIONS = (
     "gallery",
     "coldstart",
     "limits",
+    "multicam",
 )
 DEFAULT_OUT = Path(__file__).resolve().parent / "out"
 NEEDS_FRAMES = {"stages", "detector", "peer", "limits"}
@@ -101,6 +105,8 @@ def _section(name: str, args: argparse.Namespace, frames: list[BenchFrame], resu
         return gallery_scale.run(args.quick, install, args.out)
     if name == "coldstart":
         return coldstart.run(args.quick)
+    if name == "multicam":
+        return multicam.run(args.quick)
     return limits.run(frames, args.quick, _measured(results))
 
 

@@ -31,14 +31,15 @@ from facegate.vision.motion import MOTION_MIN_AREA, MOTION_THRESHOLD, Box, Motio
 from facegate.vision.recognizer import Recognizer
 
 FULL_SCAN_EVERY = 10  # frames between full scans while tracks are live (0.4 s at 25 fps)
-REGION_MARGIN = 0.5  # face sides added on each side: a region is 2x the face, room for a face
-# that moves half its width between two frames (a walk across a 640 px frame in under a second)
-# In a region the pyramid starts at this share of the smallest tracked face in it, not at the
-# camera's min_face: a tracked face does not shrink by a third from one frame to the next, and
-# one that does is found again by the next full scan. It keeps a region's P-Net input ~34 px
-# wide whatever the face size, so a region costs about the same for a near and a far face; on
-# the Hamilton clip 0.7 took the region cascade's time 11% under 0.5, with the same events.
-REGION_MIN_FACE = 0.7
+REGION_MARGIN = 0.5  # face sides added on each side: a region is a square 2x the face's longer
+# side, room for a face that moves half its size between two frames
+# In a region the pyramid starts at this share of the tracked face's longer side (~0.7 of its
+# width, MTCNN boxes being taller than wide), not at the camera's min_face: a tracked face does
+# not shrink by a third from one frame to the next, and one that does is found by the next full
+# scan. A square region then always gives P-Net the same input sizes, whatever the face's size
+# (12 / 0.55 x 2 = 43.6 px first level): a region costs the same for a near and a far face, and
+# LiteRT, which keeps one interpreter per input shape, plans no new one frame after frame.
+REGION_MIN_FACE = 0.55
 # A tracked person's body, in face sides around the face box, where motion is expected and
 # triggers no full scan: arms reach ~2 face widths aside, a standing body is ~7 heads tall.
 BODY_SIDE, BODY_ABOVE, BODY_BELOW = 2.5, 1.0, 8.0
@@ -92,11 +93,6 @@ class Plan:
     regions: tuple[Region, ...] = ()
 
 
-def side(box: Box) -> float:
-    """The shorter side of a box (a face's size)."""
-    return min(box[2] - box[0], box[3] - box[1])
-
-
 def grow(box: Box, left: float, up: float, right: float, down: float) -> Box:
     """``box`` grown by multiples of its longer side on each side."""
     x1, y1, x2, y2 = box
@@ -104,16 +100,17 @@ def grow(box: Box, left: float, up: float, right: float, down: float) -> Box:
     return (x1 - left * side, y1 - up * side, x2 + right * side, y2 + down * side)
 
 
-def region(box: Box, width: int, height: int, min_face: float) -> Region:
-    """``box`` as whole pixels inside a ``width`` x ``height`` frame (outward rounding)."""
-    x1, y1, x2, y2 = box
-    return Region(
-        max(0, math.floor(x1)),
-        max(0, math.floor(y1)),
-        min(width, math.ceil(x2)),
-        min(height, math.ceil(y2)),
-        min_face,
-    )
+def square(face: Box, margin: float, width: int, height: int) -> Region:
+    """The square around ``face`` (``margin`` of its longer side added on each side), moved
+    inside a ``width`` x ``height`` frame; it looks for faces from ``REGION_MIN_FACE`` of
+    that side up."""
+    x1, y1, x2, y2 = face
+    longer = max(x2 - x1, y2 - y1)
+    size = min(math.ceil(longer * (1 + 2 * margin)), width, height)
+    left = min(max(0, round((x1 + x2 - size) / 2)), width - size)
+    top = min(max(0, round((y1 + y2 - size) / 2)), height - size)
+    min_face = REGION_MIN_FACE * size / (1 + 2 * margin)
+    return Region(left, top, left + size, top + size, min_face)
 
 
 def merge(regions: Sequence[Region]) -> list[Region]:
@@ -179,8 +176,7 @@ class DetectionPlanner:
             return self._full()
         h, w = image.shape[:2]
         m = self.settings.region_margin
-        regions = [region(grow(b, m, m, m, m), w, h, REGION_MIN_FACE * side(b)) for b in tracked]
-        return Plan("regions", tuple(merge(regions)))
+        return Plan("regions", tuple(merge([square(b, m, w, h) for b in tracked])))
 
     def _full(self) -> Plan:
         self._since_full = 0

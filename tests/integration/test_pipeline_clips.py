@@ -3,6 +3,7 @@
 The Hamilton clip shows Lin-Manuel Miranda in profile (frames 20-45) before he turns to the
 camera: with him enrolled, that profile must not raise an `unknown` (a stranger alert for the
 household). The street clip shows only strangers: they must still be reported as `unknown`.
+Both run with the detection planner on (the default); with it off, the events are the same.
 """
 
 from __future__ import annotations
@@ -16,8 +17,11 @@ from facegate.gallery.enroll import template_from_file
 from facegate.gallery.store import GalleryStore
 from facegate.service.pipeline import Pipeline, PipelineSettings
 from facegate.types import Event, Frame
+from facegate.vision.planner import PlannerSettings
 from facegate.vision.recognizer import Recognizer
 from tests.data import data, shared
+
+HAMILTON = "video/face_recognition_short_hamilton_clip.mp4"
 
 
 def _enrol_all(rec: Recognizer, faces_dir: Path, db: Path) -> list[str]:
@@ -37,8 +41,10 @@ def _enrol_all(rec: Recognizer, faces_dir: Path, db: Path) -> list[str]:
     return names
 
 
-def _run(rec: Recognizer, clip: Path) -> list[Event]:
-    pipe = Pipeline(rec, PipelineSettings(camera="test"))
+def _run(rec: Recognizer, clip: Path, planned: bool = True) -> list[Event]:
+    """Every event of ``clip``, with the detection planner on (the default) or off."""
+    detection = PlannerSettings(enabled=planned)
+    pipe = Pipeline(rec, PipelineSettings(camera="test", detection=detection))
     cap = cv2.VideoCapture(str(clip))
     fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
     events, index = [], 0
@@ -64,7 +70,7 @@ def enrolled(recognizer: Recognizer, faces_dir: Path, tmp_path: Path) -> Recogni
 def test_hamilton_clip_names_lin_manuel_miranda_once_and_raises_no_stranger_alert(
     enrolled: Recognizer,
 ) -> None:
-    events = _run(enrolled, data("video/face_recognition_short_hamilton_clip.mp4"))
+    events = _run(enrolled, data(HAMILTON))
     recognized = [e for e in events if e.kind == "recognized"]
     assert [e.person for e in recognized] == ["lin_manuel_miranda"]
     assert [e for e in events if e.kind == "unknown"] == []  # his profile is no stranger
@@ -88,3 +94,13 @@ def test_street_clip_of_strangers_names_nobody_and_reports_strangers(
     assert unknown, "the strangers facing the camera must be reported"
     left = {e.visit_id for e in events if e.kind == "left"}
     assert {e.visit_id for e in unknown} <= left  # every stranger's visit ends
+
+
+@pytest.mark.parametrize("clip", ["hamilton", "street"])
+def test_the_detection_planner_keeps_the_events_of_both_clips(
+    clip: str, enrolled: Recognizer, request: pytest.FixtureRequest
+) -> None:
+    path = request.getfixturevalue("street_clip") if clip == "street" else data(HAMILTON)
+    planned, scanned = _run(enrolled, path, planned=True), _run(enrolled, path, planned=False)
+    assert [(e.kind, e.person) for e in planned] == [(e.kind, e.person) for e in scanned]
+    assert [e.kind for e in planned].count("recognized") == (clip == "hamilton")

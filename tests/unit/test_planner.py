@@ -68,19 +68,22 @@ def test_regions_grow_around_tracked_faces_with_periodic_and_outside_full_scans(
     assert planner.plan(scene(0), [face]).kind == "full"  # the first frame
     plans = [planner.plan(scene(seed, square_at=(300, 200 + seed)), [face]) for seed in (1, 2)]
     assert [p.kind for p in plans] == ["regions", "regions"]
-    assert plans[0].regions == (Region(270, 170, 390, 290, 0.7 * 60),)  # 30 px each side
+    # a 120 px square (30 px each side), looking for faces from 0.55 x 60 px up
+    assert plans[0].regions == (Region(270, 170, 390, 290, 0.55 * 120 / 2),)
     kinds = [planner.plan(scene(seed), [face]).kind for seed in range(3, 8)]
     assert kinds == ["regions", "regions", "full", "regions", "regions"]  # every 5th frame
     assert planner.plan(scene(8, square_at=(20, 20)), [face]).kind == "full"  # someone came in
 
 
-def test_regions_at_the_frame_edge_are_clamped_and_overlapping_ones_merged() -> None:
+def test_regions_are_moved_inside_the_frame_and_overlapping_ones_merged() -> None:
     planner = DetectionPlanner(PlannerSettings(region_margin=0.5))
     planner.plan(scene(0), [])
-    faces = [(0.0, 0.0, 40.0, 40.0), (30.0, 10.0, 90.0, 70.0), (500.0, 400.0, 560.0, 460.0)]
+    faces = [(0.0, 0.0, 40.0, 40.0), (30.0, 10.0, 90.0, 70.0), (600.0, 440.0, 640.0, 480.0)]
     plan = planner.plan(scene(1, square_at=(10, 10)), faces)
     assert plan.kind == "regions"
-    assert plan.regions == (Region(0, 0, 120, 100, 0.7 * 40), Region(470, 370, 590, 480, 42.0))
+    small = 0.55 * 80 / 2
+    # (0, 0, 80, 80) and (0, 0, 120, 120) overlap: one region, looking for the smaller face
+    assert plan.regions == (Region(0, 0, 120, 120, small), Region(560, 400, 640, 480, small))
     disjoint = [Region(0, 0, 10, 10, 20), Region(10, 0, 20, 10, 30)]  # they touch, no overlap
     assert merge(disjoint) == disjoint
 
