@@ -81,15 +81,17 @@ def _pipeline(rec: Recognizer, name: str, planned: bool) -> Pipeline:
     return Pipeline(rec, settings)
 
 
-def _report(pipe: Pipeline, frame_ms: list[float], events: list) -> dict:
-    """Frame rate, ms per frame, ms per frame in each stage, plan counts and events."""
+def _report(pipe: Pipeline, frame_ms: list[float], cpu_s: float, events: list) -> dict:
+    """Frame rate, ms per frame (wall and this thread's CPU), per stage, plans and events."""
     n = max(1, len(frame_ms))
     seconds = pipe.metrics.stage_seconds
     counters = pipe.metrics.counters
     return {
         "frames": len(frame_ms),
         "fps": 1000 * len(frame_ms) / max(1e-9, sum(frame_ms)),
+        "fps_cpu": len(frame_ms) / max(1e-9, cpu_s),
         "ms_per_frame": sum(frame_ms) / n,
+        "cpu_ms_per_frame": 1000 * cpu_s / n,
         "frame_ms": summary(frame_ms),
         "stage_ms_per_frame": {s: 1000 * seconds.get(s, 0.0) / n for s in STAGES},
         "plans": {k: int(counters.get(f"detect_{k}", 0)) for k in ("skip", "regions", "full")},
@@ -100,15 +102,17 @@ def _report(pipe: Pipeline, frame_ms: list[float], events: list) -> dict:
 
 def play(rec: Recognizer, frames: list[np.ndarray], fps: float, planned: bool) -> dict:
     """One camera: every frame through a fresh pipeline, each timed."""
+    rec.detect(frames[0])  # warm up: LiteRT plans an interpreter per new input shape
     pipe = _pipeline(rec, "cam0", planned)
-    frame_ms, events = [], []
+    frame_ms, events, cpu = [], [], 0.0
     for index, image in enumerate(frames):
         frame = Frame(image, index / fps, index, "cam0")
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.thread_time()
         events += pipe.process(frame)
         frame_ms.append(1000 * (time.perf_counter() - start))
+        cpu += time.thread_time() - start_cpu
     events += pipe.finish(len(frames) / fps)
-    return _report(pipe, frame_ms, events)
+    return _report(pipe, frame_ms, cpu, events)
 
 
 def four_cameras(rec: Recognizer, frames: list[np.ndarray], fps: float) -> dict:
@@ -116,21 +120,29 @@ def four_cameras(rec: Recognizer, frames: list[np.ndarray], fps: float) -> dict:
     n = len(frames)
     pipes = [_pipeline(rec, f"cam{k}", True) for k in range(CAMERAS)]
     frame_ms: list[list[float]] = [[] for _ in pipes]
+    cpu = [0.0] * CAMERAS
     events: list[list] = [[] for _ in pipes]
-    start_all = time.perf_counter()
+    start_all, start_all_cpu = time.perf_counter(), time.thread_time()
     for index in range(n):
         for k, pipe in enumerate(pipes):
             image = frames[(index + k * n // CAMERAS) % n]
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.thread_time()
             events[k] += pipe.process(Frame(image, index / fps, index, f"cam{k}"))
             frame_ms[k].append(1000 * (time.perf_counter() - start))
-    wall = time.perf_counter() - start_all
+            cpu[k] += time.thread_time() - start_cpu
+    wall, wall_cpu = time.perf_counter() - start_all, time.thread_time() - start_all_cpu
     cams = []
     for k, pipe in enumerate(pipes):
         events[k] += pipe.finish(n / fps)
-        report = _report(pipe, frame_ms[k], events[k])
+        report = _report(pipe, frame_ms[k], cpu[k], events[k])
         cams.append({"camera": k, "offset_frames": k * n // CAMERAS, **report})
-    return {"wall_s": wall, "fps_each": n / wall, "cameras": cams}
+    return {
+        "wall_s": wall,
+        "cpu_s": wall_cpu,
+        "fps_each": n / wall,
+        "fps_each_cpu": n / max(1e-9, wall_cpu),
+        "cameras": cams,
+    }
 
 
 def run(quick: bool) -> dict:
@@ -164,8 +176,8 @@ def tables(res: dict) -> list[tuple[str, list[str], list[list[str]]]]:
     """Single camera off/on and nobody in view; four cameras; the targets."""
     if "single" not in res:
         return []
-    heads = ["run", "planner", "frames", "fps", "ms/frame", "p90", *STAGES, "skip/regions/full",
-             "embeds", "events"]  # fmt: skip
+    heads = ["run", "planner", "frames", "fps", "ms/frame", "p90", "CPU ms/frame", *STAGES,
+             "skip/regions/full", "embeds", "events"]  # fmt: skip
     rows = []
     for label, key in (("Hamilton, one camera", "single"), ("nobody in view", "empty")):
         for mode in ("off", "on"):
@@ -174,25 +186,28 @@ def tables(res: dict) -> list[tuple[str, list[str], list[list[str]]]]:
             p = r["plans"]
             rows.append([label, mode, str(r["frames"]), f"{r['fps']:.1f}",
                          f"{r['ms_per_frame']:.2f}", f"{r['frame_ms']['p90']:.2f}",
-                         *(f"{st[s]:.2f}" for s in STAGES),
+                         f"{r['cpu_ms_per_frame']:.2f}", *(f"{st[s]:.2f}" for s in STAGES),
                          f"{p['skip']}/{p['regions']}/{p['full']}", str(r["embeddings"]),
                          ", ".join(r["events"]) or "-"])  # fmt: skip
     title = f"Detection planner, 640x480, {res['backend']} fp32, one thread (stage ms per frame)"
     out = [(title, heads, rows)]
-    heads = ["camera", "offset (frames)", "frames", "fps", "ms/frame", *STAGES, "skip/regions/full",
-             "events"]  # fmt: skip
+    heads = ["camera", "offset (frames)", "frames", "fps each (wall / CPU)", "ms/frame",
+             "CPU ms/frame", *STAGES, "skip/regions/full", "events"]  # fmt: skip
     rows = []
-    for c in res["four"]["cameras"]:
+    four = res["four"]
+    for c in four["cameras"]:
         st, p = c["stage_ms_per_frame"], c["plans"]
         rows.append([f"cam{c['camera']}", str(c["offset_frames"]), str(c["frames"]),
-                     f"{res['four']['fps_each']:.1f}", f"{c['ms_per_frame']:.2f}",
+                     f"{four['fps_each']:.1f} / {four['fps_each_cpu']:.1f}",
+                     f"{c['ms_per_frame']:.2f}", f"{c['cpu_ms_per_frame']:.2f}",
                      *(f"{st[s]:.2f}" for s in STAGES), f"{p['skip']}/{p['regions']}/{p['full']}",
                      ", ".join(c["events"]) or "-"])  # fmt: skip
     out.append(("Four cameras round-robin in one thread (the Hamilton clip, offset)", heads, rows))
     t = res["targets"]
     empty = res["empty"]["on"]["frame_ms"]["median"]
     rows = [
-        [f"four cameras ≥ {t['fps_each']:.0f} fps each", f"{res['four']['fps_each']:.1f} fps",
+        [f"four cameras ≥ {t['fps_each']:.0f} fps each",
+         f"{four['fps_each']:.1f} fps (wall), {four['fps_each_cpu']:.1f} (thread CPU time)",
          "met" if t["fps_each_met"] else "MISSED"],
         [f"nobody in view ≤ {t['empty_ms']:.0f} ms", f"{empty:.2f} ms (median)",
          "met" if t["empty_ms_met"] else "MISSED"],
