@@ -146,7 +146,7 @@ class Recognizer:
 
         ``detector``: another view of this recognizer's networks (a camera's own pyramid).
         """
-        detector = detector or self.detector
+        detector = self.detector if detector is None else detector
         scale = min(1.0, self.config.max_side / max(image.shape[:2]))
         if scale >= 1.0:
             return detector.detect(image)
