@@ -4,10 +4,10 @@ Per frame (one planner per camera, no shared state):
 
 - no track is live and nothing moved (a small grey copy against a running background,
   :mod:`facegate.vision.motion`): skip detection; the frame costs only the motion test;
-- tracks are live: detect only in regions around them (each face box grown by ``region_margin``
-  of its side on every side, clamped to the frame, overlapping regions merged), on the
-  sub-image, with the faces mapped back to frame pixels; a still face is still looked at, so
-  it gathers its votes and its visit stays open as without the planner;
+- tracks are live: detect only in regions around them (a square around each face, its longer
+  side plus ``region_margin`` of it on every side, moved inside the frame; overlapping squares
+  merged), on the sub-image, with the faces mapped back to frame pixels; a still face is still
+  looked at, so it gathers its votes and its visit stays open as without the planner;
 - a full-frame scan when something moved and no track is live, when motion shows outside the
   tracked people (someone may have come in), and every ``full_scan_every`` frames while tracks
   are live.
@@ -35,7 +35,7 @@ REGION_MARGIN = 0.3  # face sides added on each side: a region is a square 1.6x 
 # longer side, room for a face that moves 0.3 of its size between two frames (9 face widths a
 # second at 30 fps); on the Hamilton clip 0.3 took 10% off the CPU time per frame against 0.5
 # (38.6 against 42.7 ms, LiteRT, same plans and events)
-# In a region the pyramid starts at this share of the tracked face's longer side (~0.7 of its
+# In a region the pyramid starts at this share of the tracked face's longer side (~0.75 of its
 # width, MTCNN boxes being taller than wide), not at the camera's min_face: a tracked face does
 # not shrink by a third from one frame to the next, and one that does is found by the next full
 # scan. A square region then always gives P-Net the same input sizes, whatever the face's size
