@@ -1,13 +1,13 @@
 """Run facegate's benchmarks: ``python -m benchmarks.run [--quick] [--out DIR] [--sections ...]``.
 
-Sections: stages (per-stage latency), e2e (pipeline fps on the clips), realframes (the clips'
+Sections: stages (per-stage latency), e2e (pipeline fps on the clips), multicam (the detection
+planner: one camera with it off and on, a frame with nobody in view, four cameras on one
+thread), realframes (the clips'
 frames and the group photos per stage, with the detector's counts, against face_recognition),
 detector (MTCNN against facenet-pytorch's: exactness and speed), peer (face_recognition: speed
 and accuracy), gallery (1k-1M templates, exact and approximate), coldstart (daemon start and
-memory), limits (MACs against attainable FLOP/s), multicam (the detection planner: one camera
-with it off and on, the cost of a frame with nobody in view, four cameras on one thread).
-Writes results.json and PNG plots to --out and prints tables; results.json is rewritten after
-every section.
+memory), limits (MACs against attainable FLOP/s). Writes results.json and PNG plots to --out
+and prints tables; results.json is rewritten after every section.
 """
 
 from __future__ import annotations
@@ -38,13 +38,13 @@ from benchmarks.frames import BenchFrame, build_frames
 SECTIONS = (
     "stages",
     "e2e",
+    "multicam",
     "realframes",
     "detector",
     "peer",
     "gallery",
     "coldstart",
     "limits",
-    "multicam",
 )
 DEFAULT_OUT = Path(__file__).resolve().parent / "out"
 NEEDS_FRAMES = {"stages", "detector", "peer", "limits"}
@@ -95,6 +95,8 @@ def _section(name: str, args: argparse.Namespace, frames: list[BenchFrame], resu
         return stages.run(frames, args.quick)
     if name == "e2e":
         return e2e.run(args.quick)
+    if name == "multicam":
+        return multicam.run(args.quick)
     if name == "realframes":
         return realframes.run(args.quick, not args.no_install, args.out)
     if name == "detector":
@@ -105,8 +107,6 @@ def _section(name: str, args: argparse.Namespace, frames: list[BenchFrame], resu
         return gallery_scale.run(args.quick, install, args.out)
     if name == "coldstart":
         return coldstart.run(args.quick)
-    if name == "multicam":
-        return multicam.run(args.quick)
     return limits.run(frames, args.quick, _measured(results))
 
 

@@ -8,6 +8,7 @@ Both run with the detection planner on (the default); with it off, the events ar
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -17,11 +18,8 @@ from facegate.gallery.enroll import template_from_file
 from facegate.gallery.store import GalleryStore
 from facegate.service.pipeline import Pipeline, PipelineSettings
 from facegate.types import Event, Frame
-from facegate.vision.planner import PlannerSettings
 from facegate.vision.recognizer import Recognizer
 from tests.data import data, shared
-
-HAMILTON = "video/face_recognition_short_hamilton_clip.mp4"
 
 
 def _enrol_all(rec: Recognizer, faces_dir: Path, db: Path) -> list[str]:
@@ -41,10 +39,8 @@ def _enrol_all(rec: Recognizer, faces_dir: Path, db: Path) -> list[str]:
     return names
 
 
-def _run(rec: Recognizer, clip: Path, planned: bool = True) -> list[Event]:
-    """Every event of ``clip``, with the detection planner on (the default) or off."""
-    detection = PlannerSettings(enabled=planned)
-    pipe = Pipeline(rec, PipelineSettings(camera="test", detection=detection))
+def _run(rec: Recognizer, clip: Path) -> list[Event]:
+    pipe = Pipeline(rec, PipelineSettings(camera="test"))
     cap = cv2.VideoCapture(str(clip))
     fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
     events, index = [], 0
@@ -70,7 +66,7 @@ def enrolled(recognizer: Recognizer, faces_dir: Path, tmp_path: Path) -> Recogni
 def test_hamilton_clip_names_lin_manuel_miranda_once_and_raises_no_stranger_alert(
     enrolled: Recognizer,
 ) -> None:
-    events = _run(enrolled, data(HAMILTON))
+    events = _run(enrolled, data("video/face_recognition_short_hamilton_clip.mp4"))
     recognized = [e for e in events if e.kind == "recognized"]
     assert [e.person for e in recognized] == ["lin_manuel_miranda"]
     assert [e for e in events if e.kind == "unknown"] == []  # his profile is no stranger
@@ -96,11 +92,32 @@ def test_street_clip_of_strangers_names_nobody_and_reports_strangers(
     assert {e.visit_id for e in unknown} <= left  # every stranger's visit ends
 
 
+def _planned_and_not(rec: Recognizer, clip: Path) -> tuple[list[Event], list[Event]]:
+    """Every event of ``clip`` with the detection planner on (the default), then off."""
+    events = []
+    for planned in (True, False):
+        settings = PipelineSettings(camera="test")
+        settings = replace(settings, detection=replace(settings.detection, enabled=planned))
+        pipe = Pipeline(rec, settings)
+        cap = cv2.VideoCapture(str(clip))
+        fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
+        out, index = [], 0
+        while (read := cap.read())[0]:
+            out += pipe.process(
+                Frame(cv2.cvtColor(read[1], cv2.COLOR_BGR2RGB), index / fps, index, "test")
+            )
+            index += 1
+        cap.release()
+        events.append(out + pipe.finish(index / fps))
+    return events[0], events[1]
+
+
 @pytest.mark.parametrize("clip", ["hamilton", "street"])
 def test_the_detection_planner_keeps_the_events_of_both_clips(
     clip: str, enrolled: Recognizer, request: pytest.FixtureRequest
 ) -> None:
-    path = request.getfixturevalue("street_clip") if clip == "street" else data(HAMILTON)
-    planned, scanned = _run(enrolled, path, planned=True), _run(enrolled, path, planned=False)
+    hamilton = data("video/face_recognition_short_hamilton_clip.mp4")
+    path = request.getfixturevalue("street_clip") if clip == "street" else hamilton
+    planned, scanned = _planned_and_not(enrolled, path)
     assert [(e.kind, e.person) for e in planned] == [(e.kind, e.person) for e in scanned]
     assert [e.kind for e in planned].count("recognized") == (clip == "hamilton")
