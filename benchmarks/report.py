@@ -6,7 +6,7 @@ from pathlib import Path
 
 from rich.table import Table as RichTable
 
-from benchmarks import plots, realframes, targets
+from benchmarks import multicam, plots, realframes, targets
 from benchmarks.common import console
 
 Table = tuple[str, list[str], list[list[str]]]
@@ -276,6 +276,7 @@ def all_tables(results: dict) -> list[Table]:
         "gallery": gallery_tables,
         "coldstart": coldstart_table,
         "limits": limits_tables,
+        "multicam": multicam.tables,
     }
     out: list[Table] = []
     for name, make in makers.items():

@@ -1,6 +1,8 @@
 """Run facegate's benchmarks: ``python -m benchmarks.run [--quick] [--out DIR] [--sections ...]``.
 
-Sections: stages (per-stage latency), e2e (pipeline fps on the clips), realframes (the clips'
+Sections: stages (per-stage latency), e2e (pipeline fps on the clips), multicam (the detection
+planner: one camera with it off and on, a frame with nobody in view, four cameras on one
+thread), realframes (the clips'
 frames and the group photos per stage, with the detector's counts, against face_recognition),
 detector (MTCNN against facenet-pytorch's: exactness and speed), peer (face_recognition: speed
 and accuracy), gallery (1k-1M templates, exact and approximate), coldstart (daemon start and
@@ -27,6 +29,7 @@ from benchmarks import (
     gallery_scale,
     limits,
     liveness,
+    multicam,
     peer,
     realframes,
     report,
@@ -38,6 +41,7 @@ from benchmarks.frames import BenchFrame, build_frames
 SECTIONS = (
     "stages",
     "e2e",
+    "multicam",
     "realframes",
     "detector",
     "peer",
@@ -96,6 +100,8 @@ def _section(name: str, args: argparse.Namespace, frames: list[BenchFrame], resu
         return stages.run(frames, args.quick)
     if name == "e2e":
         return e2e.run(args.quick)
+    if name == "multicam":
+        return multicam.run(args.quick)
     if name == "realframes":
         return realframes.run(args.quick, not args.no_install, args.out)
     if name == "detector":

@@ -15,6 +15,7 @@ _EXPORTS = {
     "schema": (
         "CameraConfig",
         "Config",
+        "DetectionPlanConfig",
         "DetectorConfig",
         "GalleryConfig",
         "HttpConfig",

@@ -16,6 +16,8 @@ from facegate.gallery.clusters import CLUSTER_THRESHOLD
 from facegate.sinks.jsonl import JsonlSinkConfig
 from facegate.sinks.mqtt import MqttSinkConfig
 from facegate.sinks.webhook import WebhookSinkConfig
+from facegate.vision.motion import MOTION_MIN_AREA, MOTION_THRESHOLD
+from facegate.vision.planner import FULL_SCAN_EVERY, REGION_MARGIN
 from facegate.vision.quality import MAX_PITCH_DEG, MAX_YAW_DEG
 from facegate.vision.recognizer import DEFAULT_THRESHOLD
 from facegate.vision.track import VIDEO_UNKNOWN_AFTER, VIDEO_VOTES
@@ -90,6 +92,37 @@ class DetectorConfig:
         "zero",
         "faces at the image edge: black outside it (zero) or the inside stretched (clip)",
         "zero|clip",
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DetectionPlanConfig:
+    """[detection]: where each frame is searched for faces (motion, live tracks, full scans)."""
+
+    enabled: bool = opt(
+        True,
+        "skip frames where nothing moved and search only around tracked faces between full "
+        "scans (off: the detector scans every whole frame; never used on a folder of photos)",
+    )
+    # MOTION_THRESHOLD / MOTION_MIN_AREA / FULL_SCAN_EVERY / REGION_MARGIN: facegate.vision.motion
+    # and facegate.vision.planner say how they were chosen.
+    motion_threshold: float = opt(
+        MOTION_THRESHOLD, "grey levels a pixel of the small frame copy must change by", "1..255"
+    )
+    motion_min_area: float = opt(
+        MOTION_MIN_AREA, "share of the small frame copy that must change to be motion", "(0,1)"
+    )
+    full_scan_every: int = opt(
+        FULL_SCAN_EVERY, "frames between whole-frame scans while faces are tracked", ">=1"
+    )
+    region_margin: float = opt(
+        REGION_MARGIN, "face sides added on each side of a tracked face to search in", "0..10"
+    )
+    min_face: float | None = opt(
+        None,
+        "smallest face (pixels) this camera can show: the detector's pyramid starts there "
+        "(unset: [detector] min_face_size)",
+        "12..2000",
     )
 
 
@@ -280,6 +313,7 @@ class Config:
     models: ModelsConfig = field(default_factory=ModelsConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     detector: DetectorConfig = field(default_factory=DetectorConfig)
+    detection: DetectionPlanConfig = field(default_factory=DetectionPlanConfig)
     recognition: RecognitionConfig = field(default_factory=RecognitionConfig)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     liveness: LivenessConfig = field(default_factory=LivenessConfig)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from facegate.service.liveness import LivenessGate
@@ -25,6 +25,7 @@ from facegate.service.snapshots import SnapshotStore
 from facegate.service.visits import LEAVE_AFTER_S, Presence, Visit
 from facegate.sources import is_stills
 from facegate.types import Event, Face, Frame
+from facegate.vision.planner import DetectionPlanner, PlannerSettings
 from facegate.vision.quality import MAX_PITCH_DEG, MAX_YAW_DEG, FaceQuality
 from facegate.vision.recognizer import Recognizer
 from facegate.vision.track import (
@@ -60,6 +61,8 @@ class PipelineSettings:
     max_missed: int = 15
     leave_after_s: float = LEAVE_AFTER_S
     stills: bool = False  # unrelated photos: no track carries over from one frame to the next
+    # where to detect (never planned for stills)
+    detection: PlannerSettings = field(default_factory=PlannerSettings)
 
     @classmethod
     def from_config(cls, config: Config) -> PipelineSettings:
@@ -82,6 +85,7 @@ class PipelineSettings:
             max_missed=t.max_missed,
             leave_after_s=t.leave_after_s,
             stills=stills,
+            detection=planner_settings(config, stills),
         )
 
     def good_enough(self, quality: FaceQuality) -> bool:
@@ -91,6 +95,25 @@ class PipelineSettings:
             and quality.sharpness >= self.min_sharpness
             and quality.pose.within(self.max_yaw, self.max_pitch)
         )
+
+
+def planner_settings(config: Config, stills: bool) -> PlannerSettings:
+    """The [detection] table as planner settings; photos of a folder are never planned."""
+    d = config.detection
+    return PlannerSettings(
+        enabled=d.enabled and not stills,
+        motion_threshold=d.motion_threshold,
+        motion_min_area=d.motion_min_area,
+        full_scan_every=d.full_scan_every,
+        region_margin=d.region_margin,
+        min_face=d.min_face,
+    )
+
+
+def _planner(settings: PipelineSettings) -> DetectionPlanner | None:
+    if settings.stills or not settings.detection.enabled:
+        return None
+    return DetectionPlanner(settings.detection)
 
 
 class Pipeline:
@@ -125,6 +148,7 @@ class Pipeline:
             self.presence = Presence(settings.leave_after_s)
         else:
             self.presence = presence.handover(settings.leave_after_s)
+        self.planner = _planner(settings)
 
     def reconfigure(
         self, recognizer: Recognizer, settings: PipelineSettings, snapshots: SnapshotStore | None
@@ -134,13 +158,17 @@ class Pipeline:
         self.tracker.iou_threshold = settings.iou_threshold
         self.tracker.max_missed = settings.max_missed
         self.presence.leave_after_s = settings.leave_after_s
+        if self.planner is None or self.planner.settings != settings.detection:
+            self.planner = _planner(settings)
 
     def process(self, frame: Frame) -> list[Event]:
         """Run one frame through the stages; return the events it caused."""
         if frame.index % self.s.detect_every:
             return self.expire(frame.timestamp)
-        with self.metrics.stage("detect"):
-            faces = self.rec.detect(frame.image)
+        faces = self._detect(frame)
+        if faces is None:  # nothing moved: the tracks stand as they are
+            self.metrics.frame_done()
+            return self.expire(frame.timestamp)
         self.metrics.inc("faces", len(faces))
         matched, ended = self.tracker.update(faces, frame.timestamp)
         if self.liveness is not None:
@@ -166,6 +194,19 @@ class Pipeline:
         # a file read faster than real time has frame times ahead of the clock: never leave
         # before the last sighting
         return [self._left(visit, max(now, visit.last_seen)) for visit in gone]
+
+    def _detect(self, frame: Frame) -> list[Face] | None:
+        """Faces of one frame where the planner (if any) says they can be; None: not looked."""
+        if self.planner is None:
+            with self.metrics.stage("detect"):
+                return self.rec.detect(frame.image)
+        with self.metrics.stage("motion"):
+            plan = self.planner.plan(frame.image, [t.face.box for t in self.tracker.tracks])
+        self.metrics.inc(f"detect_{plan.kind}")
+        if plan.kind == "skip":
+            return None
+        with self.metrics.stage("detect"):
+            return self.planner.detect(self.rec, frame.image, plan)
 
     def _wants_embedding(self, track: Track, face: Face) -> bool:
         return (

@@ -141,16 +141,20 @@ class Recognizer:
             snapshot, top_k=self.config.top_k, strategy=self.config.strategy
         )
 
-    def detect(self, image: np.ndarray) -> list[Face]:
-        """Faces in an RGB image, detected on a copy no larger than ``max_side``."""
+    def detect(self, image: np.ndarray, detector: MTCNN | None = None) -> list[Face]:
+        """Faces in an RGB image, detected on a copy no larger than ``max_side``.
+
+        ``detector``: another view of this recognizer's networks (a camera's own pyramid).
+        """
+        detector = self.detector if detector is None else detector
         scale = min(1.0, self.config.max_side / max(image.shape[:2]))
         if scale >= 1.0:
-            return self.detector.detect(image)
+            return detector.detect(image)
         size = (round(image.shape[1] * scale), round(image.shape[0] * scale))
         small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
         return [
             Face(tuple(v / scale for v in f.box), f.score, f.landmarks / scale)
-            for f in self.detector.detect(small)
+            for f in detector.detect(small)
         ]
 
     def align(self, image: np.ndarray, faces: Sequence[Face]) -> list[AlignedFace]:

@@ -3,10 +3,12 @@
 The Hamilton clip shows Lin-Manuel Miranda in profile (frames 20-45) before he turns to the
 camera: with him enrolled, that profile must not raise an `unknown` (a stranger alert for the
 household). The street clip shows only strangers: they must still be reported as `unknown`.
+Both run with the detection planner on (the default); with it off, the events are the same.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -100,3 +102,34 @@ def test_street_clip_of_strangers_names_nobody_and_reports_strangers(
     assert unknown, "the strangers facing the camera must be reported"
     left = {e.visit_id for e in events if e.kind == "left"}
     assert {e.visit_id for e in unknown} <= left  # every stranger's visit ends
+
+
+def _planned_and_not(rec: Recognizer, clip: Path) -> tuple[list[Event], list[Event]]:
+    """Every event of ``clip`` with the detection planner on (the default), then off."""
+    events = []
+    for planned in (True, False):
+        settings = PipelineSettings(camera="test")
+        settings = replace(settings, detection=replace(settings.detection, enabled=planned))
+        pipe = Pipeline(rec, settings)
+        cap = cv2.VideoCapture(str(clip))
+        fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
+        out, index = [], 0
+        while (read := cap.read())[0]:
+            out += pipe.process(
+                Frame(cv2.cvtColor(read[1], cv2.COLOR_BGR2RGB), index / fps, index, "test")
+            )
+            index += 1
+        cap.release()
+        events.append(out + pipe.finish(index / fps))
+    return events[0], events[1]
+
+
+@pytest.mark.parametrize("clip", ["hamilton", "street"])
+def test_the_detection_planner_keeps_the_events_of_both_clips(
+    clip: str, enrolled: Recognizer, request: pytest.FixtureRequest
+) -> None:
+    hamilton = data("video/face_recognition_short_hamilton_clip.mp4")
+    path = request.getfixturevalue("street_clip") if clip == "street" else hamilton
+    planned, scanned = _planned_and_not(enrolled, path)
+    assert [(e.kind, e.person) for e in planned] == [(e.kind, e.person) for e in scanned]
+    assert [e.kind for e in planned].count("recognized") == (clip == "hamilton")

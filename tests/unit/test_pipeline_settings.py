@@ -8,7 +8,9 @@ import pytest
 
 from facegate import config as cfg
 from facegate.errors import ConfigError
-from facegate.service.pipeline import PipelineSettings
+from facegate.service.pipeline import Pipeline, PipelineSettings
+from facegate.vision.planner import PlannerSettings
+from facegate.vision.recognizer import Recognizer
 
 
 def settings(text: str, **overrides: object) -> PipelineSettings:
@@ -43,3 +45,29 @@ def test_a_bad_votes_flag_is_one_line_naming_the_flag() -> None:
     with pytest.raises(ConfigError) as info:
         settings("", votes=0)
     assert "--votes" in str(info.value) and "\n" not in str(info.value).strip()
+
+
+def test_detection_planning_comes_from_the_detection_table_and_never_plans_photos(
+    tmp_path: Path,
+) -> None:
+    text = "[detection]\nfull_scan_every = 4\nregion_margin = 0.8\nmin_face = 64\n"
+    d = settings(text).detection
+    assert (d.enabled, d.full_scan_every, d.region_margin, d.min_face) == (True, 4, 0.8, 64.0)
+    assert settings("").detection == PlannerSettings()  # the documented defaults
+    assert not settings("[detection]\nenabled = false\n").detection.enabled
+    assert not settings(text, source=str(tmp_path)).detection.enabled  # a folder of photos
+
+
+def test_a_pipeline_builds_its_planner_from_its_settings_and_a_reload(
+    recognizer: Recognizer,
+) -> None:
+    pipe = Pipeline(recognizer, PipelineSettings())
+    assert pipe.planner is not None and pipe.planner.settings == PlannerSettings()
+    off = PipelineSettings(detection=PlannerSettings(enabled=False))
+    assert Pipeline(recognizer, off).planner is None
+    assert Pipeline(recognizer, PipelineSettings(stills=True)).planner is None
+    pipe.reconfigure(recognizer, off, None)
+    assert pipe.planner is None
+    other = PipelineSettings(detection=PlannerSettings(full_scan_every=3))
+    pipe.reconfigure(recognizer, other, None)
+    assert pipe.planner is not None and pipe.planner.settings.full_scan_every == 3
