@@ -42,6 +42,12 @@ class CameraConfig:
     )
     detect_every: int = opt(1, "run the detector on every Nth frame; tracks bridge the rest", ">=1")
     realtime: bool | None = opt(None, "drop frames to keep up (unset: for cameras and streams)")
+    min_face: float | None = opt(
+        None,
+        "smallest face this camera can show, in pixels: the detector's pyramid starts there "
+        "(unset: [detection] min_face)",
+        "12..2000",
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -71,3 +71,14 @@ def test_a_pipeline_builds_its_planner_from_its_settings_and_a_reload(
     other = PipelineSettings(detection=PlannerSettings(full_scan_every=3))
     pipe.reconfigure(recognizer, other, None)
     assert pipe.planner is not None and pipe.planner.settings.full_scan_every == 3
+
+
+def test_each_camera_can_start_the_pyramid_at_its_own_smallest_face() -> None:
+    text = (
+        "[detection]\nmin_face = 64\n"
+        '[[cameras]]\nname = "door"\nsource = "rtsp://a/1"\nmin_face = 30\n'
+        '[[cameras]]\nname = "yard"\nsource = "rtsp://a/2"\n'
+    )
+    door, yard = cfg.camera_views(cfg.parse(text))
+    assert PipelineSettings.from_config(door).detection.min_face == 30.0
+    assert PipelineSettings.from_config(yard).detection.min_face == 64.0
