@@ -65,22 +65,25 @@ def unknown(seq: int, face: bytes | None) -> Event:
 def test_last_unknown_face_is_an_image_entity(broker: Mosquitto) -> None:
     rng = np.random.default_rng(3)
     faces = [jpeg_crop(rng.integers(0, 256, (112, 112, 3), dtype=np.uint8)) for _ in range(2)]
-    image = "fg/front_door/unknown/image"
-    config_topic = "homeassistant/image/fg_front_door/last_unknown/config"
+    image = "fg/door1/front_door/unknown/image"
+    config_topic = "homeassistant/image/fg_door1_front_door/last_unknown/config"
     sub = RawSubscriber(broker, "#")
-    with MqttSink(broker.host, broker.port, "fg", "Front Door", unknown_image=True) as sink:
+    sink = MqttSink(
+        broker.host, broker.port, "fg", "Front Door", instance="door1", unknown_image=True
+    )
+    with sink:
         wait_until(lambda: sub.last(config_topic), what="image discovery")
-        wait_until(lambda: sub.last("fg/available"), what="online (retained)")
+        wait_until(lambda: sub.last("fg/door1/available"), what="online (retained)")
         config = json.loads(sub.last(config_topic)[0])
         assert config["image_topic"] == image and config["content_type"] == "image/jpeg"
-        assert config["unique_id"] == "fg_front_door_last_unknown_face"
-        assert config["availability_topic"] == "fg/available"
-        assert config["device"]["identifiers"] == ["fg_front_door"]
+        assert config["unique_id"] == "fg_door1_front_door_last_unknown_face"
+        assert config["availability_topic"] == "fg/door1/available"
+        assert config["device"]["identifiers"] == ["fg_door1_front_door"]
         sink.emit(unknown(1, faces[0]))
         sink.emit(unknown(2, faces[1]))
         wait_until(lambda: sub.last(image) == (faces[1], False), what="the newest face")
         wait_until(lambda: len([m for m in sub.messages if m[0].endswith("/event")]) == 2)
-        event_payloads = [p for t, p, _ in sub.messages if t == "fg/front_door/event"]
+        event_payloads = [p for t, p, _ in sub.messages if t == "fg/door1/front_door/event"]
         assert all(b"\xff\xd8" not in p for p in event_payloads)  # events carry no pixels
     late = RawSubscriber(broker, image)
     wait_until(lambda: late.last(image), what="retained face")
@@ -92,8 +95,8 @@ def test_last_unknown_face_is_an_image_entity(broker: Mosquitto) -> None:
 @needs_mosquitto
 def test_no_image_without_the_option(broker: Mosquitto) -> None:
     sub = RawSubscriber(broker, "#")
-    with MqttSink(broker.host, broker.port, "fg", "Front Door") as sink:
-        wait_until(lambda: sub.last("fg/available"), what="online (retained)")
+    with MqttSink(broker.host, broker.port, "fg", "Front Door", instance="door1") as sink:
+        wait_until(lambda: sub.last("fg/door1/available"), what="online (retained)")
         sink.emit(unknown(1, b"\xff\xd8\xff face"))
         wait_until(lambda: any(t.endswith("/event") for t, _, _ in sub.messages))
     assert not any("image" in t for t, _, _ in sub.messages)
