@@ -43,3 +43,42 @@ def test_device_modules_do_not_import_the_offline_side() -> None:
         "facegate.bundle.install",
     } <= set(result["walked"])
     assert result["loaded"] == []
+
+
+# Runs one `facegate identify --json` on a photo, then prints the top-level modules it loaded.
+IDENTIFY = """
+import json, sys
+from facegate.cli import main
+code = main(sys.argv[1:])
+print(json.dumps({"code": code, "loaded": sorted({n.split(".")[0] for n in sys.modules}),
+                  "facegate": sorted(n for n in sys.modules if n.startswith("facegate."))}))
+"""
+# Nothing on a one-image identify's path needs these: encryption (gallery export), terminal
+# tables (--json prints plain JSON), the web/metrics server, MQTT, plotting, HTTP clients.
+NOT_ON_THE_FRAME_PATH = (
+    "cryptography", "rich", "waitress", "paho", "flask", "werkzeug", "jinja2", "matplotlib",
+    "PIL", "requests", "urllib3", "onnx", "tensorflow",
+)  # fmt: skip
+NOT_FACEGATE = ("facegate.service", "facegate.sinks", "facegate.config", "facegate.converters",
+                "facegate.gallery.exchange", "facegate.evaluate")  # fmt: skip
+
+
+def test_identify_loads_only_what_one_image_needs(bundle_dir, tmp_path) -> None:
+    import os
+
+    from tests.data import data
+
+    photo = next(p for p in sorted(data("faces").rglob("*.jpg")))
+    env = {**os.environ, "FACEGATE_HOME": str(tmp_path)}
+    argv = ["identify", "--json", "--backend", "litert", "--bundle", str(bundle_dir), str(photo)]
+    proc = subprocess.run(
+        [sys.executable, "-c", IDENTIFY, *argv],
+        capture_output=True, text=True, timeout=300, check=False, env=env,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["code"] == 0
+    assert "facegate.vision.detect.mtcnn" in result["facegate"]  # it did identify
+    assert set(NOT_ON_THE_FRAME_PATH) & set(result["loaded"]) == set()
+    assert "onnxruntime" not in result["loaded"]  # the LiteRT backend runs without it
+    assert [m for m in result["facegate"] if m.startswith(NOT_FACEGATE)] == []
