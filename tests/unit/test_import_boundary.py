@@ -54,10 +54,11 @@ print(json.dumps({"code": code, "loaded": sorted({n.split(".")[0] for n in sys.m
                   "facegate": sorted(n for n in sys.modules if n.startswith("facegate."))}))
 """
 # Nothing on a one-image identify's path needs these: encryption (gallery export), terminal
-# tables (--json prints plain JSON), the web/metrics server, MQTT, plotting, HTTP clients.
+# tables (--json prints plain JSON), the web/metrics server, MQTT, plotting, HTTP clients, and
+# subprocess (finding libc with ctypes.util spawned ldconfig: ~20 ms of a one-image answer).
 NOT_ON_THE_FRAME_PATH = (
     "cryptography", "rich", "waitress", "paho", "flask", "werkzeug", "jinja2", "matplotlib",
-    "PIL", "requests", "urllib3", "onnx", "tensorflow",
+    "PIL", "requests", "urllib3", "onnx", "tensorflow", "subprocess",
 )  # fmt: skip
 NOT_FACEGATE = ("facegate.service", "facegate.sinks", "facegate.config", "facegate.converters",
                 "facegate.gallery.exchange", "facegate.evaluate")  # fmt: skip
