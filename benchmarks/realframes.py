@@ -93,7 +93,7 @@ def _facegate(rec: Recognizer, probe: Probe, frame: RealFrame) -> tuple[dict, Fr
     ms["detect"], faces = timed(lambda: rec.detect(frame.image))
     counts = probe.take()
     ms.update(counts.stage_ms)
-    ms["align"], aligned = timed(lambda: [rec.align_face(frame.image, f) for f in faces])
+    ms["align"], aligned = timed(lambda: rec.align(frame.image, faces))
     ms["embed"] = ms["match"] = 0.0
     if faces:
         ms["embed"], vectors = timed(lambda: rec.embedder.embed([a.crop for a in aligned]))
