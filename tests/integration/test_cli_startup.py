@@ -24,6 +24,16 @@ NOT_ON_IDENTIFY = {
     "facegate.sinks": "event sinks",
     "facegate.evaluate": "facegate eval",
     "facegate.gallery.exchange": "export and import",
+    "waitress": "the daemon's health and metrics server",
+    "flask": "a web stack",
+    "werkzeug": "a web stack",
+    "jinja2": "a web stack",
+    "matplotlib": "the benchmark's plots",
+    "PIL": "images decode through OpenCV",
+    "requests": "an HTTP client: the webhook sink",
+    "urllib3": "an HTTP client: the webhook sink",
+    "facegate.converters": "the offline model build",
+    "subprocess": "finding libc with ctypes.util spawned ldconfig: ~20 ms of the answer",
 }
 NEEDED = ("facegate.vision.recognizer", "facegate.cli.recognise")  # proves the list is real
 MARK = "MODULES "
