@@ -61,3 +61,23 @@ def test_quick_benchmark_writes_results(tmp_path: Path, bundle_dir: Path) -> Non
     assert {r["frame"] for r in results["limits"]["frames"]} == {r["frame"] for r in stages}
     assert (out / "results.md").is_file()
     assert (out / "stages.png").is_file() and (out / "gallery_scaling.png").is_file()
+
+
+def test_realframes_times_one_camera_frame_stage_by_stage(bundle_dir: Path) -> None:
+    """The real-frame section's per-frame step, on Hamilton's first frame (two faces)."""
+    import cv2
+
+    from benchmarks import common, realframes
+
+    common.use_bundle(bundle_dir)
+    cap = cv2.VideoCapture(str(DATA / "video" / "face_recognition_short_hamilton_clip.mp4"))
+    ok, bgr = cap.read()
+    cap.release()
+    assert ok
+    frame = realframes.RealFrame("hamilton", "000", cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), Path())
+    for rec, probe in realframes._systems().values():
+        ms, counts, faces = realframes._facegate(rec, probe, frame)
+        assert faces == 2
+        assert {*realframes.FACEGATE_STAGES, "detect", "total"} <= set(ms)
+        assert (counts.cascades, counts.retries) == (1, 0)
+        assert counts.candidates["onet"] >= 2 and counts.calls["pnet"] > 0

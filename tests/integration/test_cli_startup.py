@@ -30,6 +30,13 @@ NOT_ON_IDENTIFY = {
     "wtforms": "the web page's CSRF checks",
     "werkzeug": "the web page",
     "jinja2": "the web page's templates",
+    "waitress": "the daemon's health and metrics server",
+    "matplotlib": "the benchmark's plots",
+    "PIL": "images decode through OpenCV",
+    "requests": "an HTTP client: the webhook sink",
+    "urllib3": "an HTTP client: the webhook sink",
+    "facegate.converters": "the offline model build",
+    "subprocess": "finding libc with ctypes.util spawned ldconfig: ~20 ms of the answer",
 }
 NEEDED = ("facegate.vision.recognizer", "facegate.cli.recognise")  # proves the list is real
 MARK = "MODULES "

@@ -172,6 +172,23 @@ def test_area_sampler_is_the_window_mean_torch_takes() -> None:
         np.testing.assert_array_equal(clip[k], want)
 
 
+def test_padded_sampler_equals_sampling_a_black_bordered_copy() -> None:
+    """The retry's border is never drawn: the same integral image serves it, bit for bit."""
+    image = np.random.default_rng(11).integers(0, 256, (53, 71, 3), dtype=np.uint8)
+    pad = 21
+    drawn = _AreaSampler(cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_CONSTANT))
+    virtual = _AreaSampler(image).padded(pad)
+    assert (virtual.height, virtual.width) == (drawn.height, drawn.width) == (95, 113)
+    for size in [(95, 113), (40, 50), (13, 12)]:
+        np.testing.assert_array_equal(virtual.level(*size), drawn.level(*size))
+    # inside the image, across its edge into the border, and past the border itself
+    boxes = np.array([[30, 30, 70, 72, 1], [2, 5, 40, 44, 1], [-6, 60, 60, 120, 1]], np.float32)
+    for size, clip in [(24, False), (48, False), (24, True)]:
+        np.testing.assert_array_equal(
+            virtual.crops(boxes, size, clip), drawn.crops(boxes, size, clip)
+        )
+
+
 def test_very_large_photo_is_reduced_and_reported_at_full_size(onnx_detector: MTCNN) -> None:
     image = _read(OBAMA[0])
     small = onnx_detector.detect(image)
@@ -186,16 +203,17 @@ def test_very_large_photo_is_reduced_and_reported_at_full_size(onnx_detector: MT
 
 
 def test_batches_cover_every_crop_in_few_calls_and_sizes() -> None:
-    """Every candidate is run exactly once, in at most two calls past the full chunks."""
+    """Every candidate is run exactly once: full chunks, then the rest in powers of two."""
     from facegate.vision.detect.mtcnn import _batch_sizes
 
     seen: set[int] = set()
     for n in range(0, 300):
-        sizes = _batch_sizes(n, 64)
-        assert sum(sizes) == n and all(0 < s <= 64 for s in sizes)
-        assert len([s for s in sizes if s != 64]) <= 2
+        sizes = _batch_sizes(n, 16)
+        assert sum(sizes) == n and all(0 < s <= 16 for s in sizes)
+        rest = [s for s in sizes if s != 16]
+        assert len(rest) == len(set(rest)) <= 4  # 8 + 4 + 2 + 1 at most, each once
         seen.update(sizes)
-    assert len(seen) <= 15  # 8..56 by 8, 1..7, 64: the runtimes see few distinct shapes
+    assert seen == {16, 8, 4, 2, 1}  # a runtime sees five batch shapes, each planned once
 
 
 HAMILTON = FACES.parent / "video" / "face_recognition_short_hamilton_clip.mp4"

@@ -111,8 +111,8 @@ def test_every_kept_model_runs_in_its_runtime(bundle: Bundle, fmt: str) -> None:
         assert all(np.isfinite(o).all() for o in outs)
 
 
-def test_litert_pnet_keeps_one_interpreter_per_shape_and_stays_correct(bundle: Bundle) -> None:
-    """P-Net's pyramid levels each keep a sized interpreter (bounded); answers never go stale."""
+def test_litert_keeps_one_interpreter_per_shape_and_stays_correct(bundle: Bundle) -> None:
+    """Each input shape keeps a sized interpreter (bounded per model); answers never go stale."""
     from facegate.backends import litert
 
     rng = np.random.default_rng(3)
@@ -128,6 +128,12 @@ def test_litert_pnet_keeps_one_interpreter_per_shape_and_stays_correct(bundle: B
             np.testing.assert_array_equal(u, w)
             np.testing.assert_array_equal(v, w)
     rnet = bundle.open(bundle.entry("rnet", "tflite"))
-    for n in (1, 4, 2, 8):
+    batches = [rng.uniform(-1, 1, (n, 24, 24, 3)).astype(np.float32) for n in (1, 4, 2, 8, 16)]
+    first = [rnet.run(x) for x in batches]
+    assert len(rnet._interps) == len(batches)  # one planned interpreter per batch size
+    for n in (32, 64, 3):
         rnet.run(np.zeros((n, 24, 24, 3), np.float32))
-    assert len(rnet._interps) == 1  # batch-only models resize one interpreter
+    assert len(rnet._interps) == litert.BATCH_SHAPES  # bounded: the oldest were dropped
+    for a, x in zip(first, batches, strict=True):
+        for u, v in zip(a, rnet.run(x), strict=True):
+            np.testing.assert_array_equal(u, v)

@@ -42,6 +42,7 @@ NMS_MATRIX_MAX = 1000  # NMS via the pairwise matrix (4-6x faster on real P-Net 
 # this many boxes, so each n x n float32 temporary stays <= 4 MB; box by box above it
 EXACT_MAX_PIXELS = 1 << 24  # larger images are first reduced by a whole factor (box mean): the
 # integral image costs 12 bytes a pixel, 200 MB at this size (a 14 MP photo is done as it is)
+CROP_BLOCK = 8  # batches whose crops are cut in one go: 128 R-Net crops (0.9 MB as float32)
 _BORDERS = {"constant": cv2.BORDER_CONSTANT, "replicate": cv2.BORDER_REPLICATE}
 
 
@@ -68,10 +69,12 @@ class MTCNNConfig:
     retry_face: float = 0.5  # auto's padded retry looks only for faces >= this x the short side:
     # a 640x480 frame with no face takes 7.7 ms instead of 6.1 (never) or 23.5 (full retry)
     min_score: float = 0.9  # final O-Net score (prototype); drops 8 weak hits on shared/faces
-    # R-Net crops per backend call; O-Net calls carry as many pixels (16 crops). A runtime keeps
-    # the arena of the largest batch it ever ran: two frames of the Hamilton clip with 64 O-Net
-    # candidates held LiteRT ~40 MB more for the rest of the run.
-    chunk: int = 64
+    # Largest R-Net batch; O-Net batches carry as many pixels (4 crops). Measured per crop on
+    # LiteRT, one thread, batch sizes interleaved: R-Net 0.130 ms at 1, 0.081 at 8, 0.079 at 16,
+    # 0.094 at 64; O-Net 0.58 ms at 1, 0.56 at 2, 0.58 at 4, 0.68 at 16 (a batch's activations
+    # leave the cache). ONNX Runtime: R-Net 0.14-0.17 ms at 8-16, 0.30 at 64; O-Net 1.4-1.5 ms
+    # at 1-8, 2.2 at 64. The runtimes also keep the arena of the largest batch they ran.
+    chunk: int = 16
     # R/O-Net crops of boxes that leave the image: "zero" pads them black (Zhang et al.'s and
     # Sandberg's code), "clip" stretches the part inside to the square (facenet-pytorch). On every
     # labelled photo of shared/faces clip took rank-1 from 100% to 92.4% (bbt's tight crops).
@@ -175,17 +178,45 @@ def _windows(n_in: np.ndarray | int, n_out: int) -> tuple[np.ndarray, np.ndarray
     return (i * n) // n_out, -((-(i + 1) * n) // n_out)
 
 
+def _clamp(index: np.ndarray, top: int) -> np.ndarray:
+    """``index`` limited to [0, top] in place (np.clip costs more than the work here)."""
+    np.maximum(index, 0, out=index)
+    return np.minimum(index, top, out=index)
+
+
 class _AreaSampler:
     """Area resampling of one uint8 image, bit-for-bit torch's ``interpolate(mode="area")``.
 
     Each output pixel is the mean of a window of whole input pixels; window sums come from one
     int32 integral image (wrapping arithmetic keeps every window sum exact), divided in float32 by
     the window's height and then its width, as torch does.
+
+    ``padded(p)`` is the same image inside a black border of ``p`` pixels, without copying it:
+    the padded image's integral at (r, c) is the image's at (r - p, c - p), clipped to its edges,
+    because the border adds nothing to any sum.
     """
 
-    def __init__(self, image: np.ndarray) -> None:
-        self.height, self.width = image.shape[:2]
-        self.sat = cv2.integral(image, sdepth=cv2.CV_32S)  # (h + 1, w + 1, 3)
+    def __init__(self, image: np.ndarray | None, pad: int = 0) -> None:
+        if image is not None:
+            self.sat = cv2.integral(image, sdepth=cv2.CV_32S)  # (h + 1, w + 1, 3)
+        self.pad = pad
+        self.inner_height, self.inner_width = self.sat.shape[0] - 1, self.sat.shape[1] - 1
+        self.height, self.width = self.inner_height + 2 * pad, self.inner_width + 2 * pad
+
+    def padded(self, pad: int) -> _AreaSampler:
+        """This image inside a black border of ``pad`` pixels (sharing the integral image)."""
+        out = _AreaSampler.__new__(_AreaSampler)
+        out.sat = self.sat
+        _AreaSampler.__init__(out, None, pad)
+        return out
+
+    def _rows(self, index: np.ndarray) -> np.ndarray:
+        """Integral-image rows of padded-image row boundaries."""
+        return _clamp(index - self.pad, self.inner_height)
+
+    def _cols(self, index: np.ndarray) -> np.ndarray:
+        """Integral-image columns of padded-image column boundaries."""
+        return _clamp(index - self.pad, self.inner_width)
 
     @staticmethod
     def _divide(total: np.ndarray, kh: np.ndarray, kw: np.ndarray) -> np.ndarray:
@@ -199,6 +230,8 @@ class _AreaSampler:
         """The whole image at ``height`` x ``width`` (float32 HxWx3): rows, then columns."""
         r0, r1 = _windows(self.height, height)
         c0, c1 = _windows(self.width, width)
+        kh, kw = (r1 - r0)[:, None, None], (c1 - c0)[None, :, None]
+        r0, r1, c0, c1 = self._rows(r0), self._rows(r1), self._cols(c0), self._cols(c1)
         with np.errstate(over="ignore"):  # int32 sums wrap; their differences stay exact
             rows = np.take(self.sat, r1, axis=0)
             rows -= np.take(self.sat, r0, axis=0)
@@ -207,7 +240,7 @@ class _AreaSampler:
             total = np.take(flat, (3 * c1[:, None] + channel).ravel(), axis=1)
             total -= np.take(flat, (3 * c0[:, None] + channel).ravel(), axis=1)
         total = total.reshape(height, width, 3)
-        return self._divide(total, (r1 - r0)[:, None, None], (c1 - c0)[None, :, None])
+        return self._divide(total, kh, kw)
 
     def crops(self, boxes: np.ndarray, size: int, clip: bool = True) -> np.ndarray:
         """Each (1-based, inclusive) box at size x size: (n, s, s, 3).
@@ -229,9 +262,8 @@ class _AreaSampler:
         kh, kw = (r1 - r0)[:, :, None, None], (c1 - c0)[:, None, :, None]
         # Windows are summed over their part inside the image (zero outside), divided by their
         # whole size: the mean of the black-padded box.
-        r0, r1 = np.clip(r0, 0, self.height), np.clip(r1, 0, self.height)
-        c0, c1 = np.clip(c0, 0, self.width), np.clip(c1, 0, self.width)
-        stride = self.width + 1  # flat pixel index r * stride + c: int32 is enough (<= 16 MP)
+        r0, r1, c0, c1 = self._rows(r0), self._rows(r1), self._cols(c0), self._cols(c1)
+        stride = self.inner_width + 1  # flat index r * stride + c: int32 is enough (<= 16 MP)
         r0, r1 = ((r * stride).astype(np.int32)[:, :, None] for r in (r0, r1))
         c0, c1 = (c.astype(np.int32)[:, None, :] for c in (c0, c1))
         pixels = self.sat.reshape(-1, 3)
@@ -281,16 +313,15 @@ def _square(boxes: np.ndarray) -> np.ndarray:
 
 
 def _batch_sizes(n: int, chunk: int) -> list[int]:
-    """Split ``n`` into full chunks, a multiple of 8 and the rest (< 8).
+    """Split ``n`` into full chunks, then the rest in powers of two (16 + 8 + 2 for 26).
 
-    At most two calls beyond the full chunks, and few distinct batch sizes: measured on the
-    Hamilton clip, one call for any remainder (up to 63 sizes) left the daemon 10 MB larger
-    (172 -> 182 MB) for no speed over this split; powers of two (40 = 32 + 8, 7 = 4 + 2 + 1)
-    took 4-6% longer at the same memory.
+    So a runtime sees at most log2(chunk) + 1 batch shapes, each of which LiteRT plans once and
+    keeps (resizing one interpreter re-plans XNNPACK: 0.05-0.1 ms a call), and every batch is
+    near the per-crop optimum measured for ``MTCNNConfig.chunk``.
     """
     sizes = [chunk] * (n // chunk)
     rest = n % chunk
-    return sizes + [part for part in (rest - rest % 8, rest % 8) if part]
+    return sizes + [1 << b for b in reversed(range(rest.bit_length())) if rest >> b & 1]
 
 
 def _run_chunked(
@@ -298,14 +329,20 @@ def _run_chunked(
 ) -> list[np.ndarray]:
     """Cut, normalise and run the crops of ``boxes`` in batches of ``_batch_sizes``.
 
-    Crops are cut per batch, so memory stays bounded however many candidates P-Net left.
+    Crops are cut ``CROP_BLOCK`` batches at a time (numpy's cost is mostly per call), so memory
+    stays bounded however many candidates P-Net left.
     """
     parts: list[list[np.ndarray]] = []
+    sizes = _batch_sizes(len(boxes), chunk)
     start = 0
-    for n in _batch_sizes(len(boxes), chunk):
-        crops = sampler.crops(boxes[start : start + n], size, clip)
-        parts.append(backend.run(_normalise(crops)))
-        start += n
+    for first in range(0, len(sizes), CROP_BLOCK):
+        block = sizes[first : first + CROP_BLOCK]
+        crops = _normalise(sampler.crops(boxes[start : start + sum(block)], size, clip))
+        at = 0
+        for n in block:
+            parts.append(backend.run(crops[at : at + n]))
+            at += n
+        start += at
     return [np.concatenate(outs) for outs in zip(*parts, strict=True)]
 
 
@@ -337,19 +374,32 @@ class MTCNN:
         cfg = self.config
         if cfg.pad_mode == "always":
             return self._faces(self._padded(image, cfg.min_face_size))
-        hits = self._cascade(image, cfg.min_face_size)
+        exact = _reduction(*image.shape[:2]) == 1
+        sampler = _AreaSampler(image) if exact else None  # shared with the retry
+        hits = self._cascade(image, cfg.min_face_size, sampler)
         if cfg.pad_mode == "auto" and not np.any(hits.boxes[:, 4] >= cfg.min_score):
             big = max(cfg.min_face_size, cfg.retry_face * min(image.shape[:2]))
             log.debug("no face in a %s image: looking for one >= %.0f px, padded", image.shape, big)
-            hits = self._padded(image, big)
+            hits = self._padded(image, big, sampler)
         return self._faces(hits)
 
-    def _padded(self, image: np.ndarray, min_face: float) -> _Hits:
-        """Run the cascade on ``image`` with a border around it; map results back."""
-        p = round(self.config.pad * max(image.shape[:2]))
-        border = _BORDERS[self.config.border]
-        big = cv2.copyMakeBorder(image, p, p, p, p, border, value=(0, 0, 0))
-        hits = self._cascade(big, min_face)
+    def _padded(
+        self, image: np.ndarray, min_face: float, sampler: _AreaSampler | None = None
+    ) -> _Hits:
+        """Run the cascade on ``image`` with a border around it; map results back.
+
+        A black border is not drawn: the image's own integral image serves the padded one
+        (the same sums, so the same faces; a 640x360 frame's retry took 9.8 ms with the border
+        drawn and integrated, most of it outside the nets).
+        """
+        h, w = image.shape[:2]
+        p = round(self.config.pad * max(h, w))
+        if self.config.border == "constant" and _reduction(h + 2 * p, w + 2 * p) == 1:
+            hits = self._cascade(image, min_face, (sampler or _AreaSampler(image)).padded(p))
+        else:
+            border = _BORDERS[self.config.border]
+            big = cv2.copyMakeBorder(image, p, p, p, p, border, value=(0, 0, 0))
+            hits = self._cascade(big, min_face)
         hits.boxes[:, :4] -= p
         hits.points[:] -= p
         return hits
@@ -365,8 +415,11 @@ class MTCNN:
             faces.append(Face((x1, y1, x2, y2), score, points[i].astype(np.float32)))
         return faces
 
-    def _cascade(self, image: np.ndarray, min_face: float) -> _Hits:
-        k = _reduction(*image.shape[:2])
+    def _cascade(
+        self, image: np.ndarray, min_face: float, sampler: _AreaSampler | None = None
+    ) -> _Hits:
+        """P-, R- and O-Net on ``image`` (or on ``sampler``, the image prepared for resampling)."""
+        k = 1 if sampler is not None else _reduction(*image.shape[:2])
         if k > 1:  # a very large photo: detect on its k x k box means, report full-size pixels
             h, w = image.shape[0] // k, image.shape[1] // k
             small = cv2.resize(image[: h * k, : w * k], (w, h), interpolation=cv2.INTER_AREA)
@@ -374,7 +427,7 @@ class MTCNN:
             hits.boxes[:, :4] *= k
             hits.points[:] *= k
             return hits
-        sampler = _AreaSampler(image)
+        sampler = sampler or _AreaSampler(image)
         boxes = self._stage_p(sampler, min_face)
         if len(boxes):
             boxes = self._stage_r(sampler, boxes)
