@@ -39,3 +39,8 @@ def test_quick_multicam_section_writes_every_figure(tmp_path: Path, bundle_dir: 
         res["four"]["fps_each"] > 0
         and "Detection planner targets" in (out / "results.md").read_text()
     )
+    # the verdicts follow the figures they judge (four cameras: frames per camera per wall second)
+    targets = res["targets"]
+    assert targets["fps_each_met"] == (res["four"]["fps_each"] >= targets["fps_each"])
+    empty_ms = res["empty"]["on"]["frame_ms"]["median"]
+    assert targets["empty_ms_met"] == (empty_ms <= targets["empty_ms"])
