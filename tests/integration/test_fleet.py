@@ -35,7 +35,7 @@ from tests.integration.mosquitto import Mosquitto, mosquitto_binary
 from tests.integration.test_daemon import HAMILTON, _clip
 from tests.integration.test_faults_sinks import _with_gap
 from tests.integration.test_sinks import Subscriber, wait_until
-from tests.unit import test_fleet as unit
+from tests.unit import test_fleet_update as unit
 
 UPDATE_S = 5.0  # the bound: an update runs everywhere within 5 s of its publication
 START_S = 120.0  # model loading of three daemons on a busy 2-core machine; only catches a hang
