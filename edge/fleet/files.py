@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
 from pathlib import Path
 
 from facegate.errors import FacegateError
+from facegate.host.permissions import write_atomic
 
 PRIVATE_MODE = 0o600  # a private key, or a bridge config holding a key path and credentials
 PUBLIC_MODE = 0o644
@@ -20,17 +18,6 @@ def write_new(path: Path, data: bytes, mode: int, overwrite: bool = False) -> No
     if path.exists() and not overwrite:
         raise FacegateError(f"{path} already exists; nothing written (--force replaces it)")
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        write_atomic(path, data, mode)
     except OSError as err:
-        raise FacegateError(f"cannot write {path}: {err.strerror or err}") from err
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            os.fchmod(handle.fileno(), mode)
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except OSError as err:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
         raise FacegateError(f"cannot write {path}: {err.strerror or err}") from err

@@ -15,13 +15,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import hashlib
 import json
 import logging
-import os
 import secrets
-import tempfile
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -50,6 +47,7 @@ from facegate.gallery.store import (
     StoredTemplate,
     decode_crop,
 )
+from facegate.host.permissions import write_atomic
 from facegate.text import visible
 
 log = logging.getLogger(__name__)
@@ -95,7 +93,7 @@ def export_gallery(store: GalleryStore, path: Path, passphrase: str | None = Non
     if passphrase is not None:
         data = encrypt_document(data, passphrase)
     try:
-        _write_atomic(path, data)
+        write_atomic(path, data, FILE_MODE)
     except OSError as err:
         raise GalleryError(f"cannot write gallery export {path}: {err}") from err
     count = sum(len(person.templates) for person in people)
@@ -293,26 +291,6 @@ def _person_document(person: StoredPerson) -> dict[str, Any]:
 def _checksum(body: dict[str, Any]) -> str:
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False)
     return hashlib.sha256(canonical.encode("ascii")).hexdigest()
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            os.fchmod(handle.fileno(), FILE_MODE)
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 def _load_document(path: Path, raw: bytes | None = None) -> dict[str, Any]:

@@ -7,10 +7,12 @@ per path and per process, with the command that fixes it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import pwd
 import stat
+import tempfile
 import threading
 from collections.abc import Iterable
 from pathlib import Path
@@ -122,3 +124,30 @@ def write_private(path: Path, data: bytes) -> None:
     with os.fdopen(fd, "wb") as fh:
         os.fchmod(fh.fileno(), PRIVATE_FILE_MODE)
         fh.write(data)
+
+
+def write_atomic(path: Path, data: bytes, mode: int = PRIVATE_FILE_MODE) -> None:
+    """Write ``data`` to ``path`` whole or not at all, with ``mode`` from the first byte.
+
+    A temporary file beside ``path`` is written, synced and renamed over it, and the directory
+    is synced, so a crash or a full disk leaves the old file or the new one, never half of one.
+    OSError propagates; the temporary file is removed.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), mode)
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
