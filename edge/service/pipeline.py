@@ -220,7 +220,8 @@ class Pipeline:
             return
         with self.metrics.stage("align"):
             aligned = self.rec.align(frame.image, [face for _, face in todo])
-        keep = [i for i, a in enumerate(aligned) if self.s.good_enough(self.rec.quality(a))]
+        quality = [self.rec.quality(a) for a in aligned]
+        keep = [i for i, q in enumerate(quality) if self.s.good_enough(q)]
         if not keep:
             return
         with self.metrics.stage("embed"):
@@ -232,7 +233,7 @@ class Pipeline:
             todo[i][0].vote(match)
         if self.keeper is not None:
             for i, vector in zip(keep, vectors, strict=True):
-                self.keeper.note(todo[i][0].id, aligned[i], self.rec.quality(aligned[i]), vector)
+                self.keeper.note(todo[i][0].id, aligned[i], quality[i], vector)
 
     def _forget(self, track_ids: list[int]) -> None:
         self.quiet.difference_update(track_ids)
