@@ -11,17 +11,17 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-import cv2
 import pytest
 
 from facegate.gallery.enroll import template_from_file
 from facegate.gallery.store import GalleryStore
 from facegate.service.liveness import LivenessGate, LivenessSettings
 from facegate.service.pipeline import Pipeline, PipelineSettings
-from facegate.types import Event, Frame
+from facegate.types import Event
 from facegate.vision.liveness import LivenessModel, load_spec
 from facegate.vision.recognizer import Recognizer
 from tests.data import data, shared
+from tests.integration.clips import play_clip
 
 
 def _enrol_all(rec: Recognizer, faces_dir: Path, db: Path) -> list[str]:
@@ -42,19 +42,7 @@ def _enrol_all(rec: Recognizer, faces_dir: Path, db: Path) -> list[str]:
 
 
 def _run(rec: Recognizer, clip: Path, liveness: LivenessGate | None = None) -> list[Event]:
-    pipe = Pipeline(rec, PipelineSettings(camera="test"), liveness=liveness)
-    cap = cv2.VideoCapture(str(clip))
-    fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
-    events, index = [], 0
-    while True:
-        ok, bgr = cap.read()
-        if not ok:
-            break
-        frame = Frame(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), index / fps, index, "test")
-        events.extend(pipe.process(frame))
-        index += 1
-    cap.release()
-    return events + pipe.finish(index / fps)
+    return play_clip(Pipeline(rec, PipelineSettings(camera="test"), liveness=liveness), clip)
 
 
 @pytest.fixture()
@@ -110,17 +98,7 @@ def _planned_and_not(rec: Recognizer, clip: Path) -> tuple[list[Event], list[Eve
     for planned in (True, False):
         settings = PipelineSettings(camera="test")
         settings = replace(settings, detection=replace(settings.detection, enabled=planned))
-        pipe = Pipeline(rec, settings)
-        cap = cv2.VideoCapture(str(clip))
-        fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
-        out, index = [], 0
-        while (read := cap.read())[0]:
-            out += pipe.process(
-                Frame(cv2.cvtColor(read[1], cv2.COLOR_BGR2RGB), index / fps, index, "test")
-            )
-            index += 1
-        cap.release()
-        events.append(out + pipe.finish(index / fps))
+        events.append(play_clip(Pipeline(rec, settings), clip))
     return events[0], events[1]
 
 

@@ -10,17 +10,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import cv2
 import pytest
 
 from facegate.gallery.unknowns import UnknownStore
 from facegate.service.faces_kept import FaceKeeper
 from facegate.service.metrics import Metrics
 from facegate.service.pipeline import Pipeline, PipelineSettings
-from facegate.types import Event, Frame
+from facegate.types import Event
 from facegate.vision.recognizer import Recognizer
 from tests.conftest import run_cli
 from tests.data import data, shared
+from tests.integration.clips import play_clip
 
 
 def play(rec: Recognizer, clip: Path, db: Path) -> list[Event]:
@@ -29,18 +29,7 @@ def play(rec: Recognizer, clip: Path, db: Path) -> list[Event]:
         rec.set_gallery(store.gallery.snapshot())
         keeper = FaceKeeper(store, "test", Metrics())
         pipe = Pipeline(rec, PipelineSettings(camera="test"), keeper=keeper)
-        cap = cv2.VideoCapture(str(clip))
-        fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
-        events, index = [], 0
-        while True:
-            ok, bgr = cap.read()
-            if not ok:
-                break
-            frame = Frame(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), index / fps, index, "test")
-            events.extend(pipe.process(frame))
-            index += 1
-        cap.release()
-        return events + pipe.finish(index / fps)
+        return play_clip(pipe, clip)
 
 
 @pytest.fixture()
