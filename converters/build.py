@@ -51,9 +51,14 @@ class BuildState:
     checks: dict[str, object] = field(default_factory=dict)
 
 
+def _raw_path(state: BuildState, m: ModelRecipe) -> Path:
+    """Where the published file of one model is kept during the build."""
+    return state.staging / "raw" / Path(m.member or state.sources[m.source].name).name
+
+
 def _read_graph(state: BuildState, m: ModelRecipe) -> Graph:
     data = read_member(state.sources[m.source], m.member)
-    raw = state.staging / "raw" / Path(m.member).name
+    raw = _raw_path(state, m)
     raw.parent.mkdir(parents=True, exist_ok=True)
     raw.write_bytes(data)
     if m.reader == "mtcnn-lz4":
@@ -258,7 +263,7 @@ def _model_ids(state: BuildState) -> dict[str, str]:
     """The embedding space is named by the published weights, not by format or precision."""
     ids = {}
     for role, m in state.recipe.models.items():
-        digest = sha256_file(state.staging / "raw" / Path(m.member).name)[:12]
+        digest = sha256_file(_raw_path(state, m))[:12]
         ids[role] = f"{'mobilefacenet' if role == 'embedder' else 'mtcnn-' + role}-{digest}"
     return ids
 

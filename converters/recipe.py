@@ -92,7 +92,7 @@ def load(name: str) -> Recipe:
             role: ModelRecipe(
                 role,
                 m["source"],
-                m["member"],
+                m.get("member", ""),
                 m["reader"],
                 m["task"],
                 tuple(m["latency_shape"]),

