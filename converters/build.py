@@ -34,6 +34,9 @@ TFLITE_PRECISION = {
     "int8-full": "int8-full",
 }
 DETECTOR_ROLES = ("pnet", "rnet", "onet")
+# Variants the build measured but did not keep stay in the build cache (never installed), so a
+# benchmark can measure every variant again in one run (benchmarks.compression).
+REJECTED = "rejected"
 
 
 @dataclass
@@ -282,10 +285,12 @@ def _write(state: BuildState, samples_count: int) -> None:
         "held_out": state.checks["held_out"],
         "models": [_entry(state, r) for r in kept],
     }
+    rejected = state.staging / REJECTED
     for r in state.reports:
         path = state.files.get((r.role, r.format, r.precision))
         if not r.kept and path is not None and path.exists():
-            path.unlink()
+            rejected.mkdir(exist_ok=True)
+            path.rename(rejected / path.name)
     shutil.rmtree(state.staging / "raw", ignore_errors=True)
     (state.staging / "manifest.json").write_text(json.dumps(manifest, indent=2))
     full = {

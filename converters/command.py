@@ -71,7 +71,7 @@ def build_bundle(
             builder.build(recipe, cached, source_dir, calib, bar)
         state = "built"
     if not finished(target, key):
-        copy_into_place(cached, target)
+        copy_into_place(cached, target, leave_out=("rejected",))
     return state, target, key
 
 

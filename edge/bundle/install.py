@@ -173,11 +173,18 @@ def install(
     return Installed(final, models / final, state, digest, files)
 
 
-def copy_into_place(src: Path, target: Path) -> None:
-    """Copy the folder ``src`` to ``target`` atomically (0700/0600), replacing what is there."""
+def copy_into_place(src: Path, target: Path, leave_out: tuple[str, ...] = ()) -> None:
+    """Copy the folder ``src`` to ``target`` atomically (0700/0600), replacing what is there.
+
+    Top-level names in ``leave_out`` are not copied.
+    """
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.new-", dir=target.parent))
+
+    def ignore(folder: str, names: list[str]) -> list[str]:
+        return [n for n in names if Path(folder) == src and n in leave_out]
+
     try:
-        shutil.copytree(src, staging / "b", copy_function=shutil.copyfile)
+        shutil.copytree(src, staging / "b", copy_function=shutil.copyfile, ignore=ignore)
         _private(staging / "b")
         _place(staging / "b", target, force=True)
     finally:

@@ -280,3 +280,20 @@ def test_not_an_archive_and_truncated(tiny: Bundle, tmp_path: Path, models: Path
     with pytest.raises(BundleError, match="no such bundle archive"):
         install(str(tmp_path / "absent.tar.gz"), models)
     assert list(models.iterdir()) == []
+
+
+def test_install_copy_leaves_out_the_builds_rejected_variants(tmp_path: Path) -> None:
+    from facegate.bundle.install import copy_into_place
+
+    src = tmp_path / "cache"
+    (src / "rejected").mkdir(parents=True)
+    (src / "rejected" / "embedder.int8.onnx").write_bytes(b"x")
+    (src / "manifest.json").write_text("{}")
+    (src / "samples").mkdir()
+    (src / "samples" / "rejected").write_text("a sample that happens to share the name")
+    target = tmp_path / "models" / "default"
+    target.parent.mkdir()
+    copy_into_place(src, target, leave_out=("rejected",))
+    assert (target / "manifest.json").is_file()
+    assert (target / "samples" / "rejected").is_file()
+    assert not (target / "rejected").exists()
