@@ -7,8 +7,9 @@ frames and the group photos per stage, with the detector's counts, against face_
 detector (MTCNN against facenet-pytorch's: exactness and speed), peer (face_recognition: speed
 and accuracy), gallery (1k-1M templates, exact and approximate), coldstart (daemon start and
 memory), limits (MACs against attainable FLOP/s), liveness (ms per face, fps with it on),
-clustering (unknown faces: clusters per person, mixed clusters). Writes results.json and PNG plots
-to --out and prints tables; results.json is rewritten after every section.
+clustering (unknown faces: clusters per person, mixed clusters), compression (teacher, pruned
+and student embedders: ms per face, size, cosine to the teacher, eval). Writes results.json and
+PNG plots to --out and prints tables; results.json is rewritten after every section.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path
 from benchmarks import (
     clustering,
     coldstart,
+    compression,
     detector,
     e2e,
     gallery_scale,
@@ -50,6 +52,7 @@ SECTIONS = (
     "limits",
     "liveness",
     "clustering",
+    "compression",
 )
 DEFAULT_OUT = Path(__file__).resolve().parent / "out"
 NEEDS_FRAMES = {"stages", "detector", "peer", "limits"}
@@ -116,6 +119,8 @@ def _section(name: str, args: argparse.Namespace, frames: list[BenchFrame], resu
         return liveness.run(args.quick)
     if name == "clustering":
         return clustering.run(args.quick)
+    if name == "compression":
+        return compression.run(args.quick, args.out)
     return limits.run(frames, args.quick, _measured(results))
 
 
