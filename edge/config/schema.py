@@ -124,6 +124,11 @@ class DetectionPlanConfig:
     region_margin: float = opt(
         REGION_MARGIN, "face sides added on each side of a tracked face to search in", "0..10"
     )
+    refine: bool = opt(
+        True,
+        "between full scans, re-find a tracked face with the detector's last stage alone "
+        "(O-Net on its last box), the whole detector only where that finds none",
+    )
     min_face: float | None = opt(
         None,
         "smallest face (pixels) this camera can show: the detector's pyramid starts there "

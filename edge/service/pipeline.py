@@ -106,6 +106,7 @@ def planner_settings(config: Config, stills: bool) -> PlannerSettings:
         motion_min_area=d.motion_min_area,
         full_scan_every=d.full_scan_every,
         region_margin=d.region_margin,
+        refine=d.refine,
         min_face=config.camera.min_face if config.camera.min_face is not None else d.min_face,
     )
 

@@ -18,6 +18,7 @@ from facegate.vision.planner import (
     Region,
     detect_in,
     merge,
+    refine_in,
     with_min_face,
 )
 from facegate.vision.recognizer import Recognizer
@@ -143,3 +144,41 @@ def test_a_camera_min_face_starts_the_pyramid_there(
     assert len(base.detect(frame)) == 1
     # P-Net's first level is 640 px x 12 / min_face wide (+1, the reference's rounding)
     assert (first_view[2], pnet.shapes[0][2]) == (int(640 * 12 / 90 + 1), int(640 * 12 / 40 + 1))
+
+
+def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    inter = max(w, 0) * max(h, 0)
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+def test_onet_alone_refits_a_tracked_face_and_drops_a_box_on_the_background(
+    recognizer: Recognizer, portrait: np.ndarray
+) -> None:
+    face = recognizer.detector.detect(portrait)[0]
+    x1, y1, x2, y2 = face.box
+    moved = (x1 + 6, y1 - 4, x2 + 6, y2 - 4)  # where the face was a frame ago
+    refit = recognizer.detector.refine(portrait, [moved])
+    assert len(refit) == 1 and _iou(refit[0].box, face.box) > 0.8
+    assert np.abs(refit[0].landmarks - face.landmarks).max() < 0.1 * (x2 - x1)
+    background = np.full_like(portrait, 128)
+    assert recognizer.detector.refine(background, [face.box]) == []
+    assert recognizer.detector.refine(portrait, []) == []
+
+
+def test_a_region_runs_the_cascade_only_when_onet_confirms_no_tracked_face(
+    recognizer: Recognizer, portrait: np.ndarray
+) -> None:
+    pnet = Recording(recognizer.detector.pnet)
+    d = recognizer.detector
+    detector = MTCNN(pnet, d.rnet, d.onet, config=d.config)  # type: ignore[arg-type]
+    h, w = portrait.shape[:2]
+    face = d.detect(portrait)[0]
+    region = Region(0, 0, w, h, 40.0)
+    found = refine_in(detector, portrait, [region], [face.box])
+    assert len(found) == 1 and pnet.shapes == []  # O-Net alone: no pyramid
+    wrong = (0.0, 0.0, 30.0, 30.0)  # a stale box on the corner: O-Net sees no face there
+    found = refine_in(detector, portrait, [region], [wrong])
+    assert len(found) == 1 and pnet.shapes  # the whole cascade found the face
+    assert _iou(found[0].box, face.box) > 0.8

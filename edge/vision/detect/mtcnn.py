@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -381,6 +382,21 @@ class MTCNN:
             big = max(cfg.min_face_size, cfg.retry_face * min(image.shape[:2]))
             log.debug("no face in a %s image: looking for one >= %.0f px, padded", image.shape, big)
             hits = self._padded(image, big, sampler)
+        return self._faces(hits)
+
+    def refine(self, image: np.ndarray, boxes: Sequence[tuple[float, ...]]) -> list[Face]:
+        """O-Net alone on ``boxes`` (faces found in the previous frame): each is confirmed and
+        re-fitted (box, score, landmarks) without the pyramid, or dropped; best score first.
+
+        O-Net regresses a box that is off by a fraction of its size back onto the face, so a
+        face tracked from one frame to the next needs neither P-Net nor R-Net to be found again.
+        """
+        image = as_rgb(image)
+        if not len(boxes):
+            return []
+        cand = np.zeros((len(boxes), 5), np.float32)
+        cand[:, :4] = np.asarray(boxes, np.float32)[:, :4]
+        hits = self._stage_o(_AreaSampler(image), _square(cand))
         return self._faces(hits)
 
     def _padded(
