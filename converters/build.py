@@ -82,7 +82,10 @@ def _read_graph(state: BuildState, m: ModelRecipe) -> Graph:
     if m.reader == "onnx":
         from facegate.converters import onnx_reader
 
-        return onnx_reader.read(raw, m.role)
+        try:
+            return onnx_reader.read(raw, m.role)
+        except onnx_reader.OnnxGraphError as err:
+            raise BundleError(f"{m.role} ({raw.name}): {err}") from None
     raise BundleError(f"unknown reader {m.reader!r} for {m.role}")
 
 
@@ -290,7 +293,7 @@ def _entry(state: BuildState, r: VariantReport) -> dict:
             "registry": src.registry,
             "sha256": src.sha256,
             "licence": src.licence,
-            "member": m.member,
+            **({"member": m.member} if m.member else {}),  # a repository file is the model
         },
         "converter_version": CONVERTER_VERSION,
     }
