@@ -157,19 +157,23 @@ def _calibration_sets(state: BuildState, samples: Path) -> tuple[dict, dict]:
         "pnet": calibration.pnet_inputs(par.photos[:4], mean, std),
     }
     for role, m in state.recipe.models.items():
-        if m.task == "liveness":  # the face with the context the model was trained on
-            size, scale = int(state.graphs[role].input_shape[1] or 0), float(m.input["crop_scale"])
-            lm, ls = float(m.input["mean"]), float(m.input["std"])
-            calib[role] = [
-                calibration.normalise(calibration.context_crops(cal, scale, size), lm, ls)
-            ]
-            parity[role] = calibration.normalise(
-                calibration.context_crops(par, scale, size), lm, ls
-            )
+        if m.task == "liveness":
+            calib[role], parity[role] = _liveness_sets(state, m, cal, par)
     state.checks["calibration_faces"] = len(cal.crops)
     state.checks["parity_faces"] = len(par.crops)
     state.checks["held_out"] = photos.record()
     return calib, parity
+
+
+def _liveness_sets(
+    state: BuildState, m: ModelRecipe, cal: calibration.FaceData, par: calibration.FaceData
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """Calibration batches and parity crops: each face with the context the model was trained
+    on (its crop scale around the detector box), normalised as the manifest will say."""
+    size, scale = int(state.graphs[m.role].input_shape[1] or 0), float(m.input["crop_scale"])
+    mean, std = float(m.input["mean"]), float(m.input["std"])
+    calib = calibration.normalise(calibration.context_crops(cal, scale, size), mean, std)
+    return [calib], calibration.normalise(calibration.context_crops(par, scale, size), mean, std)
 
 
 def _reference_checks(state: BuildState, parity: dict) -> None:
