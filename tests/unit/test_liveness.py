@@ -138,6 +138,9 @@ def test_assemble_builds_the_gate_only_when_enabled_with_the_models_threshold(
     spec, _ = load_spec(str(weights_dir() / f"{DEFAULT_MODEL}.json"))
     assert gate is not None
     assert gate.model.backend.path.parent == bundle_dir.resolve()  # the bundle's stage
+    spec_file = weights_dir() / f"{DEFAULT_MODEL}.json"  # a model of one's own: the spec file's
+    own = assemble.liveness(parse(f'[liveness]\nenabled = true\nmodel = "{spec_file}"\n'))
+    assert own is not None and own.model.backend.path.parent == weights_dir()
     assert (gate.settings.frames, gate.settings.threshold) == (3, spec.threshold)
     tuned = assemble.liveness(parse("[liveness]\nenabled = true\nframes = 5\nthreshold = 0.4\n"))
     assert (tuned.settings.frames, tuned.settings.threshold) == (5, 0.4)
