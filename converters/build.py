@@ -156,9 +156,14 @@ def _calibration_sets(state: BuildState, samples: Path) -> tuple[dict, dict]:
         "onet": calibration.normalise(par.onet, mean, std),
         "pnet": calibration.pnet_inputs(par.photos[:4], mean, std),
     }
-    for role, m in state.recipe.models.items():
-        if m.task == "liveness":
-            calib[role], parity[role] = _liveness_sets(state, m, cal, par)
+    live = [m for m in state.recipe.models.values() if m.task == "liveness"]
+    hard = (
+        calibration.collect(photos.check, det, calibration.LIVENESS_PARITY_AUGMENTS)
+        if live
+        else par
+    )
+    for m in live:
+        calib[m.role], parity[m.role] = _liveness_sets(state, m, cal, hard)
     state.checks["calibration_faces"] = len(cal.crops)
     state.checks["parity_faces"] = len(par.crops)
     state.checks["held_out"] = photos.record()
