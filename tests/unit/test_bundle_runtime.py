@@ -35,9 +35,7 @@ def _embedder_file(root: Path) -> Path:
 def test_manifest_describes_every_model(bundle: Bundle) -> None:
     roles = {(e.role, e.format) for e in bundle.entries if e.precision == "fp32"}
     assert roles == {
-        (r, f)
-        for r in ("pnet", "rnet", "onet", "embedder", "liveness")
-        for f in ("onnx", "tflite")
+        (r, f) for r in ("pnet", "rnet", "onet", "embedder", "liveness") for f in ("onnx", "tflite")
     }
     for raw in bundle.manifest["models"]:
         for key in ("sha256", "input", "outputs", "source", "converter_version", "params", "macs"):
