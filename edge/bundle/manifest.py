@@ -32,7 +32,7 @@ CROP_SCALE_RANGE = (0.5, 4.0)  # face crop side / detector box side (1 = the box
 FORMATS = ("onnx", "tflite")
 PRECISIONS = ("fp32", "fp16", "int8", "int8-full")  # int8-full: LiteRT full-integer variant
 MAX_MANIFEST_BYTES = 1 << 20  # a built manifest is ~15 KB; a megabyte is no manifest we wrote
-MAX_MODELS = 64  # 4 roles x 2 formats x 4 precisions = 32 variants at most today
+MAX_MODELS = 64  # 5 roles x 2 formats x 4 precisions = 40 variants at most today
 MAX_SIDE = 4096  # no face model takes an input side over 4096 px (P-Net's is dynamic: null)
 MEAN_RANGE = (0.0, 255.0)  # a pixel mean lies within the 8-bit pixel range
 # Normalisations in use: std 1 (raw pixels), ~58 (ImageNet), 127.5/128 (to ±1), 255 (to 0..1).
