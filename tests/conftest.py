@@ -51,6 +51,17 @@ def recognizer(bundle):
 
 
 @pytest.fixture(scope="session")
+def liveness_model(bundle):
+    """The bundle's liveness stage on the ONNX backend (FP32, one thread)."""
+    from facegate.vision.liveness import LivenessModel
+    from facegate.vision.recognizer import RecognizerConfig
+
+    if not bundle.has("liveness"):
+        pytest.fail(f"the bundle at {BUNDLE_DIR} predates the liveness stage: rebuild it")
+    return LivenessModel.from_bundle(bundle, RecognizerConfig(backend="onnxruntime"))
+
+
+@pytest.fixture(scope="session")
 def faces_dir() -> Path:
     """tests/data/faces: a few identities of face_recognition/ and bbt/, in the shared layout."""
     return data("faces")

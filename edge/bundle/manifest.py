@@ -25,11 +25,14 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
-ROLES = ("pnet", "rnet", "onet", "embedder")
+ROLES = ("pnet", "rnet", "onet", "embedder")  # every bundle has these
+OPTIONAL_ROLES = ("liveness",)  # a bundle may add these stages
+LIVENESS_SCORES = ("attack-probability",)  # softmax [live, attack]: the last column
+CROP_SCALE_RANGE = (0.5, 4.0)  # face crop side / detector box side (1 = the box, 4 = a wide view)
 FORMATS = ("onnx", "tflite")
 PRECISIONS = ("fp32", "fp16", "int8", "int8-full")  # int8-full: LiteRT full-integer variant
 MAX_MANIFEST_BYTES = 1 << 20  # a built manifest is ~15 KB; a megabyte is no manifest we wrote
-MAX_MODELS = 64  # 4 roles x 2 formats x 4 precisions = 32 variants at most today
+MAX_MODELS = 64  # 5 roles x 2 formats x 4 precisions = 40 variants at most today
 MAX_SIDE = 4096  # no face model takes an input side over 4096 px (P-Net's is dynamic: null)
 MEAN_RANGE = (0.0, 255.0)  # a pixel mean lies within the 8-bit pixel range
 # Normalisations in use: std 1 (raw pixels), ~58 (ImageNet), 127.5/128 (to ±1), 255 (to 0..1).
@@ -48,6 +51,9 @@ class InputSpec:
     colour: str
     mean: float
     std: float
+    crop_scale: float | None = None  # liveness: crop side / the detector box's longer side
+    score: str | None = None  # liveness: how the outputs become one attack score
+    threshold: float | None = None  # liveness: attack score at which a face is an attack
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +206,9 @@ _INPUT = _record(
         "dtype": _text(choices=("float32",)),
         "alignment": _text(choices=("arcface-112",)),
         "l2_normalise": _boolean,
+        "crop_scale": _number(*CROP_SCALE_RANGE),
+        "score": _text(choices=LIVENESS_SCORES),
+        "threshold": _number(0.0, 1.0),
     },
 )
 _SOURCE = _record(
@@ -208,7 +217,7 @@ _SOURCE = _record(
 )
 _MODEL = _record(
     {
-        "role": _text(choices=ROLES),
+        "role": _text(choices=ROLES + OPTIONAL_ROLES),
         "file": _file,
         "format": _text(choices=FORMATS),
         "precision": _text(choices=PRECISIONS),
@@ -270,6 +279,19 @@ def _check_models(models: list[dict]) -> None:
                 raise _Invalid(f"models[{i}].embedding_size", "is missing for an embedder")
             if None in shape[1:3]:
                 raise _Invalid(f"models[{i}].input.shape", f"needs a fixed size, not {shape}")
+        if m["role"] == "liveness":
+            _check_liveness(m, i)
+
+
+def _check_liveness(m: dict, i: int) -> None:
+    """A liveness model needs a fixed square input and says how to crop and score."""
+    spec = m["input"]
+    shape = spec["shape"]
+    if None in shape[1:3] or shape[1] != shape[2]:
+        raise _Invalid(f"models[{i}].input.shape", f"needs a fixed square size, not {shape}")
+    for key in ("crop_scale", "score", "threshold"):
+        if key not in spec:
+            raise _Invalid(f"models[{i}].input.{key}", "is missing for a liveness model")
 
 
 def _inside(root: Path, name: str) -> Path | None:
@@ -305,6 +327,9 @@ def _entry(raw: dict) -> ModelEntry:
             spec["colour"],
             float(spec["mean"]),
             float(spec["std"]),
+            spec.get("crop_scale"),
+            spec.get("score"),
+            spec.get("threshold"),
         ),
         outputs=tuple(o["name"] for o in raw["outputs"]),
         embedding_size=raw.get("embedding_size"),
@@ -359,6 +384,10 @@ class Bundle:
         except _Invalid as err:
             raise BundleError(f"{path}: bad manifest: {err}") from None
         return cls(root, manifest)
+
+    def has(self, role: str, fmt: str | None = None) -> bool:
+        """Whether the bundle holds a model for ``role`` (in ``fmt``, when given)."""
+        return any(e.role == role and fmt in (None, e.format) for e in self.entries)
 
     def entry(self, role: str, fmt: str, precision: str = "fp32") -> ModelEntry:
         """The model for ``role`` in ``fmt`` at ``precision``, falling back to FP32."""

@@ -15,11 +15,21 @@ from facegate.backends import Backend
 from facegate.backends.onnxruntime import Providers
 from facegate.bundle import Bundle, ModelEntry
 from facegate.bundle.manifest import ROLES
-from facegate.bundle.parity import detector_ok, detector_parity, embed, embedder_ok, embedder_parity
+from facegate.bundle.parity import (
+    detector_ok,
+    detector_parity,
+    embed,
+    embedder_ok,
+    embedder_parity,
+    liveness_ok,
+    liveness_parity,
+    liveness_scores,
+)
 from facegate.errors import FacegateError
 from facegate.vision.align import align
 from facegate.vision.detect.mtcnn import MTCNN
 from facegate.vision.image import load_image
+from facegate.vision.liveness import crop_face, spec_of
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +111,8 @@ def _parity(bundle: Bundle, checks: list[dict], backends: dict, photos: list[np.
         c["parity_against"] = f"{fmt} fp32"
         if not crops:
             c["parity_ok"], c["error"] = False, "no faces in the sample photos to compare on"
+        elif c["role"] == "liveness":
+            c["parity"], c["parity_ok"] = _liveness(entries[key], backends, fmt, key, photos, det)
         elif c["role"] == "embedder":
             want = embed(ref["embedder"], _normalised(entries[("embedder", fmt, "fp32")], crops))
             got = embed(backends[key], _normalised(entries[key], crops))
@@ -112,6 +124,23 @@ def _parity(bundle: Bundle, checks: list[dict], backends: dict, photos: list[np.
                 det, MTCNN(nets["pnet"], nets["rnet"], nets["onet"]), photos
             )
             c["parity_ok"] = detector_ok(c["parity"])
+
+
+def _liveness(
+    entry: ModelEntry, backends: dict, fmt: str, key: tuple, photos: list, det: MTCNN
+) -> tuple[dict, bool]:
+    """A liveness variant's attack scores against the same format's FP32, on context crops."""
+    ref = backends.get(("liveness", fmt, "fp32"))
+    if ref is None:
+        return {}, False
+    spec = spec_of(entry)
+    crops = [
+        crop_face(img, f.box, spec.crop_scale, spec.size) for img in photos for f in det.detect(img)
+    ]
+    batch = (np.stack(crops).astype(np.float32) - spec.mean) / spec.std
+    got = liveness_scores(backends[key], batch)
+    parity = liveness_parity(liveness_scores(ref, batch), got, spec.threshold)
+    return parity, liveness_ok(parity, entry.precision)
 
 
 def verify_bundle(bundle: Bundle, providers: Providers | None = None) -> dict:

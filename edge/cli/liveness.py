@@ -16,7 +16,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from facegate.cli.common import add_bundle_options, console, emit_json, recognizer, safe
+from facegate.cli.common import (
+    add_bundle_options,
+    console,
+    emit_json,
+    load_bundle,
+    recognizer,
+    safe,
+)
 from facegate.errors import ConfigError, FacegateError
 from facegate.evaluate.liveness import (
     DEFAULT_BPCER,
@@ -29,7 +36,7 @@ from facegate.evaluate.liveness import (
 from facegate.host.permissions import write_private
 from facegate.text import display_path
 from facegate.vision.image import load_image
-from facegate.vision.liveness import DEEPTREE_SPEC, DEFAULT_MODEL, LivenessModel, load_spec
+from facegate.vision.liveness import DEEPTREE_SPEC, DEFAULT_MODEL, LivenessModel
 from facegate.vision.recognizer import Recognizer
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov")
@@ -85,7 +92,13 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--model",
         default=DEFAULT_MODEL,
-        help=f"shipped model name or a .json spec (default {DEFAULT_MODEL})",
+        help=f"the bundle's liveness model (default {DEFAULT_MODEL}) or a .json spec of your own",
+    )
+    g.add_argument(
+        "--precision",
+        default="fp32",
+        choices=["fp32", "fp16", "int8"],
+        help="model precision (fp32 where the bundle has no such variant)",
     )
     g.add_argument(
         "--deeptree",
@@ -102,22 +115,23 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--threads", type=int, default=1, help="inference threads (default 1)")
 
 
-def open_model(args: argparse.Namespace) -> LivenessModel:
-    """The liveness model the options name."""
+def open_model(args: argparse.Namespace, rec: Recognizer) -> LivenessModel:
+    """The liveness model the options name, on the runtime ``rec`` runs on."""
+    if args.crop_scale is not None and not 0.5 <= args.crop_scale <= 4:
+        raise ConfigError("--crop-scale must be between 0.5 and 4")
     if args.deeptree is not None:
-        spec, path = DEEPTREE_SPEC, args.deeptree
+        model = LivenessModel.open(args.deeptree, DEEPTREE_SPEC, args.threads)
     else:
-        spec, path = load_spec(args.model)
+        model = LivenessModel.configured(args.model, load_bundle(args.bundle), rec.config)
     if args.crop_scale is not None:
-        if not 0.5 <= args.crop_scale <= 4:
-            raise ConfigError("--crop-scale must be between 0.5 and 4")
-        spec = dataclasses.replace(spec, crop_scale=args.crop_scale)
-    return LivenessModel.open(path, spec, args.threads)
+        model.spec = dataclasses.replace(model.spec, crop_scale=args.crop_scale)
+    return model
 
 
 def cmd_liveness(args: argparse.Namespace) -> int:
     """Print each face's attack score and verdict; exit 1 if an image could not be read."""
-    rec, model = recognizer(args), open_model(args)
+    rec = recognizer(args)
+    model = open_model(args, rec)
     items, failed = [], False
     for path in args.images:
         try:
@@ -219,7 +233,8 @@ def cmd_eval_liveness(args: argparse.Namespace) -> int:
     if args.every < 1 or args.frames < 1:
         raise ConfigError("--every and --frames must be at least 1")
     found = scan_pad(args.dir, VIDEO_SUFFIXES)
-    rec, model = recognizer(args), open_model(args)
+    rec = recognizer(args)
+    model = open_model(args, rec)
     scores, no_face = {}, {}
     for kind, paths in found.items():
         scores[kind], no_face[kind] = score_paths(

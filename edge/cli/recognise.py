@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -18,6 +19,7 @@ from facegate.cli.common import (
     console,
     emit_json,
     gallery_path,
+    load_bundle,
     recognizer,
     safe,
 )
@@ -29,6 +31,9 @@ from facegate.text import display_path
 from facegate.types import Face, FaceResult
 from facegate.vision.image import load_image
 from facegate.vision.recognizer import Recognizer
+
+if TYPE_CHECKING:
+    from facegate.vision.liveness import LivenessModel
 
 ANNOTATE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
@@ -157,9 +162,14 @@ def identify_files(rec: Recognizer, paths: list[Path]) -> tuple[list[dict], int]
 def cmd_identify(args: argparse.Namespace) -> int:
     """Print every face with its name (or unknown); exit 1 if an image could not be read."""
     rec = _with_gallery(args)
+    model = None
+    if args.liveness:  # opened first: a bundle without the stage is refused before any work
+        from facegate.vision.liveness import LivenessModel
+
+        model = LivenessModel.from_bundle(load_bundle(args.bundle), rec.config)
     items, failures = identify_files(rec, args.images)
-    if args.liveness:
-        judge_liveness(items)
+    if model is not None:
+        judge_liveness(items, model)
     if args.annotate:
         read = [(it, path) for it, path in zip(items, args.images, strict=True) if "faces" in it]
         several = len(args.images) > 1
@@ -175,11 +185,8 @@ def cmd_identify(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
-def judge_liveness(items: list[dict]) -> None:
+def judge_liveness(items: list[dict], model: LivenessModel) -> None:
     """Add each face's attack score and verdict; a face judged an attack loses its name."""
-    from facegate.vision.liveness import LivenessModel
-
-    model = LivenessModel.shipped()
     for it in items:
         if not it.get("faces"):
             continue

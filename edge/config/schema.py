@@ -189,7 +189,7 @@ class LivenessConfig:
 
     enabled: bool = opt(False, "judge each track live or an attack before it is recognized")
     model: str = opt(
-        "liveness-nuaa-v1", "shipped liveness model name, or a .json spec file", "text"
+        "liveness-nuaa-v1", "the bundle's liveness model (by name), or a .json spec file", "text"
     )
     threshold: float | None = opt(
         None, "attack score at which a track is an attack (unset: the model's measured)", "0..1"

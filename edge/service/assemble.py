@@ -39,6 +39,12 @@ def bundle_dir(name: str) -> Path:
 
 def recognizer(config: Config) -> Recognizer:
     """Open the bundle's models as the config says."""
+    m = config.models
+    return Recognizer.from_bundle(Bundle.load(bundle_dir(m.bundle)), recognizer_config(config))
+
+
+def recognizer_config(config: Config) -> RecognizerConfig:
+    """Runtime, precision, threads and detector settings as the config says."""
     m, d = config.models, config.detector
     detector = MTCNNConfig(
         min_face_size=d.min_face_size,
@@ -46,7 +52,7 @@ def recognizer(config: Config) -> Recognizer:
         scale_factor=d.scale_factor,
         crop=d.crop,
     )
-    rc = RecognizerConfig(
+    return RecognizerConfig(
         backend=m.backend,
         precision=m.precision,
         threads=m.threads,
@@ -55,7 +61,6 @@ def recognizer(config: Config) -> Recognizer:
         flip=m.flip,
         providers=providers(config),
     )
-    return Recognizer.from_bundle(Bundle.load(bundle_dir(m.bundle)), rc)
 
 
 def providers(config: Config) -> Providers:
@@ -74,20 +79,25 @@ def liveness(config: Config) -> LivenessGate | None:
     cfg = config.liveness
     if not cfg.enabled:
         return None
-    from facegate.vision.liveness import LivenessModel, load_spec
+    from facegate.vision.liveness import LivenessModel
 
-    spec, path = load_spec(cfg.model)
+    bundle = Bundle.load(bundle_dir(config.models.bundle))
+    model = LivenessModel.configured(cfg.model, bundle, recognizer_config(config))
+    spec = model.spec
     if cfg.crop_scale is not None:
-        spec = replace(spec, crop_scale=cfg.crop_scale)
+        model.spec = spec = replace(spec, crop_scale=cfg.crop_scale)
     frames = 1 if is_stills(config.camera.source) else DECISION_FRAMES
     settings = LivenessSettings(
         frames=frames if cfg.frames is None else cfg.frames,
         threshold=spec.threshold if cfg.threshold is None else cfg.threshold,
         rigid_below=cfg.rigid_below,
     )
-    model = LivenessModel.open(path, spec, config.models.threads)
-    log.info("liveness: %s, judged over %d frames at %.3f", spec.name, settings.frames,
-             settings.threshold)
+    log.info(
+        "liveness: %s, judged over %d frames at %.3f",
+        spec.name,
+        settings.frames,
+        settings.threshold,
+    )
     return LivenessGate(model, settings)
 
 

@@ -21,6 +21,7 @@ from facegate.config.schema import Config
 from facegate.errors import ConfigError, FacegateError
 from facegate.service import assemble
 from facegate.sinks.jsonl import STDOUT, JsonlSinkConfig
+from facegate.vision.liveness import is_spec_file
 from facegate.vision.recognizer import resolve_format
 
 Found = tuple[list[str], list[str]]  # (problems, warnings)
@@ -46,6 +47,9 @@ def check_models(config: Config) -> Found:
     missing = [role for role in ROLES if (role, "fp32") not in have]
     if missing:
         return [f"models.bundle {m.bundle!r} has no {fmt} model for {', '.join(missing)}"], []
+    stage = liveness_problem(config, bundle, fmt)
+    if stage:
+        return [stage], []
     fallback = [role for role in ROLES if (role, m.precision) not in have]
     if m.precision == "fp32" or not fallback:
         return [], []
@@ -54,6 +58,23 @@ def check_models(config: Config) -> Found:
         f"models.precision = {m.precision}: bundle {m.bundle!r} has no {m.precision} {fmt} "
         f"file for {', '.join(fallback)}; {roles} run fp32"
     ]
+
+
+def liveness_problem(config: Config, bundle: Bundle, fmt: str) -> str | None:
+    """With ``[liveness] enabled`` on the bundle's model, the bundle must hold that stage."""
+    cfg = config.liveness
+    if not cfg.enabled or is_spec_file(cfg.model):
+        return None
+    ids = [e.model_id for e in bundle.entries if e.role == "liveness" and e.format == fmt]
+    if not ids:
+        return (
+            f"[liveness] enabled, but models.bundle {config.models.bundle!r} has no {fmt} "
+            "liveness model: rebuild it with `facegate models build` (or set [liveness] model "
+            "to a .json spec)"
+        )
+    if not ids[0].startswith(cfg.model + "-"):
+        return f"[liveness] model {cfg.model!r}: models.bundle holds {ids[0]} instead"
+    return None
 
 
 def check_providers(config: Config) -> Found:

@@ -7,9 +7,10 @@ score, and how rigidly the five landmarks move. A printed photo held to a camera
 plane: between two frames its landmarks follow one similarity transform almost exactly, where a
 live face's eyes, nose and mouth also move against each other (expression, head turn, parallax).
 
-The model file and its description (input size, crop scale, threshold, sha256) come as a pair:
-``models/weights/liveness-*.onnx`` and the JSON beside it, read through :func:`load_spec`; the
-file's sha256 is checked before it is opened.
+The model is a stage of the model bundle (role ``liveness``): the manifest says its input size,
+normalisation, crop scale, score and threshold, and the runtime, format and precision are chosen
+as for the detector and embedder (:meth:`LivenessModel.from_bundle`). A user's own model comes as
+a ``.json`` spec naming its file and sha256 (:func:`load_spec`), checked before it is opened.
 """
 
 from __future__ import annotations
@@ -19,18 +20,23 @@ import logging
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from facegate.backends import Backend, open_backend
-from facegate.bundle import sha256_file
+from facegate.bundle import Bundle, ModelEntry, sha256_file
 from facegate.errors import ModelError
 from facegate.types import Face
 
+if TYPE_CHECKING:
+    from facegate.vision.recognizer import RecognizerConfig
+
 log = logging.getLogger(__name__)
 
-DEFAULT_MODEL = "liveness-nuaa-v1"  # models/weights/<name>.onnx + <name>.json
+DEFAULT_MODEL = "liveness-nuaa-v1"  # the bundle's liveness stage (source models/weights/<name>)
+ROLE = "liveness"  # the bundle role of the liveness stage
 SCORES = ("attack-probability", "deeptree")
 # Smallest landmark spread (inter-ocular pixels) at which the rigidity residual means anything:
 # under it the landmarks' own jitter (about a pixel) dominates.
@@ -79,15 +85,38 @@ DEEPTREE_SPEC = LivenessSpec("expo-deeptree", 256, 1.0, 0.0, 255.0, "deeptree", 
 
 
 def weights_dir() -> Path:
-    """The folder of the shipped liveness weights (package data of facegate.recipes)."""
+    """The folder of the weights trained for facegate (package data of facegate.recipes)."""
     return Path(str(resources.files("facegate.recipes"))) / "weights"
 
 
-def load_spec(name_or_path: str = DEFAULT_MODEL) -> tuple[LivenessSpec, Path]:
-    """The spec and model path of a shipped model name or of a ``.json`` spec file."""
-    path = Path(name_or_path)
-    if path.suffix != ".json":
-        path = weights_dir() / f"{name_or_path}.json"
+def is_spec_file(model: str) -> bool:
+    """Whether ``[liveness] model`` names a user's ``.json`` spec (else the bundle's stage)."""
+    return Path(model).suffix.lower() == ".json"
+
+
+def spec_of(entry: ModelEntry) -> LivenessSpec:
+    """The liveness spec a bundle's manifest entry carries."""
+    i = entry.input
+    if i.crop_scale is None or i.score is None or i.threshold is None or i.shape[1] is None:
+        raise ModelError(f"{entry.file}: the manifest entry lacks the liveness crop and score")
+    return LivenessSpec(
+        entry.model_id,
+        int(i.shape[1]),
+        i.crop_scale,
+        i.mean,
+        i.std,
+        i.score,
+        i.threshold,
+        entry.sha256,
+        entry.file,
+    )
+
+
+def load_spec(path_text: str) -> tuple[LivenessSpec, Path]:
+    """The spec and model path of a user's ``.json`` liveness spec file."""
+    path = Path(path_text).expanduser()
+    if not is_spec_file(path_text):
+        raise ModelError(f"{path_text}: a liveness spec is a .json file")
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as err:
@@ -127,10 +156,34 @@ class LivenessModel:
         return cls(open_backend(path, fmt, threads), spec)
 
     @classmethod
-    def shipped(cls, name: str = DEFAULT_MODEL, threads: int = 1) -> LivenessModel:
-        """The model shipped in ``models/weights`` (or a ``.json`` spec file's model)."""
-        spec, path = load_spec(name)
-        return cls.open(path, spec, threads)
+    def from_bundle(
+        cls, bundle: Bundle, config: RecognizerConfig, name: str = DEFAULT_MODEL
+    ) -> LivenessModel:
+        """The bundle's liveness stage, in the format and precision ``config`` picks for all."""
+        from facegate.vision.recognizer import model_format
+
+        fmt = model_format(config)
+        if not bundle.has(ROLE, fmt):
+            raise ModelError(
+                f"bundle {bundle.name} has no {fmt} liveness model: rebuild it with `facegate "
+                "models build`, or set [liveness] model to a .json spec of your own"
+            )
+        entry = bundle.entry(ROLE, fmt, config.precision)
+        if not entry.model_id.startswith(name + "-"):
+            raise ModelError(
+                f"bundle {bundle.name} holds liveness model {entry.model_id}, not {name}"
+            )
+        backend = bundle.open(entry, config.threads, config.providers)
+        log.info("liveness: %s (%s %s)", entry.file, entry.format, entry.precision)
+        return cls(backend, spec_of(entry))
+
+    @classmethod
+    def configured(cls, model: str, bundle: Bundle, config: RecognizerConfig) -> LivenessModel:
+        """``model`` as ``[liveness] model`` names it: a ``.json`` spec, else the bundle's stage."""
+        if is_spec_file(model):
+            spec, path = load_spec(model)
+            return cls.open(path, spec, config.threads)
+        return cls.from_bundle(bundle, config, model)
 
     def crops(self, image: np.ndarray, faces: list[Face]) -> np.ndarray:
         """The model's input batch (N, size, size, 3) float32 for ``faces`` of RGB ``image``."""
@@ -154,11 +207,16 @@ class LivenessModel:
         outputs = self.backend.run(batch)
         if self.spec.score == "deeptree":
             return _deeptree_score(outputs)
-        return np.asarray(outputs[0], np.float32).reshape(len(batch), -1)[:, -1]
+        return attack_probability(outputs, len(batch))
 
     def close(self) -> None:
         """Release the runtime."""
         self.backend.close()
+
+
+def attack_probability(outputs: list[np.ndarray], n: int) -> np.ndarray:
+    """The attack score of a softmax [live, attack] model: its last column."""
+    return np.asarray(outputs[0], np.float32).reshape(n, -1)[:, -1]
 
 
 def _deeptree_score(outputs: list[np.ndarray]) -> np.ndarray:

@@ -81,7 +81,7 @@ def resolve_format(backend: str) -> str:
     return BACKENDS[backend]
 
 
-def _format(config: RecognizerConfig) -> str:
+def model_format(config: RecognizerConfig) -> str:
     """The model format; execution providers other than the CPU are onnxruntime's, so ``auto``
     means ONNX when they are asked for."""
     if config.providers.names == DEFAULT_PROVIDERS:
@@ -102,7 +102,7 @@ class Recognizer:
     def from_bundle(cls, bundle: Bundle, config: RecognizerConfig | None = None) -> Recognizer:
         """Open the bundle's detector and embedder for the configured backend and precision."""
         config = config or RecognizerConfig()
-        fmt = _format(config)
+        fmt = model_format(config)
         prepare_process(config.threads)
         threads, providers = config.threads, config.providers
         nets = [

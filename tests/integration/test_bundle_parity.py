@@ -172,7 +172,7 @@ def test_models_verify_reports_only_real_comparisons(bundle_dir: Path, home: Pat
     assert result["ok"] and result["sample_photos"] >= 1
     references = [m for m in result["models"] if m.get("reference")]
     assert {(m["role"], m["format"], m["precision"]) for m in references} == {
-        (role, "onnx", "fp32") for role in ROLES
+        (role, "onnx", "fp32") for role in (*ROLES, "liveness")
     }
     for m in result["models"]:
         assert m["sha256_ok"] and m["loads"] and m["runs"] and m["ok"], m

@@ -20,7 +20,7 @@ from facegate.service.liveness import LivenessGate, LivenessSettings
 from facegate.service.pipeline import Pipeline, PipelineSettings
 from facegate.types import Event, Frame
 from facegate.vision.image import load_image
-from facegate.vision.liveness import LivenessModel, load_spec
+from facegate.vision.liveness import LivenessModel
 from facegate.vision.recognizer import Recognizer
 from tests.conftest import run_cli
 from tests.data import data, shared
@@ -59,26 +59,29 @@ def enrolled(recognizer: Recognizer, tmp_path: Path) -> Recognizer:
     recognizer.set_gallery(None)
 
 
-def _gate() -> LivenessGate:
-    spec, _ = load_spec()
-    return LivenessGate(LivenessModel.shipped(), LivenessSettings(threshold=spec.threshold))
+@pytest.fixture()
+def gate(liveness_model: LivenessModel) -> LivenessGate:
+    """A fresh gate on the bundle's liveness stage at its shipped threshold."""
+    return LivenessGate(liveness_model, LivenessSettings(threshold=liveness_model.spec.threshold))
 
 
 def test_printed_photos_of_an_enrolled_person_give_spoof_and_never_recognized(
-    enrolled: Recognizer,
+    enrolled: Recognizer, gate: LivenessGate
 ) -> None:
     frames = _frames(sorted(shared(f"liveness/nuaa/print_attack/{SUBJECT}").iterdir()))
     without = _play(enrolled, frames, None)
     assert SUBJECT in [e.person for e in without if e.kind == "recognized"]  # the photo fools it
-    events = _play(enrolled, frames, _gate())
+    events = _play(enrolled, frames, gate)
     assert [e for e in events if e.kind == "recognized"] == []
     spoofs = [e for e in events if e.kind == "spoof"]
     assert spoofs and all(e.camera == "door" for e in spoofs)
 
 
-def test_the_live_person_is_still_recognized_with_liveness_on(enrolled: Recognizer) -> None:
+def test_the_live_person_is_still_recognized_with_liveness_on(
+    enrolled: Recognizer, gate: LivenessGate
+) -> None:
     frames = _frames(sorted(shared(f"liveness/nuaa/real/{SUBJECT}").iterdir()))
-    events = _play(enrolled, frames, _gate())
+    events = _play(enrolled, frames, gate)
     assert SUBJECT in [e.person for e in events if e.kind == "recognized"]
     assert [e for e in events if e.kind == "spoof"] == []
 

@@ -18,7 +18,7 @@ from facegate.gallery.store import GalleryStore
 from facegate.service.liveness import LivenessGate, LivenessSettings
 from facegate.service.pipeline import Pipeline, PipelineSettings
 from facegate.types import Event
-from facegate.vision.liveness import LivenessModel, load_spec
+from facegate.vision.liveness import LivenessModel
 from facegate.vision.recognizer import Recognizer
 from tests.data import data, shared
 from tests.integration.clips import play_clip
@@ -66,10 +66,10 @@ def test_hamilton_clip_names_lin_manuel_miranda_once_and_raises_no_stranger_aler
 
 
 def test_hamilton_clip_with_liveness_on_still_names_him_once_and_raises_no_spoof(
-    enrolled: Recognizer,
+    enrolled: Recognizer, liveness_model: LivenessModel
 ) -> None:
-    spec, _ = load_spec()
-    gate = LivenessGate(LivenessModel.shipped(), LivenessSettings(threshold=spec.threshold))
+    spec = liveness_model.spec
+    gate = LivenessGate(liveness_model, LivenessSettings(threshold=spec.threshold))
     events = _run(enrolled, data("video/face_recognition_short_hamilton_clip.mp4"), gate)
     assert [e.person for e in events if e.kind == "recognized"] == ["lin_manuel_miranda"]
     assert [e for e in events if e.kind in ("spoof", "unknown")] == []

@@ -35,11 +35,14 @@ def _embedder_file(root: Path) -> Path:
 def test_manifest_describes_every_model(bundle: Bundle) -> None:
     roles = {(e.role, e.format) for e in bundle.entries if e.precision == "fp32"}
     assert roles == {
-        (r, f) for r in ("pnet", "rnet", "onet", "embedder") for f in ("onnx", "tflite")
+        (r, f) for r in ("pnet", "rnet", "onet", "embedder", "liveness") for f in ("onnx", "tflite")
     }
     for raw in bundle.manifest["models"]:
         for key in ("sha256", "input", "outputs", "source", "converter_version", "params", "macs"):
             assert key in raw, key
+        if raw["role"] == "liveness":  # trained for facegate: its own licence and input
+            assert raw["input"]["mean"] == 0.0 and raw["input"]["std"] == 255.0
+            continue
         assert raw["source"]["licence"] == "MIT" and len(raw["source"]["sha256"]) == 64
         assert raw["input"]["mean"] == 127.5 and raw["input"]["std"] == 128.0
     emb = bundle.entry("embedder", "onnx")

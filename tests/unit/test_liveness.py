@@ -100,9 +100,11 @@ def test_spec_validation_is_one_clear_error() -> None:
         LivenessSpec.from_dict({"name": "x"})
 
 
-def test_shipped_model_loads_scores_and_refuses_a_modified_file(tmp_path: Path) -> None:
-    spec, path = load_spec(DEFAULT_MODEL)
+def test_a_spec_file_model_loads_scores_and_refuses_a_modified_file(tmp_path: Path) -> None:
+    spec, path = load_spec(str(weights_dir() / f"{DEFAULT_MODEL}.json"))
     assert path.parent == weights_dir() and 0 < spec.threshold < 1
+    with pytest.raises(ModelError, match=r"is a \.json file"):
+        load_spec(DEFAULT_MODEL)  # a model name means the bundle's stage, not a side-loaded file
     model = LivenessModel.open(path, spec)
     batch = np.random.default_rng(0).uniform(0, 1, (3, spec.size, spec.size, 3))
     scores = model.score_crops(batch.astype(np.float32))
@@ -126,13 +128,19 @@ def test_liveness_table_defaults_off_and_checks_its_keys() -> None:
         parse("[liveness]\nframes = 0\n")
 
 
-def test_assemble_builds_the_gate_only_when_enabled_with_the_models_threshold() -> None:
+def test_assemble_builds_the_gate_only_when_enabled_with_the_models_threshold(
+    state: Path, bundle_dir: Path
+) -> None:
     from facegate.service import assemble
 
     assert assemble.liveness(parse("")) is None
     gate = assemble.liveness(parse("[liveness]\nenabled = true\n"))
-    spec, _ = load_spec()
+    spec, _ = load_spec(str(weights_dir() / f"{DEFAULT_MODEL}.json"))
     assert gate is not None
+    assert gate.model.backend.path.parent == bundle_dir.resolve()  # the bundle's stage
+    spec_file = weights_dir() / f"{DEFAULT_MODEL}.json"  # a model of one's own: the spec file's
+    own = assemble.liveness(parse(f'[liveness]\nenabled = true\nmodel = "{spec_file}"\n'))
+    assert own is not None and own.model.backend.path.parent == weights_dir()
     assert (gate.settings.frames, gate.settings.threshold) == (3, spec.threshold)
     tuned = assemble.liveness(parse("[liveness]\nenabled = true\nframes = 5\nthreshold = 0.4\n"))
     assert (tuned.settings.frames, tuned.settings.threshold) == (5, 0.4)
