@@ -14,6 +14,7 @@ nothing here converts or checks pixels.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from dataclasses import dataclass, field
@@ -111,9 +112,18 @@ def planner_settings(config: Config, stills: bool) -> PlannerSettings:
     )
 
 
-def _planner(settings: PipelineSettings) -> DetectionPlanner | None:
+def _planner(settings: PipelineSettings, liveness: bool) -> DetectionPlanner | None:
+    """The camera's detection planner (None: scan every frame).
+
+    With liveness on, tracked faces are never refined by O-Net alone: the liveness model and
+    its threshold were measured on the whole cascade's boxes, and O-Net's one-step refit moves
+    a box by up to a tenth of the face — enough to turn a held-out NUAA subject's real frames
+    into a ``spoof`` (tests/integration/test_liveness_attacks.py).
+    """
     if settings.stills or not settings.detection.enabled:
         return None
+    if liveness and settings.detection.refine:
+        return DetectionPlanner(dataclasses.replace(settings.detection, refine=False))
     return DetectionPlanner(settings.detection)
 
 
@@ -149,7 +159,7 @@ class Pipeline:
             self.presence = Presence(settings.leave_after_s)
         else:
             self.presence = presence.handover(settings.leave_after_s)
-        self.planner = _planner(settings)
+        self.planner = _planner(settings, liveness is not None)
 
     def reconfigure(
         self, recognizer: Recognizer, settings: PipelineSettings, snapshots: SnapshotStore | None
@@ -159,8 +169,9 @@ class Pipeline:
         self.tracker.iou_threshold = settings.iou_threshold
         self.tracker.max_missed = settings.max_missed
         self.presence.leave_after_s = settings.leave_after_s
-        if self.planner is None or self.planner.settings != settings.detection:
-            self.planner = _planner(settings)
+        planner = _planner(settings, self.liveness is not None)
+        if self.planner is None or planner is None or self.planner.settings != planner.settings:
+            self.planner = planner
 
     def process(self, frame: Frame) -> list[Event]:
         """Run one frame through the stages; return the events it caused."""
