@@ -185,7 +185,7 @@ class _Reader:
         src_shape = self.shape[self.src(node)]
         target = [int(v) for v in self.const(node, 1).ravel()]
         size = int(np.prod(src_shape))
-        if len(src_shape) != 3 or target not in ([-1, size], [1, size]):
+        if len(src_shape) != 3 or target != [-1, size]:
             raise TfjsGraphError(f"{node['name']}: only a flatten to [-1, H*W*C] is supported")
         self.add(node, "flatten", (size,))
 

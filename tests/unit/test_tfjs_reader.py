@@ -18,7 +18,7 @@ import onnxruntime as ort
 import pytest
 
 from facegate.backends.litert import LiteRTBackend
-from facegate.converters.tfjs_reader import TfjsGraphError, read
+from facegate.converters.tfjs_reader import TfjsGraphError, load_model_json, read, read_weights
 from facegate.converters.to_onnx import save, to_onnx
 from facegate.converters.to_tflite import convert
 from facegate.host.paths import cache_dir
@@ -161,3 +161,44 @@ def test_an_unsupported_op_is_refused_with_its_node(model_json: Path, tmp_path: 
     bad.write_text(json.dumps(model))
     with pytest.raises(TfjsGraphError, match="op Tanh is not supported"):
         read(bad, "antispoof")
+
+
+def test_quantized_weights_are_widened_by_scale_and_min(tmp_path: Path) -> None:
+    """uint8/uint16 affine quantization and float16, laid out one after the other."""
+    (tmp_path / "w.bin").write_bytes(
+        np.array([0, 2, 255], np.uint8).tobytes()
+        + np.array([1000], np.uint16).tobytes()
+        + np.array([0.5, -2.0], np.float16).tobytes()
+    )
+    q8 = {"dtype": "uint8", "scale": 0.5, "min": -1.0}
+    q16 = {"dtype": "uint16", "scale": 0.001, "min": 0.0}
+    manifest = [
+        {
+            "paths": ["w.bin"],
+            "weights": [
+                {"name": "a", "shape": [3], "dtype": "float32", "quantization": q8},
+                {"name": "b", "shape": [1], "dtype": "float32", "quantization": q16},
+                {
+                    "name": "c",
+                    "shape": [2],
+                    "dtype": "float32",
+                    "quantization": {"dtype": "float16"},
+                },
+            ],
+        }
+    ]
+    w = read_weights(manifest, tmp_path)
+    np.testing.assert_allclose(w["a"], [-1.0, 0.0, 126.5])
+    np.testing.assert_allclose(w["b"], [1.0], rtol=1e-6)
+    np.testing.assert_array_equal(w["c"], np.array([0.5, -2.0], np.float32))
+
+
+def test_a_layers_model_or_a_short_shard_is_refused_in_one_line(tmp_path: Path) -> None:
+    layers = tmp_path / "model.json"
+    layers.write_text(json.dumps({"format": "layers-model", "modelTopology": {}}))
+    with pytest.raises(TfjsGraphError, match=r"not a TF\.js graph model"):
+        load_model_json(layers)
+    (tmp_path / "w.bin").write_bytes(b"\0" * 6)
+    manifest = [{"paths": ["w.bin"], "weights": [{"name": "a", "shape": [1], "dtype": "float32"}]}]
+    with pytest.raises(TfjsGraphError, match="hold 6 bytes, manifest 4"):
+        read_weights(manifest, tmp_path)
