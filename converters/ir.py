@@ -17,6 +17,8 @@ OPS = ("conv", "prelu", "relu", "maxpool", "dense", "flatten_wh", "softmax", "ad
 # torch conv's symmetric padding at stride 2 is neither 'same' nor 'valid', so it becomes pad +
 # valid conv. Mean over H and W to a (N, C) vector (a torch ``mean(dim=(2, 3))``).
 OPS += ("pad", "global_avgpool")
+# The logistic function, elementwise (a Keras ``Dense(1, activation="sigmoid")`` head).
+OPS += ("sigmoid",)
 
 
 @dataclass

@@ -13,7 +13,7 @@ from facegate.converters.sources import Source
 from facegate.errors import BundleError
 
 # Converter modules that do not shape what a build produces (the CLI plumbing around it).
-NOT_IN_BUILD_KEY = frozenset({"command.py"})
+NOT_IN_BUILD_KEY = frozenset({"command.py", "tfjs_reader.py"})  # not used by `models build`
 
 
 @dataclass(frozen=True, slots=True)

@@ -81,6 +81,8 @@ class _Emitter:
         elif layer.op == "dense":
             ins = [src, self.const(out + "_w", w["kernel"]), self.const(out + "_b", w["bias"])]
             self.node("Gemm", ins, out)
+        elif layer.op == "sigmoid":
+            self.node("Sigmoid", [src], out)
         elif layer.op == "softmax":
             self.node("Softmax", [src], out, axis=1 if rank == 4 else -1)
         elif layer.op == "add":

@@ -21,6 +21,8 @@ def _maxpool(tf: object, x: object, layer: Layer) -> object:
     """Caffe ceil-mode pooling: pad the end with -inf where TF's SAME would differ."""
     k, s = int(layer.attrs["kernel"]), int(layer.attrs["stride"])
     h, w = x.shape[1], x.shape[2]
+    if layer.attrs.get("padding", "ceil") == "valid":  # floor mode: TF's VALID exactly
+        return tf.nn.max_pool2d(x, k, s, "VALID")
     if k == s or h is None:
         return tf.nn.max_pool2d(x, k, s, "SAME")
     pad_h = max((conv_out(h, k, s, "ceil") - 1) * s + k - h, 0)
@@ -53,6 +55,8 @@ def _apply(tf: object, layer: Layer, x: object, env: dict[str, object]) -> objec
         return tf.matmul(x, w["kernel"]) + w["bias"]
     if layer.op == "softmax":
         return tf.nn.softmax(x, axis=-1)
+    if layer.op == "sigmoid":
+        return tf.sigmoid(x)
     if layer.op == "add":
         return x + env[layer.inputs[1]]
     if layer.op == "pad":

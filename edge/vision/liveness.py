@@ -37,7 +37,9 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "liveness-nuaa-v1"  # the bundle's liveness stage (source models/weights/<name>)
 ROLE = "liveness"  # the bundle role of the liveness stage
-SCORES = ("attack-probability", "deeptree")
+# attack-probability: the last column of a softmax [live, attack] (or of one attack sigmoid);
+# live-probability: one minus the model's single output (a sigmoid of "real", as human's antispoof)
+SCORES = ("attack-probability", "deeptree", "live-probability")
 # Smallest landmark spread (inter-ocular pixels) at which the rigidity residual means anything:
 # under it the landmarks' own jitter (about a pixel) dominates.
 MIN_EYE_DISTANCE_PX = 12.0
@@ -52,7 +54,7 @@ class LivenessSpec:
     crop_scale: float  # crop side / the detector box's longer side
     mean: float = 0.0
     std: float = 255.0
-    score: str = "attack-probability"  # attack-probability | deeptree
+    score: str = "attack-probability"  # one of SCORES
     threshold: float = 0.5  # attack score at or above which a frame counts as an attack
     sha256: str | None = None
     file: str | None = None
@@ -207,6 +209,8 @@ class LivenessModel:
         outputs = self.backend.run(batch)
         if self.spec.score == "deeptree":
             return _deeptree_score(outputs)
+        if self.spec.score == "live-probability":
+            return 1.0 - attack_probability(outputs, len(batch))
         return attack_probability(outputs, len(batch))
 
     def close(self) -> None:
