@@ -255,7 +255,7 @@ def _entry(state: BuildState, r: VariantReport) -> dict:
             "registry": src.registry,
             "sha256": src.sha256,
             "licence": src.licence,
-            "member": m.member,
+            "member": m.member or src.file,  # a repository source is the file itself
         },
         "converter_version": CONVERTER_VERSION,
     }
