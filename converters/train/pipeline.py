@@ -119,10 +119,12 @@ def prune_command(args: argparse.Namespace, command: str) -> int:
     refit_x = to_input(data.train.crops[: args.refit_crops])
     reports = []
     for i, fraction in enumerate(budgets):
-        graph = prune.refit(prune.prune_to_macs(graph, int(fraction * full)), teacher, refit_x)
-        log.warning("step %d: %.0f%% of the MACs, widths %s, held-out after refit %s", i + 1,
-                    100 * fraction, prune.describe(graph), _heldout(graph, data))  # fmt: skip
         ckpt = args.out.with_name(f"{args.out.stem}.step{i + 1}.ckpt")
+        graph = prune.prune_to_macs(graph, int(fraction * full))
+        if not (args.resume and ckpt.is_file()):  # resumed: the checkpoint holds the weights
+            graph = prune.refit(graph, teacher, refit_x)
+            log.warning("step %d: %.0f%% of the MACs, widths %s, held-out after refit %s", i + 1,
+                        100 * fraction, prune.describe(graph), _heldout(graph, data))  # fmt: skip
         cfg = config(args, ckpt)
         cfg.hint = args.hint
         graph, report = _train(graph, data, cfg, teacher)
@@ -173,7 +175,8 @@ def _finish(
         },
         "command": command,
         "seed": args.seed,
-        "wall_s": round(wall, 1),
+        "wall_s": round(wall, 1),  # this invocation (a resumed run: since the resume)
+        "train_wall_s": round(sum(step["wall_s"] for step in method["steps"]), 1),
         **method,
     }
     meta["onnx_max_abs_gap"] = check_onnx(graph, data.heldout.crops[:8])
