@@ -105,7 +105,7 @@ def test_one_epoch_on_64_crops_lowers_the_loss_and_converts(
     shared("train/utkface_crops")
     out = tmp_path / "p.npz"
     args = ["prune", "--budget", "0.6", "--epochs", "1", "--limit", "64", "--refit-crops", "16"]
-    args += ["--out", str(out), "--no-progress", "--lr", "1e-3"]
+    args += ["--out", str(out), "--no-progress", "--lr", "1e-4"]
     proc = subprocess.run(
         [sys.executable, "-m", "facegate.converters.train", *args],
         capture_output=True, text=True, timeout=1500, check=False,
