@@ -146,3 +146,20 @@ def _converts_and_loads(graph, tmp_path: Path) -> None:
     b = open_backend(tfl_path, "tflite", 1).run(x)[0]
     assert a.shape == b.shape == (1, 192)
     assert np.abs(a - b).max() < 1e-3 * np.abs(a).max()
+
+
+def test_hints_compare_tensors_pruning_leaves_the_teacher_shape(teacher) -> None:
+    from facegate.converters.train.distill import hint_loss
+    from facegate.converters.train.pipeline import residual_stream
+
+    pruned = prune.prune_to_macs(teacher, int(0.6 * count_macs(teacher, 112, 112)))
+    taps = residual_stream(pruned)
+    assert len(taps) >= 17  # every block's output
+    t_mod, p_mod = ir_torch.to_module(teacher), ir_torch.to_module(pruned)
+    t_mod.taps = p_mod.taps = taps
+    x = torch.from_numpy(np.random.default_rng(2).uniform(-1, 1, (2, 112, 112, 3)).astype("f4"))
+    with torch.no_grad():
+        t_out, p_out = t_mod(x), p_mod(x)
+    assert [a.shape for a in t_out[1:]] == [b.shape for b in p_out[1:]]
+    assert float(hint_loss(t_out[1:], t_out[1:])) == 0.0
+    assert float(hint_loss(p_out[1:], t_out[1:])) > 0.1
