@@ -51,6 +51,7 @@ class DistillConfig:
     feature_loss: FeatureLoss | None = None  # (student's extra outputs, input batch) -> loss
     checkpoint: Path | None = None
     resume: bool = False
+    stop_after: int | None = None  # end after this epoch (the schedule still plans ``epochs``)
     progress: bool = True
 
 
@@ -166,7 +167,7 @@ def _start(student: nn.Module, cfg: DistillConfig, steps: int) -> _Run:
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, steps * cfg.epochs))
     run = _Run(student, opt, sched, np.random.default_rng(cfg.seed), DistillReport())
     if cfg.resume and cfg.checkpoint is not None and cfg.checkpoint.is_file():
-        state = torch.load(cfg.checkpoint, weights_only=False)
+        state = torch.load(cfg.checkpoint, weights_only=True)  # tensors and plain data only
         student.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
@@ -225,6 +226,8 @@ def distill(
                     run.report.heldout[-1] if heldout is not None else "-")  # fmt: skip
         if cfg.checkpoint is not None:
             _save(cfg.checkpoint, _state(run, epoch + 1))
+        if cfg.stop_after is not None and epoch + 1 >= cfg.stop_after:
+            break
     return run.report
 
 

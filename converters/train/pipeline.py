@@ -71,6 +71,7 @@ def config(args: argparse.Namespace, checkpoint: Path) -> DistillConfig:
         relational=args.relational,
         checkpoint=checkpoint,
         resume=args.resume,
+        stop_after=args.stop_after,
         progress=not args.no_progress,
     )
 

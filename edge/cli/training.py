@@ -26,6 +26,13 @@ def add_common_args(p: argparse.ArgumentParser) -> None:
         "--resume", action="store_true", help="continue from the checkpoint beside --out"
     )
     p.add_argument(
+        "--stop-after",
+        type=int,
+        default=None,
+        metavar="N",
+        help="stop after epoch N of --epochs (continue later with --resume)",
+    )
+    p.add_argument(
         "--relational", type=float, default=0.0, help="weight of the similarity-matrix term"
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
