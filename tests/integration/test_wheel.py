@@ -118,6 +118,9 @@ def test_wheel_holds_one_package_and_the_recipes(wheel: Path) -> None:
     for part in ("onnx", "json"):  # the liveness model and its spec (sha256, threshold)
         assert f"facegate/recipes/weights/liveness-nuaa-v1.{part}" in names
     assert "facegate/converters/command.py" in names
+    assert "facegate/converters/train/prune.py" in names  # the training subpackage
+    for name in ("pruned.json", "pruned40.json", "weights/mobilefacenet-pruned60.npz"):
+        assert f"facegate/recipes/{name}" in names
     web = ("templates/index.html", "templates/login.html", "static/style.css", "static/app.js")
     assert {f"facegate/web/{n}" for n in (*web, "openapi.json")} <= set(names)
     assert not [n for n in names if n.split("/")[0] in ("edge", "converters", "models")]

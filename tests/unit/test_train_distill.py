@@ -1,0 +1,55 @@
+"""The distillation loop: seeded, and a run resumed from its checkpoint ends where an unbroken
+run of the same length ends."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="optional extra: [train] (torch) is not installed")
+
+from facegate.converters.ir import Graph, Layer  # noqa: E402
+from facegate.converters.train import ir_torch  # noqa: E402
+from facegate.converters.train.distill import DistillConfig, distill  # noqa: E402
+from facegate.converters.train.teacher import Targets  # noqa: E402
+
+
+def _tiny() -> Graph:
+    rng = np.random.default_rng(5)
+    conv = {"kernel": rng.normal(0, 0.05, (4, 3, 28, 28)).astype("f4"), "bias": np.zeros(4, "f4")}
+    layers = [
+        Layer("conv", ["input"], "a", {"stride": 28, "padding": "valid", "group": 1}, conv),
+        Layer("prelu", ["a"], "b", {}, {"slope": np.full(4, 0.25, "f4")}),
+        Layer("flatten", ["b"], "embedding"),
+    ]
+    return Graph("tiny", "input", (None, 112, 112, 3), layers, ["embedding"])
+
+
+def _data() -> tuple[np.ndarray, Targets]:
+    rng = np.random.default_rng(6)
+    crops = rng.integers(0, 256, (24, 112, 112, 3), dtype=np.uint8)
+    t = rng.normal(size=(24, 64)).astype("f4")
+    t /= np.linalg.norm(t, axis=1, keepdims=True)
+    return crops, Targets(t, t[:, ::-1].copy())
+
+
+def _run(stop_after: int, ckpt: Path, resume: bool, module=None):
+    module = module or ir_torch.to_module(_tiny())
+    crops, targets = _data()
+    cfg = DistillConfig(epochs=3, batch=8, lr=1e-2, checkpoint=ckpt, resume=resume,
+                        stop_after=stop_after, progress=False)  # fmt: skip
+    report = distill(module, crops, targets, cfg, (crops[:4], targets.plain[:4]))
+    return module, report
+
+
+def test_resumed_run_ends_where_an_unbroken_run_ends(tmp_path: Path) -> None:
+    straight, report = _run(3, tmp_path / "a.ckpt", resume=False)
+    _run(1, tmp_path / "b.ckpt", resume=False)  # planned 3 epochs, stopped after 1
+    resumed, again = _run(3, tmp_path / "b.ckpt", resume=True)
+    assert again.epochs == report.epochs == 3 and len(again.losses) == 3
+    assert np.allclose(again.losses, report.losses, atol=1e-5)
+    for key, value in straight.state_dict().items():
+        assert torch.allclose(value, resumed.state_dict()[key], atol=1e-6), key
+    assert report.losses[-1] < report.losses[0]  # it learns
