@@ -4,6 +4,10 @@ Weights are stored in one canonical layout so the emitters never guess:
 conv kernels OIHW (depthwise: (C, 1, kH, kW) with ``group == C``), dense weights (in, out),
 PReLU slopes (C,). Activations are NHWC in the graph's input spec; the ONNX emitter works in
 NCHW and the TensorFlow emitter in NHWC.
+
+Channel ops (ShuffleNet V2): ``concat`` joins its inputs along the channel axis, in input order;
+``gather_channels`` picks the channels listed in ``attrs["indices"]`` (in that order), so a channel
+split and a channel shuffle are both one constant gather (and a shuffle folds into the next split).
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 OPS = ("conv", "prelu", "relu", "maxpool", "dense", "flatten_wh", "softmax", "add", "flatten")
+
+CHANNEL_OPS = ("concat", "gather_channels")  # ShuffleNet V2's split, concat and shuffle
 
 
 @dataclass
@@ -26,7 +32,7 @@ class Layer:
     weights: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.op not in OPS:
+        if self.op not in OPS + CHANNEL_OPS:
             raise ValueError(f"unknown op {self.op!r}")
 
 
@@ -43,6 +49,11 @@ class Graph:
     def params(self) -> int:
         """Number of weights and biases."""
         return int(sum(w.size for layer in self.layers for w in layer.weights.values()))
+
+
+def gather_indices(layer: Layer) -> np.ndarray:
+    """The channel indices of a ``gather_channels`` layer as int64."""
+    return np.asarray(layer.attrs["indices"], dtype=np.int64).reshape(-1)
 
 
 def conv_out(size: int, kernel: int, stride: int, padding: str) -> int:
@@ -68,6 +79,11 @@ def count_macs(graph: Graph, height: int, width: int) -> int:
             h, w = conv_out(src[0], kh, stride, pad), conv_out(src[1], kw, stride, pad)
             macs += kh * kw * cin_g * cout * h * w
             shapes[layer.output] = (h, w, cout)
+        elif layer.op == "concat":
+            channels = sum(shapes[name][-1] for name in layer.inputs)
+            shapes[layer.output] = (*src[:-1], channels)
+        elif layer.op == "gather_channels":
+            shapes[layer.output] = (*src[:-1], len(gather_indices(layer)))
         elif layer.op == "maxpool":
             k, s = int(layer.attrs["kernel"]), int(layer.attrs["stride"])
             pad = str(layer.attrs.get("padding", "ceil"))
