@@ -18,8 +18,6 @@ import numpy as np
 
 OPS = ("conv", "prelu", "relu", "maxpool", "dense", "flatten_wh", "softmax", "add", "flatten")
 
-CHANNEL_OPS = ("concat", "gather_channels")  # ShuffleNet V2's split, concat and shuffle
-
 
 @dataclass
 class Layer:
@@ -32,7 +30,7 @@ class Layer:
     weights: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.op not in OPS + CHANNEL_OPS:
+        if self.op not in OPS:
             raise ValueError(f"unknown op {self.op!r}")
 
 
@@ -49,6 +47,10 @@ class Graph:
     def params(self) -> int:
         """Number of weights and biases."""
         return int(sum(w.size for layer in self.layers for w in layer.weights.values()))
+
+
+CHANNEL_OPS = ("concat", "gather_channels")  # ShuffleNet V2's split, concat and shuffle
+OPS = OPS + CHANNEL_OPS  # every op the graph knows (readers such as ir_store check against it)
 
 
 def gather_indices(layer: Layer) -> np.ndarray:
