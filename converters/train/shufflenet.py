@@ -33,6 +33,8 @@ HEAD_CHANNELS = 512  # the teacher's feature map before its global depthwise con
 EMBEDDING_SIZE = 192  # the teacher's embedding
 FEATURE_MAP = "head_act"  # the 7×7×512 map that feature-map distillation matches
 PRELU_INIT = 0.25  # He et al. 2015's initial PReLU slope
+PRELU_GAIN = 2.0 / (1.0 + PRELU_INIT**2)  # He init for a conv followed by that PReLU
+LINEAR_GAIN = 1.0  # a conv followed by no activation (depthwise, head): keeps the variance
 INPUT_SIZE = 112
 
 
@@ -53,10 +55,11 @@ class _Builder:
         stride: int = 1,
         depthwise: bool = False,
         padding: str = "same",
+        gain: float = PRELU_GAIN,
     ) -> str:
-        """A conv with He-normal weights (fan-in) and zero bias."""
+        """A conv with zero bias and normal weights of variance ``gain / fan_in`` (He et al.)."""
         cin_g = 1 if depthwise else cin
-        std = np.sqrt(2.0 / (cin_g * kernel * kernel))
+        std = np.sqrt(gain / (cin_g * kernel * kernel))
         weights = {
             "kernel": (self.rng.standard_normal((cout, cin_g, kernel, kernel)) * std).astype(
                 np.float32
@@ -92,10 +95,10 @@ def shuffle_order(channels: int, groups: int = 2) -> list[int]:
 
 def _down_unit(b: _Builder, src: str, name: str, cin: int, cout: int) -> str:
     half = cout // 2
-    left = b.conv(src, f"{name}.b1.dw", cin, cin, 3, 2, depthwise=True)
+    left = b.conv(src, f"{name}.b1.dw", cin, cin, 3, 2, True, gain=LINEAR_GAIN)
     left = b.prelu(b.conv(left, f"{name}.b1.pw", cin, half, 1), f"{name}.b1.pw_act", half)
     right = b.prelu(b.conv(src, f"{name}.b2.pw1", cin, half, 1), f"{name}.b2.pw1_act", half)
-    right = b.conv(right, f"{name}.b2.dw", half, half, 3, 2, depthwise=True)
+    right = b.conv(right, f"{name}.b2.dw", half, half, 3, 2, True, gain=LINEAR_GAIN)
     right = b.prelu(b.conv(right, f"{name}.b2.pw2", half, half, 1), f"{name}.b2.pw2_act", half)
     return b.concat([left, right], f"{name}.cat")
 
@@ -107,16 +110,16 @@ def _basic_unit(b: _Builder, src: str, name: str, channels: int) -> str:
     keep = b.gather(src, f"{name}.keep", order[:half])
     x = b.gather(src, f"{name}.split", order[half:])
     x = b.prelu(b.conv(x, f"{name}.pw1", half, half, 1), f"{name}.pw1_act", half)
-    x = b.conv(x, f"{name}.dw", half, half, 3, depthwise=True)
+    x = b.conv(x, f"{name}.dw", half, half, 3, depthwise=True, gain=LINEAR_GAIN)
     x = b.prelu(b.conv(x, f"{name}.pw2", half, half, 1), f"{name}.pw2_act", half)
     return b.concat([keep, x], f"{name}.cat")
 
 
 def _head(b: _Builder, src: str, channels: int) -> str:
     x = b.prelu(b.conv(src, "head", channels, HEAD_CHANNELS, 1), FEATURE_MAP, HEAD_CHANNELS)
-    x = b.conv(x, "gdc", HEAD_CHANNELS, HEAD_CHANNELS, 7, depthwise=True, padding="valid")
-    x = b.conv(x, "linear", HEAD_CHANNELS, HEAD_CHANNELS, 1, padding="valid")
-    x = b.conv(x, "embed", HEAD_CHANNELS, EMBEDDING_SIZE, 1)
+    x = b.conv(x, "gdc", HEAD_CHANNELS, HEAD_CHANNELS, 7, True, "valid", LINEAR_GAIN)
+    x = b.conv(x, "linear", HEAD_CHANNELS, HEAD_CHANNELS, 1, padding="valid", gain=LINEAR_GAIN)
+    x = b.conv(x, "embed", HEAD_CHANNELS, EMBEDDING_SIZE, 1, gain=LINEAR_GAIN)
     b.layers.append(Layer("flatten", [x], "embedding"))
     return "embedding"
 
