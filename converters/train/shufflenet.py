@@ -117,7 +117,7 @@ def _basic_unit(b: _Builder, src: str, name: str, channels: int) -> str:
 
 def _head(b: _Builder, src: str, channels: int) -> str:
     x = b.prelu(b.conv(src, "head", channels, HEAD_CHANNELS, 1), FEATURE_MAP, HEAD_CHANNELS)
-    x = b.conv(x, "gdc", HEAD_CHANNELS, HEAD_CHANNELS, 7, True, "valid", LINEAR_GAIN)
+    x = b.conv(x, "gdc", HEAD_CHANNELS, HEAD_CHANNELS, 7, 1, True, "valid", LINEAR_GAIN)
     x = b.conv(x, "linear", HEAD_CHANNELS, HEAD_CHANNELS, 1, padding="valid", gain=LINEAR_GAIN)
     x = b.conv(x, "embed", HEAD_CHANNELS, EMBEDDING_SIZE, 1, gain=LINEAR_GAIN)
     b.layers.append(Layer("flatten", [x], "embedding"))
