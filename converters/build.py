@@ -69,6 +69,10 @@ def _read_graph(state: BuildState, m: ModelRecipe) -> Graph:
         from facegate.converters.tflite_reader import read
 
         return read(raw, m.role)
+    if m.reader == "facegate-ir":
+        from facegate.converters import ir_store
+
+        return ir_store.load(raw)[0]
     raise BundleError(f"unknown reader {m.reader!r} for {m.role}")
 
 
@@ -152,6 +156,11 @@ def _reference_checks(state: BuildState, parity: dict) -> None:
     state.checks["mtcnn_vs_published_max_abs"] = check_mtcnn_reference(
         state.sources["mtcnn"], state.graphs, backends, inputs
     )
+    if state.recipe.models["embedder"].reader != "tflite":
+        # Weights trained for facegate (facegate-ir): no published file to compare with; the
+        # variants are checked against this net's own FP32 below.
+        state.checks["embedder_vs_published"] = "none: trained for facegate"
+        return
     original = state.staging / "raw" / "MobileFaceNet.tflite"
     ref = open_backend(original, "tflite", 1)
     crops = parity["crops"]
@@ -260,11 +269,21 @@ def _entry(state: BuildState, r: VariantReport) -> dict:
 
 
 def _model_ids(state: BuildState) -> dict[str, str]:
-    """The embedding space is named by the published weights, not by format or precision."""
+    """The embedding space is named by the weights, not by format or precision.
+
+    A gallery refuses embeddings of another model id (``facegate gallery reembed`` moves it), so
+    the id must change whenever the weights do: it ends in the weights file's sha256. A graph
+    read from facegate's own weights (``facegate-ir``) carries its architecture name, so a pruned
+    or distilled net is never taken for the published MobileFaceNet.
+    """
     ids = {}
     for role, m in state.recipe.models.items():
         digest = sha256_file(_raw_path(state, m))[:12]
-        ids[role] = f"{'mobilefacenet' if role == 'embedder' else 'mtcnn-' + role}-{digest}"
+        if m.reader == "facegate-ir":
+            name = state.graphs[role].name
+        else:
+            name = "mobilefacenet" if role == "embedder" else "mtcnn-" + role
+        ids[role] = f"{name}-{digest}"
     return ids
 
 

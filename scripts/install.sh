@@ -12,6 +12,6 @@ stamp=".venv/.facegate-installed"
 want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
-    .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[convert,litert,dev]'
+    .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[convert,litert,train,dev]'
     echo "$want" > "$stamp"
 fi

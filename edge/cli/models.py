@@ -1,4 +1,4 @@
-"""``facegate models``: build, pack, install, list, info, verify."""
+"""``facegate models``: build, pack, install, list, info, verify; prune and distill (training)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from facegate.cli.common import (
     load_bundle,
     providers,
 )
+from facegate.cli.training import METHODS
 from facegate.errors import BundleError
 from facegate.host.paths import models_dir
 
@@ -60,6 +61,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     v.add_argument("--json", action="store_true")
     add_providers_option(v)
     v.set_defaults(func=cmd_verify)
+    for method, (text, add_args) in METHODS.items():
+        t = msub.add_parser(method, help=text + ", [train] extra")
+        add_args(t)
+        t.set_defaults(func=cmd_train, method=method)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """``facegate models prune|distill``: the training commands (offline side, torch)."""
+    import shlex
+    import sys
+
+    from facegate.converters.train.command import run
+
+    args.command_line = "facegate " + shlex.join(sys.argv[1:])
+    return run(args)
 
 
 def _progress() -> Progress:

@@ -1,0 +1,176 @@
+"""The work behind the training commands: data, teacher, prune/refit/distil, save, check."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from facegate.converters import ir_store
+from facegate.converters.ir import Graph, count_macs
+from facegate.converters.train import faces, prune
+from facegate.converters.train.distill import (
+    DistillConfig,
+    DistillReport,
+    cosine_figures,
+    distill,
+    embed,
+    to_input,
+)
+from facegate.converters.train.faces import Crops
+from facegate.converters.train.ir_torch import to_graph, to_module
+from facegate.converters.train.teacher import Targets, teacher_graph, teacher_targets
+from facegate.errors import FacegateError
+
+log = logging.getLogger(__name__)
+
+SIDE = 112
+ONNX_TOLERANCE = 1e-3  # max |ONNX - torch| on raw embeddings of norm ~8-20: float32 reordering
+
+
+@dataclass
+class Data:
+    """Training crops with their teacher targets, and the held-out natural crops."""
+
+    train: Crops
+    targets: Targets
+    heldout: Crops
+    heldout_targets: Targets
+
+
+def load_data(args: argparse.Namespace) -> Data:
+    """Aligned crops and teacher embeddings (cached after the first run)."""
+    rec = faces.open_recognizer()
+    shared = faces.shared_dir()
+    train = faces.aligned_crops(
+        rec, faces.training_paths(shared / "train" / "utkface_crops", args.limit), "utkface"
+    )
+    heldout = faces.aligned_crops(rec, faces.heldout_paths(shared / "faces"), "heldout")
+    return Data(train, teacher_targets(rec, train), heldout, teacher_targets(rec, heldout))
+
+
+def config(args: argparse.Namespace, checkpoint: Path) -> DistillConfig:
+    """The distillation settings the command line asks for."""
+    return DistillConfig(
+        epochs=args.epochs,
+        batch=args.batch,
+        lr=args.lr,
+        seed=args.seed,
+        threads=args.threads,
+        samples_per_epoch=args.samples_per_epoch,
+        relational=args.relational,
+        checkpoint=checkpoint,
+        resume=args.resume,
+        progress=not args.no_progress,
+    )
+
+
+def step_budgets(start: float, budget: float, steps: int) -> list[float]:
+    """MAC fractions of each pruning step, evenly spaced from ``start`` down to ``budget``."""
+    if not 0.05 <= budget < start:
+        raise FacegateError(f"--budget must lie in [0.05, {start:.2f}), got {budget}")
+    if steps < 1:
+        raise FacegateError(f"--steps must be at least 1, got {steps}")
+    return [start - (start - budget) * (i + 1) / steps for i in range(steps)]
+
+
+def _train(graph: Graph, data: Data, cfg: DistillConfig) -> tuple[Graph, DistillReport]:
+    module = to_module(graph)
+    held = (data.heldout.crops, data.heldout_targets.plain)
+    report = distill(module, data.train.crops, data.targets, cfg, held)
+    return to_graph(module), report
+
+
+def prune_command(args: argparse.Namespace, command: str) -> int:
+    """Prune the teacher (or ``--start``) to ``--budget`` of its MACs in ``--steps``, fine-tune."""
+    started = time.monotonic()
+    teacher = teacher_graph()
+    full = count_macs(teacher, SIDE, SIDE)
+    graph = ir_store.load(args.start)[0] if args.start else teacher
+    budgets = step_budgets(count_macs(graph, SIDE, SIDE) / full, args.budget, args.steps)
+    data = load_data(args)
+    refit_x = to_input(data.train.crops[: args.refit_crops])
+    reports = []
+    for i, fraction in enumerate(budgets):
+        graph = prune.refit(prune.prune_to_macs(graph, int(fraction * full)), teacher, refit_x)
+        log.warning("step %d: %.0f%% of the MACs, widths %s, held-out after refit %s", i + 1,
+                    100 * fraction, prune.describe(graph), _heldout(graph, data))  # fmt: skip
+        ckpt = args.out.with_name(f"{args.out.stem}.step{i + 1}.ckpt")
+        graph, report = _train(graph, data, config(args, ckpt))
+        reports.append({"mac_fraction": round(fraction, 4), **report.as_dict()})
+    graph.name = f"mobilefacenet-pruned{round(args.budget * 100)}"
+    method = {
+        "method": "structured channel pruning (filter L1), least-squares refit, distillation",
+        "steps": reports,
+        "widths": prune.describe(graph),
+        "start": str(args.start) if args.start else "teacher",
+    }
+    return _finish(graph, data, args, command, method, time.monotonic() - started)
+
+
+def distill_command(args: argparse.Namespace, command: str) -> int:
+    """Distil the teacher into the net of ``--init`` (a facegate-ir .npz)."""
+    started = time.monotonic()
+    graph, _ = ir_store.load(args.init)
+    data = load_data(args)
+    ckpt = args.out.with_name(f"{args.out.stem}.ckpt")
+    graph, report = _train(graph, data, config(args, ckpt))
+    method = {"method": "distillation", "steps": [report.as_dict()], "init": str(args.init)}
+    return _finish(graph, data, args, command, method, time.monotonic() - started)
+
+
+def _heldout(graph: Graph, data: Data) -> dict[str, float]:
+    return cosine_figures(embed(to_module(graph), data.heldout.crops), data.heldout_targets.plain)
+
+
+def _finish(
+    graph: Graph, data: Data, args: argparse.Namespace, command: str, method: dict, wall: float
+) -> int:
+    teacher_macs = count_macs(teacher_graph(), SIDE, SIDE)
+    macs = count_macs(graph, SIDE, SIDE)
+    meta = {
+        "architecture": graph.name,
+        "params": graph.params(),
+        "macs": macs,
+        "macs_shape": [1, SIDE, SIDE, 3],
+        "mac_fraction_of_teacher": round(macs / teacher_macs, 4),
+        "embedding": "the teacher's 192-d space (default bundle's MobileFaceNet)",
+        "training_data": {**faces.TRAINING_DATA, "crops": len(data.train.crops)},
+        "heldout": {
+            "data": "every identity photo of ../shared/faces (never trained on)",
+            "crops": len(data.heldout.crops),
+            **_heldout(graph, data),
+        },
+        "command": command,
+        "seed": args.seed,
+        "wall_s": round(wall, 1),
+        **method,
+    }
+    meta["onnx_max_abs_gap"] = check_onnx(graph, data.heldout.crops[:8])
+    ir_store.save(graph, args.out, meta)
+    print(json.dumps({k: meta[k] for k in ("architecture", "params", "macs", "heldout", "wall_s")}))
+    return 0
+
+
+def check_onnx(graph: Graph, crops: np.ndarray) -> float:
+    """The graph emitted as ONNX must compute what the torch module computes."""
+    import onnxruntime as ort
+    import torch
+
+    from facegate.converters.to_onnx import to_onnx
+
+    model = to_onnx(graph)
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    x = to_input(crops)
+    got = sess.run(None, {graph.input_name: x.numpy()})[0]
+    with torch.no_grad():
+        want = to_module(graph)(x).numpy()
+    gap = float(np.abs(got - want).max())
+    if gap > ONNX_TOLERANCE:
+        raise FacegateError(f"ONNX output differs from torch by {gap:.2e}")
+    return gap

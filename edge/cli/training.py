@@ -1,0 +1,56 @@
+"""The flags of the training commands (``facegate models prune|distill``).
+
+Only argparse here: the CLI registers these without importing the offline side; the work runs
+in :mod:`facegate.converters.train` ([train] extra), which uses the same definitions.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_common_args(p: argparse.ArgumentParser) -> None:
+    """Flags every training command takes."""
+    p.add_argument("--out", type=Path, required=True, help="the .npz to write (facegate-ir)")
+    p.add_argument("--epochs", type=int, default=3, help="fine-tuning epochs (per step)")
+    p.add_argument("--limit", type=int, default=None, help="train on N crops (a fixed subset)")
+    p.add_argument(
+        "--samples-per-epoch", type=int, default=None, help="crops drawn per epoch (default: all)"
+    )
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--lr", type=float, default=3e-4)
+    p.add_argument("--seed", type=int, default=14)
+    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    p.add_argument(
+        "--resume", action="store_true", help="continue from the checkpoint beside --out"
+    )
+    p.add_argument(
+        "--relational", type=float, default=0.0, help="weight of the similarity-matrix term"
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def add_prune_args(p: argparse.ArgumentParser) -> None:
+    """``prune``: MobileFaceNet's channels to a MAC budget, then fine-tuning."""
+    p.add_argument("--budget", type=float, required=True, help="fraction of the teacher's MACs")
+    p.add_argument("--steps", type=int, default=1, help="prune in N steps, fine-tuning between")
+    p.add_argument("--start", type=Path, help="prune this .npz (a larger pruned net) instead")
+    p.add_argument("--refit-crops", type=int, default=64, help="crops for the least-squares refit")
+    add_common_args(p)
+
+
+def add_distill_args(p: argparse.ArgumentParser) -> None:
+    """``distill``: train a student net (a facegate-ir .npz) toward the teacher."""
+    p.add_argument("--init", type=Path, required=True, help="the student to train (.npz)")
+    add_common_args(p)
+
+
+# method -> (help, flags); facegate.converters.train.command maps each to its work
+METHODS = {
+    "prune": (
+        "prune MobileFaceNet's channels to a MAC budget, fine-tune (offline)",
+        add_prune_args,
+    ),
+    "distill": ("distil the teacher into a student net (offline)", add_distill_args),
+}
