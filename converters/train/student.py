@@ -128,3 +128,18 @@ def make_student(options: StudentOptions, seed: int, teacher: Graph | None) -> G
 def trainable(module: nn.Module) -> int:
     """Number of weights the optimiser updates."""
     return int(sum(p.numel() for p in module.parameters() if p.requires_grad))
+
+
+def distill_loss(
+    module: GraphModule, teacher: OnlineTeacher, x: torch.Tensor, feature_weight: float
+) -> float:
+    """The training loss of ``module`` on one batch, without augmentation or gradients."""
+    module.taps = (shufflenet.FEATURE_MAP,) if feature_weight else ()
+    with torch.no_grad():
+        out = module(x)
+        emb, extra = (out[0], out[1:]) if isinstance(out, tuple) else (out, ())
+        want = F.normalize(teacher(x), dim=1)
+        loss = (1 - (F.normalize(emb, dim=1) * want).sum(dim=1)).mean()
+        if feature_weight:
+            loss = loss + feature_loss(teacher, feature_weight)(extra, x)
+    return float(loss)
