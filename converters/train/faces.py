@@ -51,6 +51,11 @@ def shared_dir() -> Path:
     return beside_checkout if beside_checkout.is_dir() else Path.cwd().parent / "shared"
 
 
+def train_root() -> Path:
+    """The UTKFace crops under the shared data folder."""
+    return shared_dir() / "train" / "utkface_crops"
+
+
 def open_recognizer(bundle_dir: Path | None = None) -> Recognizer:
     """The default bundle's detector and embedder on ONNX Runtime FP32 (one thread)."""
     root = bundle_dir or models_dir() / "default"

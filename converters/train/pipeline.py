@@ -46,11 +46,10 @@ class Data:
 def load_data(args: argparse.Namespace) -> Data:
     """Aligned crops and teacher embeddings (cached after the first run)."""
     rec = faces.open_recognizer()
-    shared = faces.shared_dir()
     train = faces.aligned_crops(
-        rec, faces.training_paths(shared / "train" / "utkface_crops", args.limit), "utkface"
+        rec, faces.training_paths(faces.train_root(), args.limit), "utkface"
     )
-    heldout = faces.aligned_crops(rec, faces.heldout_paths(shared / "faces"), "heldout")
+    heldout = faces.aligned_crops(rec, faces.heldout_paths(faces.shared_dir() / "faces"), "heldout")
     return Data(train, teacher_targets(rec, train), heldout, teacher_targets(rec, heldout))
 
 
