@@ -13,9 +13,9 @@ docs/compression.md, section "ShuffleNet V2 student"):
 - ``strong``: heavier augmentation than the default (larger similarity jitter, more colour, blur,
   JPEG and down-then-up sampling), so the narrow training set covers more of what cameras see.
 
-With a feature term the teacher runs online (ONNX Runtime) on every augmented batch, its map and
-embedding in one pass; otherwise the cached teacher embeddings of each crop and its mirror are
-the targets.
+The teacher runs online (ONNX Runtime) on every augmented batch, its map and embedding in one
+pass, so each view's targets are the teacher's outputs for that very view (a jittered crop moves
+the teacher's embedding too).
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from facegate.converters.train import augment, shufflenet
 from facegate.converters.train.distill import FeatureLoss
 from facegate.converters.train.ir_torch import GraphModule, to_module
 
+# Chosen, not tuned (no run was long enough to tune them): roughly twice the default's strength.
 STRONG = augment.Augment(
     flip=0.5,
     jitter=0.8,
