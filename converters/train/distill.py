@@ -4,9 +4,11 @@
 Loss per crop: ``1 - cos(student, teacher)`` against the cached teacher embedding of the crop (or
 of its mirror when the view is mirrored), or, with ``cfg.teacher`` set, against the teacher's
 embedding of the very augmented view (online). Optional extras: a relational term (the batch's
-student similarity matrix against the teacher's, MSE) and a feature-map hook for intermediate
-tensors. Seeded; one torch thread by default; a checkpoint after every epoch that ``resume``
-continues from; the held-out cosine to the teacher is measured after every epoch.
+student similarity matrix against the teacher's, MSE), a hint term (``cfg.hint``: the student's
+extra outputs against the online teacher's, relative MSE; both modules return
+``(embedding, *feature_maps)`` with matching maps) and a free feature-loss hook. Seeded; one
+torch thread by default; a checkpoint after every epoch that ``resume`` continues from; the
+held-out cosine to the teacher is measured after every epoch.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ class DistillConfig:
     augment: augment.Augment | None = field(default_factory=augment.Augment)
     relational: float = 0.0  # weight of the similarity-matrix term (0: off)
     teacher: nn.Module | None = None  # online targets from this module instead of the cache
+    hint: float = 0.0  # weight of the feature-map term: student taps vs the teacher's (online)
     feature_loss: FeatureLoss | None = None  # (student's extra outputs, input batch) -> loss
     checkpoint: Path | None = None
     resume: bool = False
@@ -101,12 +104,24 @@ def cosine_figures(got: np.ndarray, want: np.ndarray) -> dict[str, float]:
     }
 
 
+def hint_loss(student: tuple[torch.Tensor, ...], teacher: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    """Mean over matching feature maps of their MSE, each relative to the teacher's power."""
+    terms = [
+        F.mse_loss(s, t) / t.pow(2).mean().clamp_min(1e-8)
+        for s, t in zip(student, teacher, strict=True)
+    ]
+    return torch.stack(terms).mean()
+
+
 def _loss(
-    cfg: DistillConfig, student: nn.Module, x: torch.Tensor, want: torch.Tensor
+    cfg: DistillConfig, student: nn.Module, x: torch.Tensor, want: torch.Tensor, feats: tuple
 ) -> torch.Tensor:
     emb, extra = _embedding(student(x))
     s = F.normalize(emb, dim=1)
     loss = (1 - (s * want).sum(dim=1)).mean()
+    if cfg.hint > 0:
+        loss = loss + cfg.hint * hint_loss(extra[: len(feats)], feats)
+        extra = extra[len(feats) :]
     if cfg.relational > 0:
         loss = loss + cfg.relational * F.mse_loss(s @ s.T, want @ want.T)
     if cfg.feature_loss is not None:
@@ -116,12 +131,14 @@ def _loss(
 
 def _targets(
     cfg: DistillConfig, x: torch.Tensor, idx: np.ndarray, flipped: np.ndarray, targets: Targets
-) -> torch.Tensor:
+) -> tuple[torch.Tensor, tuple]:
+    """Unit target embeddings, and the teacher's feature maps when a hint term asks for them."""
     if cfg.teacher is not None:
         with torch.no_grad():
-            return F.normalize(_embedding(cfg.teacher(x))[0], dim=1)
+            emb, feats = _embedding(cfg.teacher(x))
+        return F.normalize(emb, dim=1), feats if cfg.hint > 0 else ()
     rows = np.where(flipped[:, None], targets.flipped[idx], targets.plain[idx])
-    return torch.from_numpy(rows.astype(np.float32))
+    return torch.from_numpy(rows.astype(np.float32)), ()
 
 
 def _save(path: Path, state: dict) -> None:
@@ -174,7 +191,7 @@ def _epoch(run: _Run, crops: np.ndarray, targets: Targets, cfg: DistillConfig, n
         idx = order[i : i + cfg.batch]
         views, flipped = augment.batch(crops[idx], run.rng, cfg.augment)
         x = to_input(views)
-        loss = _loss(cfg, run.student, x, _targets(cfg, x, idx, flipped, targets))
+        loss = _loss(cfg, run.student, x, *_targets(cfg, x, idx, flipped, targets))
         run.opt.zero_grad()
         loss.backward()
         run.opt.step()

@@ -43,14 +43,20 @@ class Data:
     heldout_targets: Targets
 
 
-def load_data(args: argparse.Namespace) -> Data:
-    """Aligned crops and teacher embeddings (cached after the first run)."""
+def load_data(args: argparse.Namespace, online: bool = False) -> Data:
+    """Aligned crops and teacher embeddings (cached after the first run).
+
+    ``online``: the teacher runs on every training batch, so the training crops need no cached
+    targets (the held-out ones still do).
+    """
     rec = faces.open_recognizer()
     train = faces.aligned_crops(
         rec, faces.training_paths(faces.train_root(), args.limit), "utkface"
     )
     heldout = faces.aligned_crops(rec, faces.heldout_paths(faces.shared_dir() / "faces"), "heldout")
-    return Data(train, teacher_targets(rec, train), heldout, teacher_targets(rec, heldout))
+    empty = np.zeros((len(train.crops), 0), np.float32)
+    targets = Targets(empty, empty) if online else teacher_targets(rec, train)
+    return Data(train, targets, heldout, teacher_targets(rec, heldout))
 
 
 def config(args: argparse.Namespace, checkpoint: Path) -> DistillConfig:
@@ -78,11 +84,28 @@ def step_budgets(start: float, budget: float, steps: int) -> list[float]:
     return [start - (start - budget) * (i + 1) / steps for i in range(steps)]
 
 
-def _train(graph: Graph, data: Data, cfg: DistillConfig) -> tuple[Graph, DistillReport]:
+def _train(
+    graph: Graph, data: Data, cfg: DistillConfig, teacher: Graph | None = None
+) -> tuple[Graph, DistillReport]:
+    """Distil into ``graph``; with a hint weight, the teacher runs online and its residual
+    stream (which pruning leaves the same shape) supervises the student's."""
     module = to_module(graph)
+    if cfg.hint > 0 and teacher is not None:
+        cfg.teacher = to_module(teacher).eval()
+        for p in cfg.teacher.parameters():
+            p.requires_grad_(False)
+        module.taps = cfg.teacher.taps = residual_stream(graph)
     held = (data.heldout.crops, data.heldout_targets.plain)
     report = distill(module, data.train.crops, data.targets, cfg, held)
+    module.taps = ()
     return to_graph(module), report
+
+
+def residual_stream(graph: Graph) -> tuple[str, ...]:
+    """The tensors pruning never narrows: every block's output (residual adds, projections)."""
+    consumers = {graph.layers[j].output for g in prune.channel_groups(graph) for j in g.consumers}
+    adds = {layer.output for layer in graph.layers if layer.op == "add"}
+    return tuple(layer.output for layer in graph.layers if layer.output in consumers | adds)
 
 
 def prune_command(args: argparse.Namespace, command: str) -> int:
@@ -92,7 +115,7 @@ def prune_command(args: argparse.Namespace, command: str) -> int:
     full = count_macs(teacher, SIDE, SIDE)
     graph = ir_store.load(args.start)[0] if args.start else teacher
     budgets = step_budgets(count_macs(graph, SIDE, SIDE) / full, args.budget, args.steps)
-    data = load_data(args)
+    data = load_data(args, online=args.hint > 0)
     refit_x = to_input(data.train.crops[: args.refit_crops])
     reports = []
     for i, fraction in enumerate(budgets):
@@ -100,11 +123,14 @@ def prune_command(args: argparse.Namespace, command: str) -> int:
         log.warning("step %d: %.0f%% of the MACs, widths %s, held-out after refit %s", i + 1,
                     100 * fraction, prune.describe(graph), _heldout(graph, data))  # fmt: skip
         ckpt = args.out.with_name(f"{args.out.stem}.step{i + 1}.ckpt")
-        graph, report = _train(graph, data, config(args, ckpt))
+        cfg = config(args, ckpt)
+        cfg.hint = args.hint
+        graph, report = _train(graph, data, cfg, teacher)
         reports.append({"mac_fraction": round(fraction, 4), **report.as_dict()})
     graph.name = f"mobilefacenet-pruned{round(args.budget * 100)}"
     method = {
-        "method": "structured channel pruning (filter L1), least-squares refit, distillation",
+        "method": "structured channel pruning (filter L1), least-squares refit, distillation"
+        + (f" with feature-map hints (weight {args.hint})" if args.hint > 0 else ""),
         "steps": reports,
         "widths": prune.describe(graph),
         "start": str(args.start) if args.start else "teacher",

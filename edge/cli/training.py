@@ -37,6 +37,13 @@ def add_prune_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, default=1, help="prune in N steps, fine-tuning between")
     p.add_argument("--start", type=Path, help="prune this .npz (a larger pruned net) instead")
     p.add_argument("--refit-crops", type=int, default=64, help="crops for the least-squares refit")
+    p.add_argument(
+        "--hint",
+        type=float,
+        default=0.0,
+        help="weight of the feature-map term: every residual-stream tensor against the teacher's"
+        " (teacher run online on each augmented batch)",
+    )
     add_common_args(p)
 
 
