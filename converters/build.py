@@ -19,7 +19,7 @@ from facegate.converters import CONVERTER_VERSION, calibration, quantize, report
 from facegate.converters.ir import Graph, count_macs
 from facegate.converters.recipe import ModelRecipe, Recipe
 from facegate.converters.report import VariantReport
-from facegate.converters.sources import Source, extract_members, fetch, read_member, sha256_file
+from facegate.converters.sources import extract_members, fetch, read_member, sha256_file
 from facegate.converters.verify import ParityError, check_mtcnn_reference
 from facegate.errors import BundleError
 from facegate.vision.detect.mtcnn import MTCNN
@@ -249,7 +249,14 @@ def _entry(state: BuildState, r: VariantReport) -> dict:
         "macs_shape": list(m.latency_shape),
         "latency_ms": r.latency_ms,
         "parity": r.parity,
-        "source": source_entry(src, m.member),
+        "source": {
+            "package": src.package,
+            "version": src.version,
+            "registry": src.registry,
+            "sha256": src.sha256,
+            "licence": src.licence,
+            "member": m.member or src.file,  # a repository source is the file itself
+        },
         "converter_version": CONVERTER_VERSION,
     }
     if r.role == "embedder":
@@ -259,18 +266,6 @@ def _entry(state: BuildState, r: VariantReport) -> dict:
             ).shape[1]
         )
     return entry
-
-
-def source_entry(src: Source, member: str) -> dict:
-    """A model's source in the manifest; a repository file is the source itself (no member)."""
-    entry = {
-        "package": src.package,
-        "version": src.version,
-        "registry": src.registry,
-        "sha256": src.sha256,
-        "licence": src.licence,
-    }
-    return entry | ({"member": member} if member else {})
 
 
 def _model_ids(state: BuildState) -> dict[str, str]:

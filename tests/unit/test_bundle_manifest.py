@@ -238,21 +238,3 @@ def test_held_out_photos_are_plain_names_in_the_samples_folder(copy: Path) -> No
     assert Bundle.load(copy).manifest["held_out"]["check"][0]["file"] == "obama.jpg"
     _rewrite(copy, lambda m: m.update(held_out=_held_out("../../etc/passwd")))
     _refused(copy, "held_out.check[0].file")
-
-
-def test_a_repository_weights_file_gives_a_loadable_source_entry(copy: Path) -> None:
-    """Weights shipped in models/weights are their own source: no member, and the manifest loads."""
-    from facegate.converters.build import source_entry
-    from facegate.converters.sources import Source
-
-    src = Source("w", "repository", "facegate", "1.0.0", "weights/w.npz", "a" * 64, "MIT")
-
-    def use_repository_source(manifest: dict) -> None:
-        for m in manifest["models"]:
-            if m["role"] == "embedder":
-                m["source"] = source_entry(src, "")
-
-    _rewrite(copy, use_repository_source)
-    assert "member" not in source_entry(src, "")
-    assert source_entry(src, "a/b.tflite")["member"] == "a/b.tflite"
-    Bundle.load(copy)
