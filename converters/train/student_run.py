@@ -13,6 +13,7 @@ before it is written, its ONNX form is checked against the torch module.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import time
 
@@ -78,7 +79,7 @@ def distill_student(args: argparse.Namespace, command: str) -> int:
     meta["onnx_max_abs_gap"] = pipeline.check_onnx(graph, held.crops[:8])
     args.out.with_name(f"{args.out.stem}.ckpt").unlink(missing_ok=True)
     ir_store.save(graph, args.out, meta)
-    print({k: meta[k] for k in ("architecture", "params", "macs", "heldout", "wall_s")})
+    print(json.dumps({k: meta[k] for k in ("architecture", "params", "macs", "heldout", "wall_s")}))
     return 0
 
 
