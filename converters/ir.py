@@ -4,6 +4,10 @@ Weights are stored in one canonical layout so the emitters never guess:
 conv kernels OIHW (depthwise: (C, 1, kH, kW) with ``group == C``), dense weights (in, out),
 PReLU slopes (C,). Activations are NHWC in the graph's input spec; the ONNX emitter works in
 NCHW and the TensorFlow emitter in NHWC.
+
+Channel ops (ShuffleNet V2): ``concat`` joins its inputs along the channel axis, in input order;
+``gather_channels`` picks the channels listed in ``attrs["indices"]`` (in that order), so a channel
+split and a channel shuffle are both one constant gather (and a shuffle folds into the next split).
 """
 
 from __future__ import annotations
@@ -51,6 +55,15 @@ class Graph:
         return int(sum(w.size for layer in self.layers for w in layer.weights.values()))
 
 
+CHANNEL_OPS = ("concat", "gather_channels")  # ShuffleNet V2's split, concat and shuffle
+OPS = OPS + CHANNEL_OPS  # every op the graph knows (readers such as ir_store check against it)
+
+
+def gather_indices(layer: Layer) -> np.ndarray:
+    """The channel indices of a ``gather_channels`` layer as int64."""
+    return np.asarray(layer.attrs["indices"], dtype=np.int64).reshape(-1)
+
+
 def conv_out(size: int, kernel: int, stride: int, padding: str) -> int:
     """Spatial output size of a conv/pool ('valid', 'same' or 'ceil' = Caffe ceil mode)."""
     if padding == "same":
@@ -74,6 +87,11 @@ def count_macs(graph: Graph, height: int, width: int) -> int:
             h, w = conv_out(src[0], kh, stride, pad), conv_out(src[1], kw, stride, pad)
             macs += kh * kw * cin_g * cout * h * w
             shapes[layer.output] = (h, w, cout)
+        elif layer.op == "concat":
+            channels = sum(shapes[name][-1] for name in layer.inputs)
+            shapes[layer.output] = (*src[:-1], channels)
+        elif layer.op == "gather_channels":
+            shapes[layer.output] = (*src[:-1], len(gather_indices(layer)))
         elif layer.op == "maxpool":
             k, s = int(layer.attrs["kernel"]), int(layer.attrs["stride"])
             pad = str(layer.attrs.get("padding", "ceil"))

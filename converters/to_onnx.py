@@ -8,7 +8,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from facegate.converters.ir import Graph, Layer
+from facegate.converters.ir import CHANNEL_OPS, Graph, Layer, gather_indices
 
 OPSET = 17
 
@@ -49,7 +49,19 @@ class _Emitter:
         self.node("Mul", [out + "_neg", s], out + "_sneg")
         self.node("Add", [out + "_pos", out + "_sneg"], out)
 
+    def channel_op(self, layer: Layer, src: str) -> None:
+        """``concat`` (Concat on axis 1) or ``gather_channels`` (Gather on axis 1), NCHW or NC."""
+        out = layer.output
+        if layer.op == "concat":
+            self.node("Concat", [self._src(name) for name in layer.inputs], out, axis=1)
+        else:
+            self.node("Gather", [src, self.const(out + "_idx", gather_indices(layer))], out, axis=1)
+        self.rank[out] = self.rank[src]
+
     def emit(self, layer: Layer, src: str) -> None:
+        if layer.op in CHANNEL_OPS:
+            self.channel_op(layer, src)
+            return
         out, rank = layer.output, self.rank[src]
         w = layer.weights
         if layer.op == "conv":

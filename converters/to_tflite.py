@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facegate.converters.ir import Graph, Layer, conv_out
+from facegate.converters.ir import CHANNEL_OPS, Graph, Layer, conv_out, gather_indices
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 log = logging.getLogger(__name__)
@@ -31,8 +31,17 @@ def _maxpool(tf: object, x: object, layer: Layer) -> object:
     return tf.nn.max_pool2d(x, k, s, "VALID")
 
 
+def _channel_op(tf: object, layer: Layer, x: object, env: dict[str, object]) -> object:
+    """``concat`` / ``gather_channels`` on the NHWC channel axis."""
+    if layer.op == "concat":
+        return tf.concat([env[name] for name in layer.inputs], axis=-1)
+    return tf.gather(x, gather_indices(layer).astype(np.int32), axis=-1)
+
+
 def _apply(tf: object, layer: Layer, x: object, env: dict[str, object]) -> object:
     w = layer.weights
+    if layer.op in CHANNEL_OPS:
+        return _channel_op(tf, layer, x, env)
     if layer.op == "conv":
         kernel, pad = w["kernel"], str(layer.attrs.get("padding", "valid")).upper()
         stride = int(layer.attrs.get("stride", 1))

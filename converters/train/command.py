@@ -26,6 +26,10 @@ def _run_prune(args: argparse.Namespace) -> int:
 
 
 def _run_distill(args: argparse.Namespace) -> int:
+    if args.width is not None:  # a new ShuffleNet V2 student
+        from facegate.converters.train.student_run import distill_student
+
+        return distill_student(args, _command_line(args))
     from facegate.converters.train import pipeline
 
     return pipeline.distill_command(args, _command_line(args))

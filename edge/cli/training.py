@@ -56,8 +56,26 @@ def add_prune_args(p: argparse.ArgumentParser) -> None:
 
 def add_distill_args(p: argparse.ArgumentParser) -> None:
     """``distill``: train a student net (a facegate-ir .npz) toward the teacher."""
-    p.add_argument("--init", type=Path, required=True, help="the student to train (.npz)")
+    start = p.add_mutually_exclusive_group(required=True)
+    start.add_argument("--init", type=Path, help="the student to train (.npz)")
+    start.add_argument(
+        "--width", type=float, choices=(0.5, 1.0), help="a new ShuffleNet V2 student, 0.5 or 1.0"
+    )
+    add_student_args(p)
     add_common_args(p)
+
+
+def add_student_args(p: argparse.ArgumentParser) -> None:
+    """How a new ShuffleNet student (``--width``) learns; the defaults are the best measured."""
+    p.add_argument(
+        "--from-scratch", action="store_true", help="do not copy the teacher's stem and head"
+    )
+    p.add_argument(
+        "--feature-weight", type=float, default=1.0, help="7x7x512 feature-map term (0: off)"
+    )
+    p.add_argument(
+        "--mild-augment", action="store_true", help="the default augmentation, not the strong one"
+    )
 
 
 # method -> (help, flags); facegate.converters.train.command maps each to its work
