@@ -127,10 +127,11 @@ class LiteRTBackend(Backend):
         if known is not None:
             self._interps.move_to_end(shape)
             return known
-        if len(self._interps) < self._capacity:
-            interp = self._cls(model_content=self._content, num_threads=self.threads)
-        else:
-            interp = self._interps.popitem(last=False)[1][0]
+        if len(self._interps) >= self._capacity:
+            # a fresh interpreter, not the evicted one resized: a resized arena keeps the largest
+            # size it ever had, and over a long run every cached interpreter would grow to it
+            self._interps.popitem(last=False)
+        interp = self._cls(model_content=self._content, num_threads=self.threads)
         index = interp.get_input_details()[0]["index"]
         interp.resize_tensor_input(index, list(shape), strict=False)
         with _tflite_notices_to_log():

@@ -122,8 +122,13 @@ def test_litert_keeps_one_interpreter_per_shape_and_stays_correct(bundle: Bundle
     shapes = [(1, 20 + 3 * i, 30 + 2 * i, 3) for i in range(litert.SPATIAL_SHAPES + 4)]
     inputs = [rng.uniform(-1, 1, s).astype(np.float32) for s in shapes]
     pnet = bundle.open(bundle.entry("pnet", "tflite"))
-    first = [pnet.run(x) for x in inputs]
+    first = [pnet.run(inputs[0])]
+    oldest = pnet._interps[shapes[0]][0]
+    first += [pnet.run(x) for x in inputs[1:]]
     assert len(pnet._interps) == litert.SPATIAL_SHAPES  # the oldest were dropped, not kept
+    # an evicted interpreter is dropped, not resized for the next shape: a resized arena keeps
+    # its largest size, and a long run would grow every cached one to it
+    assert all(entry[0] is not oldest for entry in pnet._interps.values())
     again = [pnet.run(x) for x in reversed(inputs)][::-1]  # evicted shapes come back resized
     for a, b, x in zip(first, again, inputs, strict=True):
         fresh = bundle.open(bundle.entry("pnet", "tflite")).run(x)
