@@ -254,3 +254,40 @@ def test_border_retry_finds_a_face_the_camera_frame_cuts(bundle: Bundle) -> None
     faces = detector.detect(_clip_frame(HAMILTON, 36))
     assert probe.take().retries == 1
     assert len(faces) == 1 and faces[0].box[3] > 360  # past the frame's bottom edge
+
+
+def _hamilton_frames(clip: Path, indices: set[int]) -> dict[int, np.ndarray]:
+    cap = cv2.VideoCapture(str(clip))
+    frames = {}
+    for index in range(max(indices) + 1):
+        ok, bgr = cap.read()
+        assert ok, f"{clip} ends before frame {index}"
+        if index in indices:
+            frames[index] = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    cap.release()
+    return frames
+
+
+def test_the_border_retry_runs_only_where_it_can_help(
+    tflite_detector: MTCNN, hamilton_clip: Path
+) -> None:
+    """Frame 36 of the Hamilton clip is a close-up cut by the bottom edge: only the padded retry
+    finds it, so the gate must let it through. Frame 37 has no face and one small background
+    hit: the gate skips its retry, and the result is the same as with the retry."""
+    nets = tflite_detector.pnet, tflite_detector.rnet, tflite_detector.onet
+    gated = MTCNN(*nets, MTCNNConfig(retry_gate=True))
+    always = MTCNN(*nets, MTCNNConfig(retry_gate=False))
+    retries: list[float] = []
+    padded = gated._padded
+
+    def counted(image: np.ndarray, big: float, sampler: _AreaSampler | None = None) -> object:
+        retries.append(big)
+        return padded(image, big, sampler)
+
+    gated._padded = counted  # type: ignore[method-assign,assignment]
+    frames = _hamilton_frames(hamilton_clip, {36, 37})
+    close_up = gated.detect(frames[36])
+    assert len(close_up) == 1 and close_up[0].box[3] > frames[36].shape[0]  # leaves the frame
+    assert len(retries) == 1
+    assert gated.detect(frames[37]) == always.detect(frames[37]) == []
+    assert len(retries) == 1, "frame 37's retry should have been skipped"
