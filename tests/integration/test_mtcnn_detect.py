@@ -291,3 +291,44 @@ def test_the_border_retry_runs_only_where_it_can_help(
     assert len(retries) == 1
     assert gated.detect(frames[37]) == always.detect(frames[37]) == []
     assert len(retries) == 1, "frame 37's retry should have been skipped"
+
+
+def _tight_and_cut(image: np.ndarray, face: Face, side: int) -> tuple[np.ndarray, np.ndarray]:
+    """A tight grey 150 px crop of ``face`` and a frame around it with 30 % of the face cut off
+    at ``side`` (0 left, 1 right, 2 top, 3 bottom): the pictures the border retry exists for."""
+    height, width = image.shape[:2]
+    x1, y1, x2, y2 = (round(v) for v in face.box)
+    x1, y1, x2, y2 = max(0, x1), max(0, y1), min(width, x2), min(height, y2)
+    grey = cv2.cvtColor(cv2.resize(image[y1:y2, x1:x2], (150, 150)), cv2.COLOR_RGB2GRAY)
+    w, h = x2 - x1, y2 - y1
+    box = [x1 - w // 2, y1 - h // 2, x2 + w // 2, y2 + h // 2]
+    box[side] = [x1 + int(0.3 * w), x2 - int(0.3 * w), y1 + int(0.3 * h), y2 - int(0.3 * h)][side]
+    left, top = max(0, box[0]), max(0, box[1])
+    cut = np.ascontiguousarray(image[top : min(height, box[3]), left : min(width, box[2])])
+    return cv2.cvtColor(grey, cv2.COLOR_GRAY2RGB), cut
+
+
+def test_the_retry_gate_keeps_every_face_of_tight_and_cut_pictures(tflite_detector: MTCNN) -> None:
+    """Tight crops and edge-cut frames of every fixture photo: the gated retry finds exactly the
+    faces (and boxes) the ungated one finds, and some of them need the retry."""
+    nets = tflite_detector.pnet, tflite_detector.rnet, tflite_detector.onet
+    gated = MTCNN(*nets, MTCNNConfig(retry_gate=True))
+    always = MTCNN(*nets, MTCNNConfig(retry_gate=False))
+    never = MTCNN(*nets, MTCNNConfig(pad_mode="never"))
+    pictures = []
+    for k, path in enumerate(sorted(FACES.glob("*/*/*"))):
+        if path.suffix.lower() in SUFFIXES:
+            image = cv2.cvtColor(_read(path), cv2.COLOR_BGR2RGB)
+            faces = gated.detect(image)
+            if faces:
+                pictures.extend(
+                    p for p in _tight_and_cut(image, faces[0], k % 4) if min(p.shape[:2]) >= 24
+                )
+    assert len(pictures) >= 80, "tests/data/faces is incomplete"
+    needed = 0
+    for picture in pictures:
+        want = always.detect(picture)
+        got = gated.detect(picture)
+        assert [f.box for f in got] == [f.box for f in want]
+        needed += len(want) > len(never.detect(picture))
+    assert needed >= 5, f"only {needed} pictures needed the retry: the gate is not tested"
