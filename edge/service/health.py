@@ -302,6 +302,10 @@ class HealthServer:
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
+        # close() pulls the loop's trigger (writes to its fd) while _serve may be closing it: the
+        # lock keeps the two apart, so the write never meets a closed (or reused) descriptor
+        self._closing = threading.Lock()
+        self._trigger_open = False
 
     @property
     def port(self) -> int:
@@ -331,6 +335,7 @@ class HealthServer:
             raise FacegateError(f"http: cannot listen on {self.host}:{self._port}: {err}") from err
         self._server = server
         self._stop.clear()
+        self._trigger_open = True
         self._thread = threading.Thread(target=self._serve, args=(server,), name="http")
         self._thread.daemon = True
         self._thread.start()
@@ -350,16 +355,20 @@ class HealthServer:
                 loop(timeout=LOOP_WAKE_S, map=sockets, use_poll=True, count=1)
             except Exception:  # the stage loop: one bad connection must not end the endpoint
                 log.exception("http: unexpected error in the server loop")
-        for channel in list(sockets.values()):
-            channel.close()
+        with self._closing:
+            self._trigger_open = False
+            for channel in list(sockets.values()):
+                channel.close()
         server.task_dispatcher.shutdown(cancel_pending=True, timeout=1)
 
     def close(self) -> None:
         """Stop serving and release the port; safe to call twice."""
         if self._server is None:
             return
-        self._stop.set()
-        self._server.pull_trigger()
+        with self._closing:
+            self._stop.set()
+            if self._trigger_open:  # else the loop has already closed it and is ending
+                self._server.pull_trigger()
         if self._thread:
             self._thread.join(timeout=5)
         self._server = self._thread = None

@@ -135,6 +135,21 @@ def test_binds_loopback_by_default_and_releases_the_port(server: HealthServer) -
         assert get(again, "/health")[0] == 200
 
 
+def test_close_after_the_loop_has_closed_its_trigger_writes_nothing() -> None:
+    """close() wakes the event loop by writing to its trigger; when the loop has already seen
+    the stop flag and closed every descriptor, that write must not happen: on a closed one it
+    raised EBADF at teardown, and a reused descriptor number could be someone else's file."""
+    srv = HealthServer(health, metrics, port=0)
+    srv.start()
+    assert get(srv, "/health")[0] == 200
+    srv._stop.set()  # the loop ends on its own within LOOP_WAKE_S and closes its descriptors
+    assert srv._thread is not None
+    srv._thread.join(timeout=5)
+    assert not srv._thread.is_alive()
+    srv.close()  # must neither raise nor write anywhere
+    srv.close()  # still safe twice
+
+
 def test_port_in_use_is_one_line(server: HealthServer) -> None:
     with pytest.raises(FacegateError, match=r"cannot listen on 127\.0\.0\.1"):
         HealthServer(health, port=server.port).start()
