@@ -121,9 +121,11 @@ def prune_command(args: argparse.Namespace, command: str) -> int:
     reports = []
     for i, fraction in enumerate(budgets):
         ckpt = args.out.with_name(f"{args.out.stem}.step{i + 1}.ckpt")
-        graph = prune.prune_to_macs(graph, int(fraction * full))
-        if not (args.resume and ckpt.is_file()):  # resumed: the checkpoint holds the weights
-            graph = prune.refit(graph, teacher, refit_x)
+        widths = prune.widths_for(graph, int(fraction * full))
+        if args.resume and ckpt.is_file():  # the checkpoint holds the weights: shapes only
+            graph = prune.remove_channels(graph, prune.l1_plan(graph, widths))
+        else:
+            graph = _prune_step(graph, widths, teacher, refit_x, args.criterion)
             log.warning("step %d: %.0f%% of the MACs, widths %s, held-out after refit %s", i + 1,
                         100 * fraction, prune.describe(graph), _heldout(graph, data))  # fmt: skip
         cfg = config(args, ckpt)
@@ -132,13 +134,30 @@ def prune_command(args: argparse.Namespace, command: str) -> int:
         reports.append({"mac_fraction": round(fraction, 4), **report.as_dict()})
     graph.name = f"mobilefacenet-pruned{round(args.budget * 100)}"
     method = {
-        "method": "structured channel pruning (filter L1), least-squares refit, distillation"
+        "method": f"structured channel pruning ({CRITERIA[args.criterion]}), least-squares refit,"
+        " distillation"
         + (f" with feature-map hints (weight {args.hint})" if args.hint > 0 else ""),
         "steps": reports,
+        "criterion": args.criterion,
         "widths": prune.describe(graph),
         "start": str(args.start) if args.start else "teacher",
     }
     return _finish(graph, data, args, command, method, time.monotonic() - started)
+
+
+CRITERIA = {
+    "lsq": "channels chosen by least-squares backward elimination on real crops",
+    "l1": "channels chosen by filter L1",
+}
+
+
+def _prune_step(
+    graph: Graph, widths: dict[int, int], teacher: Graph, x: object, criterion: str
+) -> Graph:
+    """``graph`` narrowed to ``widths`` by ``criterion``, its consumers refit to the teacher."""
+    if criterion == "lsq":
+        return prune.select_and_refit(graph, widths, teacher, x)
+    return prune.refit(prune.remove_channels(graph, prune.l1_plan(graph, widths)), teacher, x)
 
 
 def distill_command(args: argparse.Namespace, command: str) -> int:

@@ -9,14 +9,22 @@ depthwise filter ``c``, and input ``c`` of every consumer: the net stays dense, 
 it is faster on every runtime. Channels tied to a residual ``add`` or to an output are never
 touched (a tensor reaching one disqualifies its group).
 
-Channels are ranked within their group by the L1 norm of the producer's filter (BN is folded
-into it); every group keeps the same fraction, rounded to a multiple of :data:`CHANNEL_STEP`,
-with the fraction chosen as the largest whose MACs fit the budget.
+Every group keeps the same fraction, rounded to a multiple of :data:`CHANNEL_STEP`, with the
+fraction chosen as the largest whose MACs fit the budget (:func:`widths_for`). Which channels a
+group keeps is chosen one of two ways:
+
+- ``l1``: the largest L1 norms of the producer's filters (BN is folded into them);
+- ``lsq`` (:func:`select_and_refit`): on real crops, the channels from which the consumer's
+  output is best rebuilt by least squares, dropped one at a time (backward elimination), group
+  after group on the pruned net's own activations. At 60 % of the MACs, cosine to the teacher on
+  the 123 held-out natural crops right after the refit: ``l1`` 0.518 mean / 0.325 p5, ``lsq``
+  0.656 / 0.509 (256 UTKFace crops for both).
 """
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -132,23 +140,34 @@ def prunable_groups(graph: Graph) -> list[ChannelGroup]:
 
 def plan_for(graph: Graph, fraction: float) -> dict[int, np.ndarray]:
     """Which channels each group keeps at ``fraction`` (the highest-ranked ones)."""
-    return {
-        g.producer: ranking(graph, g)[: kept_count(g.channels, fraction)]
-        for g in prunable_groups(graph)
-    }
+    return l1_plan(
+        graph, {g.producer: kept_count(g.channels, fraction) for g in prunable_groups(graph)}
+    )
 
 
-def prune_to_macs(graph: Graph, target_macs: int, side: int = 112) -> Graph:
-    """``graph`` with the largest uniform kept fraction whose MACs are at most ``target_macs``."""
+def l1_plan(graph: Graph, widths: dict[int, int]) -> dict[int, np.ndarray]:
+    """For each group producer in ``widths``, its that-many channels of largest filter L1."""
+    groups = {g.producer: g for g in channel_groups(graph)}
+    return {p: ranking(graph, groups[p])[:n] for p, n in widths.items()}
+
+
+def widths_for(graph: Graph, target_macs: int, side: int = 112) -> dict[int, int]:
+    """Kept channels per prunable group: the largest uniform fraction within ``target_macs``."""
     lo, hi = 0.0, 1.0
     for _ in range(SEARCH_STEPS):
         mid = (lo + hi) / 2
         macs = count_macs(remove_channels(graph, plan_for(graph, mid)), side, side)
         lo, hi = (mid, hi) if macs <= target_macs else (lo, mid)
-    pruned = remove_channels(graph, plan_for(graph, lo))
-    if count_macs(pruned, side, side) > target_macs:
+    widths = {g.producer: kept_count(g.channels, lo) for g in prunable_groups(graph)}
+    if count_macs(remove_channels(graph, l1_plan(graph, widths)), side, side) > target_macs:
         raise ValueError(f"cannot prune {graph.name} to {target_macs:,} MACs")
-    return pruned
+    return widths
+
+
+def prune_to_macs(graph: Graph, target_macs: int, side: int = 112) -> Graph:
+    """``graph`` with the largest uniform kept fraction whose MACs are at most ``target_macs``
+    (channels chosen by filter L1)."""
+    return remove_channels(graph, l1_plan(graph, widths_for(graph, target_macs, side)))
 
 
 def describe(graph: Graph) -> list[int]:
@@ -169,10 +188,74 @@ def _solve(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return sol[:-1].T.astype(np.float32), sol[-1].astype(np.float32)
 
 
+def backward_elimination(x: np.ndarray, y: np.ndarray, keep: int) -> np.ndarray:
+    """The ``keep`` columns of ``x`` (sorted) from which ``y`` is best rebuilt by least squares.
+
+    Greedy: starting from every column (and a bias that always stays), drop the one whose loss
+    raises the residual sum of squares least. For a ridge solution ``B = G^-1 X'y`` that rise
+    is ``sum_k B[j, k]^2 / G^-1[j, j]``, and ``G^-1`` and ``B`` are downdated in place of a new
+    solve, so a 512-wide group costs well under a second.
+    """
+    n, c = x.shape
+    xa = np.concatenate([x, np.ones((n, 1), x.dtype)], axis=1).astype(np.float64)
+    gram = xa.T @ xa
+    gram += np.eye(c + 1) * REFIT_RIDGE * np.trace(gram) / (c + 1)
+    inv = np.linalg.inv(gram)
+    coef = inv @ (xa.T @ y.astype(np.float64))
+    alive = list(range(c))  # the bias is the last row of inv and coef, never dropped
+    while len(alive) > keep:
+        rise = (coef[:-1] ** 2).sum(axis=1) / np.diag(inv)[:-1]
+        j = int(np.argmin(rise))
+        rest = np.array([i for i in range(len(alive) + 1) if i != j])
+        col = inv[rest, j] / inv[j, j]
+        coef = coef[rest] - np.outer(col, coef[j])
+        inv = inv[np.ix_(rest, rest)] - np.outer(col, inv[j, rest])
+        alive.pop(j)
+    return np.array(alive)
+
+
 def _pixels(t: object, rows: np.ndarray | None) -> np.ndarray:
     """An NCHW torch tensor as (pixels, channels), optionally only the sampled rows."""
     a = t.permute(0, 2, 3, 1).reshape(-1, t.shape[1]).numpy()
     return a if rows is None else a[rows]
+
+
+Visit = Callable[[int, Layer, np.ndarray, np.ndarray], None]
+
+
+def _paired_pass(graph: Graph, teacher: Graph, x: object, at: set[int], visit: Visit) -> None:
+    """Run ``graph`` and the same-depth ``teacher`` side by side on ``x`` (NHWC torch batch).
+
+    Before layer ``j in at`` runs, ``visit(j, layer, inputs, teacher_outputs)`` gets a pixel
+    sample of the layer's input in ``graph`` and of the teacher's output of that layer, and may
+    change the layer's weights: what it sets is what the rest of the pass computes with.
+    """
+    import torch
+
+    from facegate.converters.train.ir_torch import OP_TABLE
+
+    env_p = {graph.input_name: x.permute(0, 3, 1, 2)}
+    env_t = dict(env_p)
+    rng = np.random.default_rng(0)
+    last = {name: j for j, layer in enumerate(graph.layers) for name in layer.inputs}
+    with torch.no_grad():
+        for j, (lp, lt) in enumerate(zip(graph.layers, teacher.layers, strict=True)):
+            tw = {k: torch.from_numpy(v) for k, v in lt.weights.items()}
+            env_t[lt.output] = OP_TABLE[lt.op](lt, [env_t[n] for n in lt.inputs], tw)
+            src = [env_p[n] for n in lp.inputs]
+            if j in at:
+                n = src[0].shape[0] * src[0].shape[2] * src[0].shape[3]
+                rows = rng.choice(n, REFIT_ROWS, replace=False) if n > REFIT_ROWS else None
+                visit(j, lp, _pixels(src[0], rows), _pixels(env_t[lt.output], rows))
+            pw = {k: torch.from_numpy(v) for k, v in lp.weights.items()}
+            env_p[lp.output] = OP_TABLE[lp.op](lp, src, pw)
+            for name in [n for n in lp.inputs if last[n] == j]:
+                env_p.pop(name, None)
+                env_t.pop(name, None)
+
+
+def _one_by_one(graph: Graph, j: int) -> bool:
+    return graph.layers[j].weights["kernel"].shape[2:] == (1, 1)
 
 
 def refit(pruned: Graph, teacher: Graph, x: object) -> Graph:
@@ -182,29 +265,38 @@ def refit(pruned: Graph, teacher: Graph, x: object) -> Graph:
     consumer the pruned net's own input (earlier refits included) is regressed onto the
     teacher's output of that layer, so the error of the removed channels does not pile up.
     """
-    import torch
-
-    from facegate.converters.train.ir_torch import OP_TABLE
-
     out = copy.deepcopy(pruned)
-    consumers = {j for g in channel_groups(pruned) for j in g.consumers}
-    env_p = {out.input_name: x.permute(0, 3, 1, 2)}
-    env_t = dict(env_p)
-    rng = np.random.default_rng(0)
-    last = {name: j for j, layer in enumerate(out.layers) for name in layer.inputs}
-    with torch.no_grad():
-        for j, (lp, lt) in enumerate(zip(out.layers, teacher.layers, strict=True)):
-            tw = {k: torch.from_numpy(v) for k, v in lt.weights.items()}
-            env_t[lt.output] = OP_TABLE[lt.op](lt, [env_t[n] for n in lt.inputs], tw)
-            src = [env_p[n] for n in lp.inputs]
-            if j in consumers and lp.weights["kernel"].shape[2:] == (1, 1):
-                n = src[0].shape[0] * src[0].shape[2] * src[0].shape[3]
-                rows = rng.choice(n, REFIT_ROWS, replace=False) if n > REFIT_ROWS else None
-                w, b = _solve(_pixels(src[0], rows), _pixels(env_t[lt.output], rows))
-                lp.weights["kernel"], lp.weights["bias"] = w[:, :, None, None], b
-            pw = {k: torch.from_numpy(v) for k, v in lp.weights.items()}
-            env_p[lp.output] = OP_TABLE[lp.op](lp, src, pw)
-            for name in [n for n in lp.inputs if last[n] == j]:
-                env_p.pop(name, None)
-                env_t.pop(name, None)
+    consumers = {j for g in channel_groups(pruned) for j in g.consumers if _one_by_one(out, j)}
+
+    def visit(j: int, layer: Layer, inputs: np.ndarray, want: np.ndarray) -> None:
+        w, b = _solve(inputs, want)
+        layer.weights["kernel"], layer.weights["bias"] = w[:, :, None, None], b
+
+    _paired_pass(out, teacher, x, consumers, visit)
     return out
+
+
+def select_and_refit(graph: Graph, widths: dict[int, int], teacher: Graph, x: object) -> Graph:
+    """``graph`` pruned to ``widths`` (producer -> kept channels), channels chosen by
+    :func:`backward_elimination` and each consumer refit on the kept ones, in one pass.
+
+    ``teacher`` has ``graph``'s layers (the unpruned net, or ``graph`` itself). Every group in
+    ``widths`` must have a single 1x1 consumer (true of every group MobileFaceNet prunes).
+    """
+    work = copy.deepcopy(graph)
+    groups = {g.consumers[0]: g for g in channel_groups(graph) if g.producer in widths}
+    for j, g in groups.items():
+        if len(g.consumers) != 1 or not _one_by_one(graph, j):
+            raise ValueError(f"group of layer {g.producer} is not read by one 1x1 conv")
+    plan: dict[int, np.ndarray] = {}
+
+    def visit(j: int, layer: Layer, inputs: np.ndarray, want: np.ndarray) -> None:
+        keep = backward_elimination(inputs, want, widths[groups[j].producer])
+        w, b = _solve(inputs[:, keep], want)
+        kernel = np.zeros_like(layer.weights["kernel"])
+        kernel[:, keep] = w[:, :, None, None]  # dropped inputs read as 0 for the rest of the pass
+        layer.weights["kernel"], layer.weights["bias"] = kernel, b
+        plan[groups[j].producer] = keep
+
+    _paired_pass(work, teacher, x, set(groups), visit)
+    return remove_channels(work, plan)

@@ -45,6 +45,13 @@ def add_prune_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--start", type=Path, help="prune this .npz (a larger pruned net) instead")
     p.add_argument("--refit-crops", type=int, default=64, help="crops for the least-squares refit")
     p.add_argument(
+        "--criterion",
+        choices=("lsq", "l1"),
+        default="lsq",
+        help="which channels stay: the ones the next layer is best rebuilt from on real crops"
+        " (lsq, default) or the largest filters (l1)",
+    )
+    p.add_argument(
         "--hint",
         type=float,
         default=0.0,

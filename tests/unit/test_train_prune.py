@@ -93,6 +93,70 @@ def test_refit_recovers_much_of_what_pruning_lost(teacher, recognizer, faces_dir
     assert after["cos_mean"] > before["cos_mean"] + 0.2
 
 
+def _naive_elimination(x: np.ndarray, y: np.ndarray, keep: int) -> list[int]:
+    """Backward elimination by brute force: for every candidate drop, a fresh solve of the
+    ridge objective (the ridge fixed from all columns, as in the fast version)."""
+    xa = np.concatenate([x, np.ones((len(x), 1))], axis=1).astype(np.float64)
+    gram = xa.T @ xa
+    gram += np.eye(len(gram)) * prune.REFIT_RIDGE * np.trace(gram) / len(gram)
+    xty = xa.T @ y.astype(np.float64)
+    alive = list(range(x.shape[1]))
+
+    def loss(cols: list[int]) -> float:  # min over B of |y - XB|^2 + ridge |B|^2, less y'y
+        s = [*cols, x.shape[1]]  # the bias always stays
+        return -float(np.sum(xty[s] * np.linalg.solve(gram[np.ix_(s, s)], xty[s])))
+
+    while len(alive) > keep:
+        alive.remove(min(alive, key=lambda c: loss([a for a in alive if a != c])))
+    return alive
+
+
+def test_backward_elimination_matches_brute_force() -> None:
+    """Every column matters a little and they are correlated, so each drop moves the others'
+    coefficients: the fast downdates must pick what a fresh solve picks, step by step."""
+    rng = np.random.default_rng(3)
+    mix = np.eye(12) + 0.5 * rng.normal(size=(12, 12))
+    x = (rng.normal(size=(3000, 12)) @ mix).astype(np.float32)
+    scale = np.exp(rng.uniform(-2, 1, size=(12, 1)))
+    y = x @ (scale * rng.normal(size=(12, 5))) + 0.1 * rng.normal(size=(3000, 5))
+    for keep in (9, 6, 3, 1):
+        assert list(prune.backward_elimination(x, y, keep)) == _naive_elimination(x, y, keep)
+
+
+def test_backward_elimination_keeps_the_columns_the_output_is_made_of() -> None:
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(3000, 12)).astype(np.float32)
+    x[:, 4] = x[:, 9] + 0.05 * rng.normal(size=3000)  # a near-copy: either may stay, not both
+    x[:, 7] *= 50  # a loud column y never reads: a magnitude criterion would keep it
+    y = x[:, [1, 4, 10]] @ rng.normal(size=(3, 5)) + 0.01 * rng.normal(size=(3000, 5))
+    got = set(prune.backward_elimination(x, y, 3))
+    assert {1, 10} < got and len(got & {4, 9}) == 1 and 7 not in got
+
+
+def test_least_squares_selection_beats_filter_l1_on_crops_it_did_not_fit(
+    teacher, recognizer, faces_dir
+) -> None:
+    """The same widths, two ways of choosing the channels, both refit on the same crops."""
+    from facegate.converters.train.distill import to_input
+    from facegate.vision.image import load_image
+
+    crops = []
+    for path in sorted(faces_dir.rglob("*.jpg")):
+        image = load_image(path)
+        crops += [a.crop for a in recognizer.align(image, recognizer.detect(image))]
+    crops = np.stack(crops)
+    fit, check = to_input(crops[::2]), crops[1::2]
+    want = recognizer.embedder.embed(check)
+    widths = prune.widths_for(teacher, int(0.6 * count_macs(teacher, 112, 112)))
+    l1 = prune.refit(prune.remove_channels(teacher, prune.l1_plan(teacher, widths)), teacher, fit)
+    lsq = prune.select_and_refit(teacher, widths, teacher, fit)
+    assert prune.describe(lsq) == prune.describe(l1)
+    assert count_macs(lsq, 112, 112) == count_macs(l1, 112, 112)
+    got_l1 = cosine_figures(embed(ir_torch.to_module(l1), check), want)
+    got_lsq = cosine_figures(embed(ir_torch.to_module(lsq), check), want)
+    assert got_lsq["cos_mean"] > got_l1["cos_mean"] + 0.1, (got_lsq, got_l1)
+
+
 def _training_loss(graph, crops: np.ndarray, recognizer) -> float:
     got = embed(ir_torch.to_module(graph), crops)
     return float(np.mean(1 - np.sum(got * recognizer.embedder.embed(crops), axis=1)))
@@ -125,11 +189,9 @@ def test_one_epoch_on_64_crops_lowers_the_loss_and_converts(
     crops = faces.aligned_crops(rec, faces.training_paths(faces.train_root(), 64), "utkface")
     from facegate.converters.train.distill import to_input
 
-    start = prune.refit(
-        prune.prune_to_macs(teacher, int(0.6 * count_macs(teacher, 112, 112))),
-        teacher,
-        to_input(crops.crops[:16]),
-    )
+    widths = prune.widths_for(teacher, int(0.6 * count_macs(teacher, 112, 112)))
+    start = prune.select_and_refit(teacher, widths, teacher, to_input(crops.crops[:16]))
+    assert meta["criterion"] == "lsq"
     assert _training_loss(graph, crops.crops, recognizer) < _training_loss(
         start, crops.crops, recognizer
     )
