@@ -7,21 +7,24 @@ converters; the detector is the same in all of them, so the rows differ only in 
 
 For each embedder variant the build made (ONNX Runtime and LiteRT, FP32 and INT8 — variants the
 build measured and rejected are taken from the build cache and marked): params, MACs, file size,
-median ms per face on one thread, and the cosine to the teacher (ONNX Runtime FP32) on natural
-held-out crops — the largest face of every labelled photo of ../shared/faces, aligned once by
-facegate's detector; no compressed net trains on these photos. For each bundle (FP32, ONNX Runtime)
-``facegate eval`` on the shared identities (face_recognition, bbt) and on the deepface set.
+median ms per face on one thread (all variants timed in turn, round after round, so that drift on
+a shared machine cannot favour the ones measured first), and the cosine to the teacher (ONNX
+Runtime FP32) on natural held-out crops — the largest face of every labelled photo of
+../shared/faces, aligned once by facegate's detector; no compressed net trains on these photos.
+For each bundle (FP32, ONNX Runtime) ``facegate eval`` on the shared identities
+(face_recognition, bbt) and on the deepface set.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import statistics
 from pathlib import Path
 
 import numpy as np
 from rich.table import Table
 
-from benchmarks.common import FACES, console, median_ms, tracked
+from benchmarks.common import FACES, console, interleaved, timed, tracked
 from facegate.backends import open_backend
 from facegate.bundle import Bundle, ModelEntry
 from facegate.evaluate.dataset import scan
@@ -97,8 +100,9 @@ def _embedder(built: Built, row: dict, path: Path) -> Embedder:
     return Embedder(open_backend(path, row["format"], 1, list(fp32.outputs)), entry)
 
 
-def variant_rows(built: Built, crops: np.ndarray, ref: np.ndarray, reps: int) -> list[dict]:
-    """Every embedder variant of ``built``: size, ms per face, cosine to the teacher."""
+def variant_rows(built: Built, crops: np.ndarray, ref: np.ndarray) -> list[tuple[dict, Embedder]]:
+    """Every embedder variant of ``built`` with its open embedder: size and cosine to the
+    teacher (ms per face comes later, from :func:`time_variants`)."""
     rows = []
     for row in built.report["variants"]:
         if row["role"] != "embedder" or row["precision"] not in PRECISIONS:
@@ -107,25 +111,34 @@ def variant_rows(built: Built, crops: np.ndarray, ref: np.ndarray, reps: int) ->
         if path is None:
             continue
         emb = _embedder(built, row, path)
-        vectors = emb.embed(crops)
-        cos = np.sum(vectors * ref, axis=1)
-        one = crops[:1]
-        rows.append(
-            {
-                "bundle": built.name,
-                "format": row["format"],
-                "precision": row["precision"],
-                "kept": bool(row["kept"]),
-                "why": row.get("why", ""),
-                "params": int(row["params"]),
-                "macs": int(row["macs"]),
-                "bytes": path.stat().st_size,
-                "ms_per_face": median_ms(lambda e=emb, x=one: e.embed(x), reps, warmup=3),
-                "cosine_to_teacher": _cosines(cos),
-            }
-        )
-        emb.backend.close()
+        cos = np.sum(emb.embed(crops) * ref, axis=1)
+        out = {
+            "bundle": built.name,
+            "format": row["format"],
+            "precision": row["precision"],
+            "kept": bool(row["kept"]),
+            "why": row.get("why", ""),
+            "params": int(row["params"]),
+            "macs": int(row["macs"]),
+            "bytes": path.stat().st_size,
+            "cosine_to_teacher": _cosines(cos),
+        }
+        rows.append((out, emb))
     return rows
+
+
+def time_variants(variants: list[tuple[dict, Embedder]], face: np.ndarray, reps: int) -> None:
+    """Median ms per face of every variant, timed in turn (one call each, rotating who goes
+    first) so that a shared machine's drift falls on all of them alike; closes the embedders.
+    """
+    for _, emb in variants:
+        for _ in range(3):  # warm-up: first calls allocate
+            emb.embed(face)
+    fns = [lambda e=emb: timed(lambda: e.embed(face))[0] for _, emb in variants]
+    times = interleaved(fns, reps)
+    for (row, emb), ms in zip(variants, times, strict=True):
+        row["ms_per_face"] = statistics.median(ms)
+        emb.backend.close()
 
 
 def _cosines(cos: np.ndarray) -> dict[str, float]:
@@ -165,11 +178,12 @@ def run(quick: bool, out: Path) -> dict:
     crops = held_out_crops(rec, quick)
     ref = rec.embedder.embed(crops)
     reps = 20 if quick else 200
-    rows = [
-        r
-        for b in tracked(builds, "compression: variants")
-        for r in variant_rows(b, crops, ref, reps)
+    variants = [
+        v for b in tracked(builds, "compression: variants") for v in variant_rows(b, crops, ref)
     ]
+    console.print(f"compression: timing {len(variants)} variants in turn, {reps} rounds")
+    time_variants(variants, crops[:1], reps)
+    rows = [row for row, _ in variants]
     evals = {b.name: eval_rows(b, quick) for b in tracked(builds, "compression: facegate eval")}
     _speedups(rows)
     console.print(table(rows, evals, len(crops)))

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.data import DATA, REPO, SHARED, has_shared
@@ -81,3 +82,29 @@ def test_realframes_times_one_camera_frame_stage_by_stage(bundle_dir: Path) -> N
         assert {*realframes.FACEGATE_STAGES, "detect", "total"} <= set(ms)
         assert (counts.cascades, counts.retries) == (1, 0)
         assert counts.candidates["onet"] >= 2 and counts.calls["pnet"] > 0
+
+
+def test_compression_times_the_variants_in_turn(bundle_dir: Path) -> None:
+    """Every variant gets its ms per face from the same rounds, each round in a new order."""
+    from benchmarks import compression
+    from facegate.bundle import Bundle
+
+    report = json.loads((bundle_dir / "report.json").read_text())
+    built = compression.Built("default", bundle_dir, bundle_dir, Bundle.load(bundle_dir), report)
+    crops = np.random.default_rng(5).integers(0, 255, (3, 112, 112, 3), dtype=np.uint8)
+    variants = compression.variant_rows(built, crops, np.zeros((3, 192), np.float32))
+    assert {(r["format"], r["precision"]) for r, _ in variants} >= {
+        ("onnx", "fp32"),
+        ("tflite", "fp32"),
+    }
+    order: list[int] = []
+    for i, (_, emb) in enumerate(variants):
+        embed = emb.embed
+        emb.embed = lambda x, i=i, embed=embed: order.append(i) or embed(x)
+    compression.time_variants(variants, crops[:1], reps=4)
+    n = len(variants)
+    timed = order[3 * n :]  # after three warm-up calls each
+    rounds = [timed[k * n : (k + 1) * n] for k in range(4)]
+    assert all(sorted(r) == list(range(n)) for r in rounds)  # every variant once a round
+    assert len({r[0] for r in rounds}) > 1  # and not always the same one first
+    assert all(r["ms_per_face"] > 0 for r, _ in variants)
