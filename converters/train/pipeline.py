@@ -76,12 +76,15 @@ def config(args: argparse.Namespace, checkpoint: Path) -> DistillConfig:
     )
 
 
-def step_budgets(start: float, budget: float, steps: int) -> list[float]:
-    """MAC fractions of each pruning step, evenly spaced from ``start`` down to ``budget``."""
-    if not 0.05 <= budget < start:
-        raise FacegateError(f"--budget must lie in [0.05, {start:.2f}), got {budget}")
+def step_budgets(start: float, budget: float, steps: int) -> list[float | None]:
+    """MAC fractions of each pruning step, evenly spaced from ``start`` down to ``budget``;
+    ``[None]`` (fine-tune only, nothing removed) when ``start`` is already within ``budget``."""
+    if not 0.05 <= budget <= 1:
+        raise FacegateError(f"--budget must lie in [0.05, 1], got {budget}")
     if steps < 1:
         raise FacegateError(f"--steps must be at least 1, got {steps}")
+    if start <= budget:
+        return [None]
     return [start - (start - budget) * (i + 1) / steps for i in range(steps)]
 
 
@@ -121,10 +124,15 @@ def prune_command(args: argparse.Namespace, command: str) -> int:
     reports = []
     for i, fraction in enumerate(budgets):
         ckpt = args.out.with_name(f"{args.out.stem}.step{i + 1}.ckpt")
-        widths = prune.widths_for(graph, int(fraction * full))
-        if args.resume and ckpt.is_file():  # the checkpoint holds the weights: shapes only
+        if fraction is None:  # a --start net already within the budget: fine-tune it as it is
+            fraction = count_macs(graph, SIDE, SIDE) / full
+            log.warning("%s is within the budget: fine-tuning only, held-out now %s", args.start,
+                        _heldout(graph, data))  # fmt: skip
+        elif args.resume and ckpt.is_file():  # the checkpoint holds the weights: shapes only
+            widths = prune.widths_for(graph, int(fraction * full))
             graph = prune.remove_channels(graph, prune.l1_plan(graph, widths))
         else:
+            widths = prune.widths_for(graph, int(fraction * full))
             graph = _prune_step(graph, widths, teacher, refit_x, args.criterion)
             log.warning("step %d: %.0f%% of the MACs, widths %s, held-out after refit %s", i + 1,
                         100 * fraction, prune.describe(graph), _heldout(graph, data))  # fmt: skip

@@ -225,3 +225,15 @@ def test_hints_compare_tensors_pruning_leaves_the_teacher_shape(teacher) -> None
     assert [a.shape for a in t_out[1:]] == [b.shape for b in p_out[1:]]
     assert float(hint_loss(t_out[1:], t_out[1:])) == 0.0
     assert float(hint_loss(p_out[1:], t_out[1:])) > 0.1
+
+
+def test_step_budgets_fine_tune_a_net_already_within_the_budget() -> None:
+    from facegate.converters.train.pipeline import step_budgets
+    from facegate.errors import FacegateError
+
+    assert step_budgets(1.0, 0.6, 2) == pytest.approx([0.8, 0.6])
+    assert step_budgets(0.5915, 0.6, 1) == [None]  # --start pruned60 --budget 0.6: train only
+    with pytest.raises(FacegateError, match="--budget"):
+        step_budgets(1.0, 0.01, 1)
+    with pytest.raises(FacegateError, match="--steps"):
+        step_budgets(1.0, 0.6, 0)
