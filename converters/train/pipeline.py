@@ -132,8 +132,7 @@ def prune_command(args: argparse.Namespace, command: str) -> int:
             widths = prune.widths_for(graph, int(fraction * full))
             graph = prune.remove_channels(graph, prune.l1_plan(graph, widths))
         else:
-            widths = prune.widths_for(graph, int(fraction * full))
-            graph = _prune_step(graph, widths, teacher, refit_x, args.criterion)
+            graph = _prune_step(graph, int(fraction * full), teacher, refit_x, args.criterion)
             log.warning("step %d: %.0f%% of the MACs, widths %s, held-out after refit %s", i + 1,
                         100 * fraction, prune.describe(graph), _heldout(graph, data))  # fmt: skip
         cfg = config(args, ckpt)
@@ -159,10 +158,9 @@ CRITERIA = {
 }
 
 
-def _prune_step(
-    graph: Graph, widths: dict[int, int], teacher: Graph, x: object, criterion: str
-) -> Graph:
-    """``graph`` narrowed to ``widths`` by ``criterion``, its consumers refit to the teacher."""
+def _prune_step(graph: Graph, macs: int, teacher: Graph, x: object, criterion: str) -> Graph:
+    """``graph`` narrowed to ``macs`` by ``criterion``, its consumers refit to the teacher."""
+    widths = prune.widths_for(graph, macs)
     if criterion == "lsq":
         return prune.select_and_refit(graph, widths, teacher, x)
     return prune.refit(prune.remove_channels(graph, prune.l1_plan(graph, widths)), teacher, x)
