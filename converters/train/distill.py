@@ -14,6 +14,7 @@ held-out cosine to the teacher is measured after every epoch.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -40,6 +41,7 @@ class DistillConfig:
     epochs: int = 4
     batch: int = 32
     lr: float = 3e-4
+    warmup: int = 0  # batches of linear warm-up before the cosine decay (0: decay from step 0)
     weight_decay: float = 0.0
     seed: int = 14
     threads: int = 1
@@ -159,12 +161,28 @@ class _Run:
     start_epoch: int = 0
 
 
+def schedule(
+    opt: torch.optim.Optimizer, total: int, warmup: int
+) -> torch.optim.lr_scheduler.LRScheduler:
+    """Cosine decay to zero over ``total`` batches, after ``warmup`` batches of linear rise."""
+    if warmup <= 0:  # the plain cosine decay earlier weights were trained with, unchanged
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
+    warmup = min(warmup, total - 1)
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.5 * (1.0 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+
+    return torch.optim.lr_scheduler.LambdaLR(opt, factor)
+
+
 def _start(student: nn.Module, cfg: DistillConfig, steps: int) -> _Run:
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
     params = [p for p in student.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, steps * cfg.epochs))
+    sched = schedule(opt, max(1, steps * cfg.epochs), cfg.warmup)
     run = _Run(student, opt, sched, np.random.default_rng(cfg.seed), DistillReport())
     if cfg.resume and cfg.checkpoint is not None and cfg.checkpoint.is_file():
         state = torch.load(cfg.checkpoint, weights_only=True)  # tensors and plain data only

@@ -65,6 +65,7 @@ def config(args: argparse.Namespace, checkpoint: Path) -> DistillConfig:
         epochs=args.epochs,
         batch=args.batch,
         lr=args.lr,
+        warmup=args.warmup,
         seed=args.seed,
         threads=args.threads,
         samples_per_epoch=args.samples_per_epoch,

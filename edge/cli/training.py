@@ -20,6 +20,14 @@ def add_common_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--lr", type=float, default=3e-4)
+    p.add_argument(
+        "--warmup",
+        type=int,
+        default=0,
+        metavar="STEPS",
+        help="raise the learning rate linearly over the first STEPS batches, then the cosine decay"
+        " (for continuing from trained weights without knocking them off their optimum)",
+    )
     p.add_argument("--seed", type=int, default=14)
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.add_argument(

@@ -53,3 +53,37 @@ def test_resumed_run_ends_where_an_unbroken_run_ends(tmp_path: Path) -> None:
     for key, value in straight.state_dict().items():
         assert torch.allclose(value, resumed.state_dict()[key], atol=1e-6), key
     assert report.losses[-1] < report.losses[0]  # it learns
+
+
+def _lrs(warmup: int, total: int = 40) -> list[float]:
+    from facegate.converters.train.distill import schedule
+
+    opt = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
+    sched = schedule(opt, total, warmup)
+    lrs = []
+    for _ in range(total):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    return lrs
+
+
+def test_warmup_rises_to_the_peak_then_decays_to_zero() -> None:
+    lrs = _lrs(warmup=10)
+    assert lrs[0] == pytest.approx(1e-4)  # 1/10 of the peak on the first batch, not the peak
+    assert lrs[:10] == sorted(lrs[:10])
+    assert max(lrs) == pytest.approx(1e-3) and lrs.index(max(lrs)) in (9, 10)
+    assert lrs[10:] == sorted(lrs[10:], reverse=True)
+    assert lrs[-1] < 1e-5
+
+
+def test_no_warmup_keeps_the_plain_cosine_decay() -> None:
+    """Weights trained before --warmup existed must come out the same from the same command."""
+    opt = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=40)
+    want = []
+    for _ in range(40):
+        want.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert _lrs(warmup=0) == want
