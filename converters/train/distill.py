@@ -42,6 +42,7 @@ class DistillConfig:
     batch: int = 32
     lr: float = 3e-4
     warmup: int = 0  # batches of linear warm-up before the cosine decay (0: decay from step 0)
+    average_last: int = 0  # end on the mean of the weights after each of the last N epochs
     weight_decay: float = 0.0
     seed: int = 14
     threads: int = 1
@@ -65,6 +66,7 @@ class DistillReport:
     epochs: int = 0
     losses: list[float] = field(default_factory=list)  # mean training loss per epoch
     heldout: list[dict[str, float]] = field(default_factory=list)  # cosine mean/p5 per epoch
+    averaged: dict = field(default_factory=dict)  # {"epochs": N, "heldout": ...} of the mean
 
     def as_dict(self) -> dict:
         """JSON-ready figures."""
@@ -73,6 +75,7 @@ class DistillReport:
             "epochs": self.epochs,
             "losses": [round(v, 5) for v in self.losses],
             "heldout": self.heldout,
+            "averaged": self.averaged,
         }
 
 
@@ -159,6 +162,8 @@ class _Run:
     rng: np.random.Generator
     report: DistillReport
     start_epoch: int = 0
+    weight_sum: dict[str, torch.Tensor] = field(default_factory=dict)  # for --average-last
+    summed: int = 0
 
 
 def schedule(
@@ -193,6 +198,7 @@ def _start(student: nn.Module, cfg: DistillConfig, steps: int) -> _Run:
         torch.set_rng_state(state["torch_rng"])
         run.report = DistillReport(**state["report"])
         run.start_epoch = int(state["epoch"])
+        run.weight_sum, run.summed = state.get("weight_sum", {}), int(state.get("summed", 0))
         log.warning("resumed from %s after epoch %d", cfg.checkpoint, run.start_epoch)
     return run
 
@@ -239,6 +245,8 @@ def distill(
             student.eval()
             run.report.heldout.append(cosine_figures(embed(student, heldout[0]), heldout[1]))
         run.report.epochs = epoch + 1
+        if epoch + 1 > cfg.epochs - cfg.average_last:
+            _add_weights(run)
         run.report.wall_s = time.monotonic() - started
         log.warning("epoch %d: loss %.4f, held-out %s", epoch + 1, loss,
                     run.report.heldout[-1] if heldout is not None else "-")  # fmt: skip
@@ -246,7 +254,30 @@ def distill(
             _save(cfg.checkpoint, _state(run, epoch + 1))
         if cfg.stop_after is not None and epoch + 1 >= cfg.stop_after:
             break
+    if run.summed and run.report.epochs == cfg.epochs:
+        _use_average(run, heldout)
     return run.report
+
+
+def _add_weights(run: _Run) -> None:
+    for name, value in run.student.state_dict().items():
+        value = value.detach().to(torch.float64)
+        run.weight_sum[name] = run.weight_sum[name] + value if name in run.weight_sum else value
+    run.summed += 1
+
+
+def _use_average(run: _Run, heldout: tuple[np.ndarray, np.ndarray] | None) -> None:
+    """Load the mean of the summed end-of-epoch weights (a flatter optimum than the last one)."""
+    current = run.student.state_dict()
+    run.student.load_state_dict(
+        {k: (v / run.summed).to(current[k].dtype) for k, v in run.weight_sum.items()}
+    )
+    run.report.averaged = {"epochs": run.summed}
+    if heldout is not None:
+        run.student.eval()
+        run.report.averaged["heldout"] = cosine_figures(embed(run.student, heldout[0]), heldout[1])
+    log.warning("mean of the last %d epochs' weights: held-out %s", run.summed,
+                run.report.averaged.get("heldout", "-"))  # fmt: skip
 
 
 def _state(run: _Run, epoch: int) -> dict:
@@ -258,4 +289,6 @@ def _state(run: _Run, epoch: int) -> dict:
         "torch_rng": torch.get_rng_state(),
         "report": run.report.as_dict() | {"wall_s": run.report.wall_s},
         "epoch": epoch,
+        "weight_sum": run.weight_sum,
+        "summed": run.summed,
     }

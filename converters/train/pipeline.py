@@ -66,6 +66,7 @@ def config(args: argparse.Namespace, checkpoint: Path) -> DistillConfig:
         batch=args.batch,
         lr=args.lr,
         warmup=args.warmup,
+        average_last=args.average_last,
         seed=args.seed,
         threads=args.threads,
         samples_per_epoch=args.samples_per_epoch,

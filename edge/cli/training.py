@@ -28,6 +28,13 @@ def add_common_args(p: argparse.ArgumentParser) -> None:
         help="raise the learning rate linearly over the first STEPS batches, then the cosine decay"
         " (for continuing from trained weights without knocking them off their optimum)",
     )
+    p.add_argument(
+        "--average-last",
+        type=int,
+        default=0,
+        metavar="N",
+        help="end on the mean of the weights after each of the last N epochs (0: the last weights)",
+    )
     p.add_argument("--seed", type=int, default=14)
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.add_argument(

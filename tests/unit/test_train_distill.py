@@ -35,11 +35,12 @@ def _data() -> tuple[np.ndarray, Targets]:
     return crops, Targets(t, t[:, ::-1].copy())
 
 
-def _run(stop_after: int, ckpt: Path, resume: bool, module=None):
+def _run(stop_after: int, ckpt: Path, resume: bool, module=None, average_last: int = 0):
     module = module or ir_torch.to_module(_tiny())
     crops, targets = _data()
     cfg = DistillConfig(epochs=3, batch=8, lr=1e-2, checkpoint=ckpt, resume=resume,
-                        stop_after=stop_after, progress=False)  # fmt: skip
+                        stop_after=stop_after, progress=False,
+                        average_last=average_last)  # fmt: skip
     report = distill(module, crops, targets, cfg, (crops[:4], targets.plain[:4]))
     return module, report
 
@@ -53,6 +54,26 @@ def test_resumed_run_ends_where_an_unbroken_run_ends(tmp_path: Path) -> None:
     for key, value in straight.state_dict().items():
         assert torch.allclose(value, resumed.state_dict()[key], atol=1e-6), key
     assert report.losses[-1] < report.losses[0]  # it learns
+
+
+def test_average_last_ends_on_the_mean_of_the_last_epochs_weights(tmp_path: Path) -> None:
+    """--average-last 2 of 3 epochs: the mean of the weights after epochs 2 and 3, also when the
+    run was stopped and resumed in between; the report says what the mean scored."""
+    epoch2, _ = _run(2, tmp_path / "plain.ckpt", resume=False)
+    w2 = {k: v.clone() for k, v in epoch2.state_dict().items()}
+    epoch3, plain = _run(3, tmp_path / "plain.ckpt", resume=True)
+    averaged, report = _run(3, tmp_path / "avg.ckpt", resume=False, average_last=2)
+    for key, value in averaged.state_dict().items():
+        want = (w2[key] + epoch3.state_dict()[key]) / 2
+        assert torch.allclose(value, want, atol=1e-6), key
+        assert not torch.allclose(value, epoch3.state_dict()[key], atol=1e-6), key
+    assert report.averaged["epochs"] == 2 and "cos_mean" in report.averaged["heldout"]
+    assert np.allclose(report.losses, plain.losses, atol=1e-5)  # the same trajectory
+    _run(2, tmp_path / "split.ckpt", resume=False, average_last=2)  # epoch 2 summed, then stop
+    resumed, again = _run(3, tmp_path / "split.ckpt", resume=True, average_last=2)
+    assert again.averaged["epochs"] == 2
+    for key, value in resumed.state_dict().items():
+        assert torch.allclose(value, averaged.state_dict()[key], atol=1e-6), key
 
 
 def _lrs(warmup: int, total: int = 40) -> list[float]:
