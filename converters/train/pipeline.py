@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from facegate.bundle import sha256_file
 from facegate.converters import ir_store
 from facegate.converters.ir import Graph, count_macs
 from facegate.converters.train import faces, prune
@@ -120,6 +121,7 @@ def prune_command(args: argparse.Namespace, command: str) -> int:
     teacher = teacher_graph()
     full = count_macs(teacher, SIDE, SIDE)
     graph = ir_store.load(args.start)[0] if args.start else teacher
+    start = f"{args.start} (sha256 {sha256_file(args.start)})" if args.start else "teacher"
     budgets = step_budgets(count_macs(graph, SIDE, SIDE) / full, args.budget, args.steps)
     data = load_data(args, online=args.hint > 0)
     refit_x = to_input(data.train.crops[: args.refit_crops])
@@ -149,7 +151,7 @@ def prune_command(args: argparse.Namespace, command: str) -> int:
         "steps": reports,
         "criterion": args.criterion,
         "widths": prune.describe(graph),
-        "start": str(args.start) if args.start else "teacher",
+        "start": start,  # with its digest: --out may overwrite the file it started from
     }
     return _finish(graph, data, args, command, method, time.monotonic() - started)
 

@@ -180,7 +180,7 @@ def test_one_epoch_on_64_crops_lowers_the_loss_and_converts(
     assert summary["architecture"] == graph.name == "mobilefacenet-pruned60"
     assert meta["seed"] == 14 and "UTKFace" in meta["training_data"]["licence"]
     assert meta["command"].startswith("python -m facegate.converters.train prune")
-    assert meta["steps"][0]["epochs"] == 1
+    assert meta["steps"][0]["epochs"] == 1 and meta["start"] == "teacher"
     _converts_and_loads(graph, tmp_path)
     # the loss the epoch trained on, measured on the same 64 crops before and after it
     from facegate.converters.train import faces
