@@ -267,7 +267,7 @@ def _add_weights(run: _Run) -> None:
 
 
 def _use_average(run: _Run, heldout: tuple[np.ndarray, np.ndarray] | None) -> None:
-    """Load the mean of the summed end-of-epoch weights (a flatter optimum than the last one)."""
+    """Load the mean of the summed end-of-epoch weights and measure it on ``heldout``."""
     current = run.student.state_dict()
     run.student.load_state_dict(
         {k: (v / run.summed).to(current[k].dtype) for k, v in run.weight_sum.items()}

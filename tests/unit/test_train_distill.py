@@ -12,7 +12,7 @@ torch = pytest.importorskip("torch", reason="optional extra: [train] (torch) is 
 
 from facegate.converters.ir import Graph, Layer  # noqa: E402
 from facegate.converters.train import ir_torch  # noqa: E402
-from facegate.converters.train.distill import DistillConfig, distill  # noqa: E402
+from facegate.converters.train.distill import DistillConfig, distill, schedule  # noqa: E402
 from facegate.converters.train.teacher import Targets  # noqa: E402
 
 
@@ -76,11 +76,10 @@ def test_average_last_ends_on_the_mean_of_the_last_epochs_weights(tmp_path: Path
         assert torch.allclose(value, averaged.state_dict()[key], atol=1e-6), key
 
 
-def _lrs(warmup: int, total: int = 40) -> list[float]:
-    from facegate.converters.train.distill import schedule
-
+def _lrs(make_schedule, total: int = 40) -> list[float]:
+    """The learning rate of each of ``total`` batches under ``make_schedule(optimizer)``."""
     opt = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
-    sched = schedule(opt, total, warmup)
+    sched = make_schedule(opt)
     lrs = []
     for _ in range(total):
         lrs.append(opt.param_groups[0]["lr"])
@@ -90,7 +89,7 @@ def _lrs(warmup: int, total: int = 40) -> list[float]:
 
 
 def test_warmup_rises_to_the_peak_then_decays_to_zero() -> None:
-    lrs = _lrs(warmup=10)
+    lrs = _lrs(lambda opt: schedule(opt, 40, warmup=10))
     assert lrs[0] == pytest.approx(1e-4)  # 1/10 of the peak on the first batch, not the peak
     assert lrs[:10] == sorted(lrs[:10])
     assert max(lrs) == pytest.approx(1e-3) and lrs.index(max(lrs)) in (9, 10)
@@ -100,11 +99,5 @@ def test_warmup_rises_to_the_peak_then_decays_to_zero() -> None:
 
 def test_no_warmup_keeps_the_plain_cosine_decay() -> None:
     """Weights trained before --warmup existed must come out the same from the same command."""
-    opt = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=40)
-    want = []
-    for _ in range(40):
-        want.append(opt.param_groups[0]["lr"])
-        opt.step()
-        sched.step()
-    assert _lrs(warmup=0) == want
+    plain = _lrs(lambda opt: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=40))
+    assert _lrs(lambda opt: schedule(opt, 40, warmup=0)) == plain
