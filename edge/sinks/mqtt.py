@@ -170,6 +170,9 @@ class MqttSink(EventSink):
         self._removed: set[str] = set()
         self._present: dict[str, set[str]] = {}  # person -> ids of their open visits
         self._connected = self._resync = self._started = self._closing = self._closed = False
+        # on_connect has read the people to announce on this link: from then on set_people
+        # announces a newcomer itself (before, on_connect will; _connected comes later still)
+        self._people_read = False
         self._failing = self._dropping = False
         self._delivered = self._dropped = self._connects = self._connect_errors = 0
         self._publisher = threading.Thread(target=self._run, name="mqtt-publisher", daemon=True)
@@ -311,13 +314,13 @@ class MqttSink(EventSink):
             self._people = new
             for person in removed:
                 self._states.pop(self.state_topic(person), None)
-            if self.discovery and not self._connected:
+            if self.discovery and not self._people_read:
                 self._removed = (self._removed | removed) - new
             for person in added:
                 self._mark_state(person)
             self._cond.notify_all()
-            connected = self._connected
-        if self.discovery and connected:
+            announce = self._people_read
+        if self.discovery and announce:
             for msg in self._removals(removed) + self._configs(added):
                 self._send(msg)
 
@@ -421,7 +424,7 @@ class MqttSink(EventSink):
         with self._cond:
             self._connects += 1
             removed, self._removed = self._removed, set()
-            people = set(self._people)
+            people, self._people_read = set(self._people), True
             for person in people | set(self._present):  # retained states may be gone: re-send
                 self._mark_state(person)
         log.info("connected to MQTT broker %s:%d", self.host, self.port)
@@ -454,6 +457,7 @@ class MqttSink(EventSink):
     ) -> None:
         with self._cond:
             was_connected, self._connected = self._connected, False
+            self._people_read = False
             closing = self._closing
         if was_connected and not closing:
             log.warning("lost MQTT broker %s:%d (%s); queuing events", self.host, self.port, reason)

@@ -182,6 +182,30 @@ def test_discovery_configs_are_retained_and_follow_the_gallery(broker: Mosquitto
         late.close()
 
 
+@needs_mosquitto
+def test_a_person_enrolled_while_the_sink_connects_is_announced(broker: Mosquitto) -> None:
+    """The gallery can change after on_connect has read the people to announce but before the
+    link counts as up (the daemon sets the people right after starting the sink): the newcomer
+    must still get its discovery config, or Home Assistant never shows them."""
+    sink = mqtt_sink(broker, people=["Alice"])
+    announce, changed = sink._configs, []
+
+    def gallery_changes_inside_the_window(people: object) -> object:
+        if not changed:  # on_connect's own call, after it read the people
+            changed.append(True)
+            sink.set_people(["Alice", "Dave"])
+        return announce(people)  # type: ignore[arg-type]
+
+    sink._configs = gallery_changes_inside_the_window  # type: ignore[method-assign]
+    with sink:
+        wait_until(lambda: sink.stats()["connected"], what="connect")
+        sub = Subscriber(broker, ("homeassistant/binary_sensor/#",))
+        wait_until(lambda: len(sub.messages) == 2, what="both people's retained configs")
+        assert {t.split("/")[-2] for t, _, _ in sub.messages} == {"alice", "dave"}
+        assert changed
+        sub.close()
+
+
 LAST_WILL_SCRIPT = """
 import sys, time
 from facegate.sinks.mqtt import MqttSink
