@@ -10,6 +10,17 @@ import argparse
 from pathlib import Path
 
 
+def count(text: str) -> int:
+    """A whole number >= 0 (argparse type): a negative count is refused in one line."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is negative")
+    return value
+
+
 def add_common_args(p: argparse.ArgumentParser) -> None:
     """Flags every training command takes."""
     p.add_argument("--out", type=Path, required=True, help="the .npz to write (facegate-ir)")
@@ -22,7 +33,7 @@ def add_common_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr", type=float, default=3e-4)
     p.add_argument(
         "--warmup",
-        type=int,
+        type=count,
         default=0,
         metavar="STEPS",
         help="raise the learning rate linearly over the first STEPS batches, then the cosine decay"
@@ -30,7 +41,7 @@ def add_common_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--average-last",
-        type=int,
+        type=count,
         default=0,
         metavar="N",
         help="end on the mean of the weights after each of the last N epochs (0: the last weights)",
