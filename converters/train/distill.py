@@ -48,6 +48,7 @@ class DistillConfig:
     threads: int = 1
     samples_per_epoch: int | None = None  # None: every crop once per epoch
     augment: augment.Augment | None = field(default_factory=augment.Augment)
+    backgrounds: tuple[np.ndarray, ...] = ()  # images for the augmentation's border fill
     relational: float = 0.0  # weight of the similarity-matrix term (0: off)
     teacher: nn.Module | None = None  # online targets from this module instead of the cache
     hint: float = 0.0  # weight of the feature-map term: student taps vs the teacher's (online)
@@ -214,7 +215,7 @@ def _epoch(run: _Run, crops: np.ndarray, targets: Targets, cfg: DistillConfig, n
                disable=not cfg.progress, leave=False)  # fmt: skip
     for i in bar:
         idx = order[i : i + cfg.batch]
-        views, flipped = augment.batch(crops[idx], run.rng, cfg.augment)
+        views, flipped = augment.batch(crops[idx], run.rng, cfg.augment, cfg.backgrounds)
         x = to_input(views)
         loss = _loss(cfg, run.student, x, *_targets(cfg, x, idx, flipped, targets))
         run.opt.zero_grad()
@@ -235,6 +236,8 @@ def distill(
     heldout: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> DistillReport:
     """Train ``student`` on ``crops`` toward ``targets``; ``heldout`` = (crops, teacher vectors)."""
+    if cfg.augment is not None and cfg.augment.fill > 0 and cfg.teacher is None:
+        raise ValueError("border fill changes the crop: its targets need the online teacher")
     n = min(cfg.samples_per_epoch or len(crops), len(crops))
     run = _start(student, cfg, -(-n // cfg.batch))
     started = time.monotonic() - run.report.wall_s

@@ -15,6 +15,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from facegate.bundle import Bundle, sha256_file
@@ -31,6 +32,13 @@ TRAINING_DATA = {
     "name": "UTKFace aligned crops (../shared/train/utkface_crops)",
     "licence": "UTKFace: non-commercial research purposes only",
 }
+BACKGROUND_VIDEO = "facenet_pytorch_video.mp4"  # strangers in a street: no evaluated identity
+BACKGROUND_DATA = {
+    "name": f"frames of ../shared/video/{BACKGROUND_VIDEO} as border-fill backgrounds",
+    "licence": "example clip of the facenet-pytorch repository (MIT)",
+}
+BACKGROUND_EVERY = 3  # every third frame, at half size: 35 street scenes of 960x540
+BACKGROUND_SCALE = 0.5
 
 
 @dataclass(frozen=True)
@@ -61,6 +69,30 @@ def open_recognizer(bundle_dir: Path | None = None) -> Recognizer:
     root = bundle_dir or models_dir() / "default"
     bundle = Bundle.load(root)
     return Recognizer.from_bundle(bundle, RecognizerConfig(backend="onnxruntime"))
+
+
+def background_images(video: Path | None = None) -> tuple[np.ndarray, ...]:
+    """Street scenes (RGB uint8) for the augmentation's border fill: frames of the shared clip."""
+    video = video or shared_dir() / "video" / BACKGROUND_VIDEO
+    if not video.is_file():
+        raise FacegateError(f"no background clip at {video} (needed by --fill-borders)")
+    cap = cv2.VideoCapture(str(video))
+    frames, i = [], 0
+    try:
+        while True:
+            ok, frame = cap.read()
+            if not ok:
+                break
+            if i % BACKGROUND_EVERY == 0:
+                small = cv2.resize(frame, None, fx=BACKGROUND_SCALE, fy=BACKGROUND_SCALE,
+                                   interpolation=cv2.INTER_AREA)  # fmt: skip
+                frames.append(cv2.cvtColor(small, cv2.COLOR_BGR2RGB))
+            i += 1
+    finally:
+        cap.release()
+    if not frames:
+        raise FacegateError(f"{video}: no frame could be decoded")
+    return tuple(frames)
 
 
 def _list(folder: Path, pattern: str) -> list[Path]:

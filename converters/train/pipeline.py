@@ -15,6 +15,7 @@ from facegate.bundle import sha256_file
 from facegate.converters import ir_store
 from facegate.converters.ir import Graph, count_macs
 from facegate.converters.train import faces, prune
+from facegate.converters.train.augment import Augment
 from facegate.converters.train.distill import (
     DistillConfig,
     DistillReport,
@@ -62,6 +63,7 @@ def load_data(args: argparse.Namespace, online: bool = False) -> Data:
 
 def config(args: argparse.Namespace, checkpoint: Path) -> DistillConfig:
     """The distillation settings the command line asks for."""
+    fill = getattr(args, "fill_borders", 0.0)
     return DistillConfig(
         epochs=args.epochs,
         batch=args.batch,
@@ -72,6 +74,8 @@ def config(args: argparse.Namespace, checkpoint: Path) -> DistillConfig:
         threads=args.threads,
         samples_per_epoch=args.samples_per_epoch,
         relational=args.relational,
+        augment=Augment(fill=fill),
+        backgrounds=faces.background_images() if fill > 0 else (),
         checkpoint=checkpoint,
         resume=args.resume,
         stop_after=args.stop_after,
@@ -94,18 +98,25 @@ def step_budgets(start: float, budget: float, steps: int) -> list[float | None]:
 def _train(
     graph: Graph, data: Data, cfg: DistillConfig, teacher: Graph | None = None
 ) -> tuple[Graph, DistillReport]:
-    """Distil into ``graph``; with a hint weight, the teacher runs online and its residual
-    stream (which pruning leaves the same shape) supervises the student's."""
+    """Distil into ``graph``; with a hint weight or border fill, the teacher runs online on every
+    augmented batch; with a hint weight its residual stream (which pruning leaves the same shape)
+    supervises the student's."""
     module = to_module(graph)
-    if cfg.hint > 0 and teacher is not None:
+    if online(cfg) and teacher is not None:
         cfg.teacher = to_module(teacher).eval()
         for p in cfg.teacher.parameters():
             p.requires_grad_(False)
+    if cfg.hint > 0 and cfg.teacher is not None:
         module.taps = cfg.teacher.taps = residual_stream(graph)
     held = (data.heldout.crops, data.heldout_targets.plain)
     report = distill(module, data.train.crops, data.targets, cfg, held)
     module.taps = ()
     return to_graph(module), report
+
+
+def online(cfg: DistillConfig) -> bool:
+    """Whether the targets must come from the teacher run on each view (not from the cache)."""
+    return cfg.hint > 0 or (cfg.augment is not None and cfg.augment.fill > 0)
 
 
 def residual_stream(graph: Graph) -> tuple[str, ...]:
@@ -123,7 +134,7 @@ def prune_command(args: argparse.Namespace, command: str) -> int:
     graph = ir_store.load(args.start)[0] if args.start else teacher
     start = f"{args.start} (sha256 {sha256_file(args.start)})" if args.start else "teacher"
     budgets = step_budgets(count_macs(graph, SIDE, SIDE) / full, args.budget, args.steps)
-    data = load_data(args, online=args.hint > 0)
+    data = load_data(args, online=args.hint > 0 or args.fill_borders > 0)
     refit_x = to_input(data.train.crops[: args.refit_crops])
     reports = []
     for i, fraction in enumerate(budgets):
@@ -174,9 +185,9 @@ def distill_command(args: argparse.Namespace, command: str) -> int:
     """Distil the teacher into the net of ``--init`` (a facegate-ir .npz)."""
     started = time.monotonic()
     graph, _ = ir_store.load(args.init)
-    data = load_data(args)
+    data = load_data(args, online=args.fill_borders > 0)
     ckpt = args.out.with_name(f"{args.out.stem}.ckpt")
-    graph, report = _train(graph, data, config(args, ckpt))
+    graph, report = _train(graph, data, config(args, ckpt), teacher_graph())
     method = {"method": "distillation", "steps": [report.as_dict()], "init": str(args.init)}
     return _finish(graph, data, args, command, method, time.monotonic() - started)
 
@@ -197,7 +208,7 @@ def _finish(
         "macs_shape": [1, SIDE, SIDE, 3],
         "mac_fraction_of_teacher": round(macs / teacher_macs, 4),
         "embedding": "the teacher's 192-d space (default bundle's MobileFaceNet)",
-        "training_data": {**faces.TRAINING_DATA, "crops": len(data.train.crops)},
+        "training_data": training_data(args, len(data.train.crops)),
         "heldout": {
             "data": "every identity photo of ../shared/faces (never trained on)",
             "crops": len(data.heldout.crops),
@@ -213,6 +224,14 @@ def _finish(
     ir_store.save(graph, args.out, meta)
     print(json.dumps({k: meta[k] for k in ("architecture", "params", "macs", "heldout", "wall_s")}))
     return 0
+
+
+def training_data(args: argparse.Namespace, crops: int) -> dict:
+    """The meta's account of what a run trained on (and its licences)."""
+    out = {**faces.TRAINING_DATA, "crops": crops}
+    if getattr(args, "fill_borders", 0.0) > 0:
+        out["backgrounds"] = {**faces.BACKGROUND_DATA, "probability": args.fill_borders}
+    return out
 
 
 def check_onnx(graph: Graph, crops: np.ndarray) -> float:

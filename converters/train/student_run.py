@@ -13,6 +13,7 @@ before it is written, its ONNX form is checked against the torch module.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import time
@@ -56,7 +57,8 @@ def _config(args: argparse.Namespace, opts: st.StudentOptions, teacher: Graph) -
     online = st.OnlineTeacher(teacher, args.threads)
     feature = st.feature_loss(online, opts.feature_weight) if opts.feature_weight else None
     cfg = pipeline.config(args, args.out.with_name(f"{args.out.stem}.ckpt"))
-    cfg.augment = st.STRONG if opts.strong else augment.Augment()
+    base = st.STRONG if opts.strong else augment.Augment()
+    cfg.augment = dataclasses.replace(base, fill=args.fill_borders)
     cfg.teacher = online
     cfg.feature_loss = feature
     return cfg
@@ -113,7 +115,7 @@ def _meta(
             "feature_weight": opts.feature_weight,
             "augment": "strong" if opts.strong else "default",
         },
-        "training_data": {**faces.TRAINING_DATA, "crops": counts[0]},
+        "training_data": pipeline.training_data(args, counts[0]),
         "heldout": {
             "data": "every identity photo of ../shared/faces (never trained on)",
             "crops": counts[1],

@@ -21,6 +21,17 @@ def count(text: str) -> int:
     return value
 
 
+def probability(text: str) -> float:
+    """A number in [0, 1] (argparse type)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{value} is not in [0, 1]")
+    return value
+
+
 def add_common_args(p: argparse.ArgumentParser) -> None:
     """Flags every training command takes."""
     p.add_argument("--out", type=Path, required=True, help="the .npz to write (facegate-ir)")
@@ -45,6 +56,14 @@ def add_common_args(p: argparse.ArgumentParser) -> None:
         default=0,
         metavar="N",
         help="end on the mean of the weights after each of the last N epochs (0: the last weights)",
+    )
+    p.add_argument(
+        "--fill-borders",
+        type=probability,
+        default=0.0,
+        metavar="P",
+        help="with probability P, fill a view's black alignment border with a patch of a street"
+        " scene (../shared/video), the teacher run online on the filled view (0: off)",
     )
     p.add_argument("--seed", type=int, default=14)
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")

@@ -167,9 +167,10 @@ def test_one_epoch_on_64_crops_lowers_the_loss_and_converts(
     tmp_path: Path, teacher, recognizer
 ) -> None:
     shared("train/utkface_crops")
+    shared("video/facenet_pytorch_video.mp4")  # the border fill's street scenes
     out = tmp_path / "p.npz"
     args = ["prune", "--budget", "0.6", "--epochs", "1", "--limit", "64", "--refit-crops", "16"]
-    args += ["--out", str(out), "--no-progress", "--lr", "1e-4"]
+    args += ["--out", str(out), "--no-progress", "--lr", "1e-4", "--fill-borders", "0.5"]
     proc = subprocess.run(
         [sys.executable, "-m", "facegate.converters.train", *args],
         capture_output=True, text=True, timeout=1500, check=False,
@@ -179,6 +180,7 @@ def test_one_epoch_on_64_crops_lowers_the_loss_and_converts(
     graph, meta = ir_store.load(out)
     assert summary["architecture"] == graph.name == "mobilefacenet-pruned60"
     assert meta["seed"] == 14 and "UTKFace" in meta["training_data"]["licence"]
+    assert meta["training_data"]["backgrounds"]["probability"] == 0.5
     assert meta["command"].startswith("python -m facegate.converters.train prune")
     assert meta["steps"][0]["epochs"] == 1 and meta["start"] == "teacher"
     _converts_and_loads(graph, tmp_path)
