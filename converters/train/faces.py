@@ -21,7 +21,7 @@ import numpy as np
 from facegate.bundle import Bundle, sha256_file
 from facegate.errors import FacegateError
 from facegate.host.paths import cache_dir, ensure_private_dir, models_dir
-from facegate.vision.image import load_image
+from facegate.vision.image import load_image, video_frames
 from facegate.vision.recognizer import Recognizer, RecognizerConfig
 
 log = logging.getLogger(__name__)
@@ -76,20 +76,10 @@ def background_images(video: Path | None = None) -> tuple[np.ndarray, ...]:
     video = video or shared_dir() / "video" / BACKGROUND_VIDEO
     if not video.is_file():
         raise FacegateError(f"no background clip at {video} (needed by --fill-borders)")
-    cap = cv2.VideoCapture(str(video))
-    frames, i = [], 0
-    try:
-        while True:
-            ok, frame = cap.read()
-            if not ok:
-                break
-            if i % BACKGROUND_EVERY == 0:
-                small = cv2.resize(frame, None, fx=BACKGROUND_SCALE, fy=BACKGROUND_SCALE,
-                                   interpolation=cv2.INTER_AREA)  # fmt: skip
-                frames.append(cv2.cvtColor(small, cv2.COLOR_BGR2RGB))
-            i += 1
-    finally:
-        cap.release()
+    frames = [
+        cv2.resize(f, None, fx=BACKGROUND_SCALE, fy=BACKGROUND_SCALE, interpolation=cv2.INTER_AREA)
+        for f in video_frames(video, BACKGROUND_EVERY)
+    ]
     if not frames:
         raise FacegateError(f"{video}: no frame could be decoded")
     return tuple(frames)

@@ -13,7 +13,6 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from facegate.cli.common import (
@@ -35,7 +34,7 @@ from facegate.evaluate.liveness import (
 )
 from facegate.host.permissions import write_private
 from facegate.text import display_path
-from facegate.vision.image import load_image
+from facegate.vision.image import load_image, video_frames
 from facegate.vision.liveness import DEEPTREE_SPEC, DEFAULT_MODEL, LivenessModel
 from facegate.vision.recognizer import Recognizer
 
@@ -182,18 +181,7 @@ def _frames(path: Path, every: int) -> Iterator[np.ndarray]:
     if path.suffix.lower() not in VIDEO_SUFFIXES:
         yield load_image(path)
         return
-    cap = cv2.VideoCapture(str(path))
-    index = 0
-    try:
-        while True:
-            ok, bgr = cap.read()
-            if not ok:
-                break
-            if index % every == 0:
-                yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-            index += 1
-    finally:
-        cap.release()
+    yield from video_frames(path, every)
 
 
 def score_paths(

@@ -11,6 +11,7 @@ files, data that is not an image, truncated JPEGs, and pictures too narrow to sh
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -134,3 +135,19 @@ def to_rgb(frame: np.ndarray) -> np.ndarray:
     elif frame.shape[2] == 4:
         frame = cv2.cvtColor(frame, cv2.COLOR_RGBA2RGB)
     return np.ascontiguousarray(frame)
+
+
+def video_frames(path: Path | str, every: int = 1) -> Iterator[np.ndarray]:
+    """RGB images of every ``every``-th frame of a video file, until it ends or stops decoding."""
+    cap = cv2.VideoCapture(str(path))
+    index = 0
+    try:
+        while True:
+            ok, bgr = cap.read()
+            if not ok:
+                break
+            if index % every == 0:
+                yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+            index += 1
+    finally:
+        cap.release()
